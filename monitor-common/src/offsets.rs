@@ -1,0 +1,104 @@
+/// Byte offsets of the kernel struct members the programs read, taken from the running kernel's
+/// BTF at start-up and handed to the programs as a load-time global. Rust eBPF has no CO-RE
+/// relocations, so nothing here may be compiled in.
+///
+/// Names are `<struct>_<member>`; nested members are flattened to the offset from the outer
+/// struct's start (e.g. `file_f_path` descends into an anonymous union).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_start_boottime: u32,
+    pub task_real_cred: u32,
+    pub task_files: u32,
+    pub task_fs: u32,
+    pub task_mm: u32,
+    pub task_signal: u32,
+    pub task_nsproxy: u32,
+    pub task_thread_pid: u32,
+    pub task_loginuid: u32,
+    pub task_cgroups: u32,
+    pub task_exit_code: u32,
+
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub file_private_data: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+
+    pub dentry_d_parent: u32,
+    pub dentry_d_name: u32,
+    pub dentry_d_inode: u32,
+    pub qstr_len: u32,
+    pub qstr_name: u32,
+
+    pub inode_i_mode: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub inode_i_rdev: u32,
+    pub inode_i_nlink: u32,
+    pub super_block_s_dev: u32,
+
+    pub vfsmount_mnt_root: u32,
+    /// Offset of the embedded `struct vfsmount mnt` inside `struct mount`.
+    pub mount_mnt: u32,
+    pub mount_mnt_parent: u32,
+    pub mount_mnt_mountpoint: u32,
+
+    pub fs_root: u32,
+    pub fs_pwd: u32,
+
+    pub mm_exe_file: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+
+    pub signal_tty: u32,
+    pub signal_live: u32,
+    pub signal_group_exit_code: u32,
+    pub tty_index: u32,
+    pub tty_driver: u32,
+    pub tty_driver_major: u32,
+    pub tty_driver_minor_start: u32,
+
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_namespace_inum: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_nr: u32,
+    pub upid_ns: u32,
+    pub pid_namespace_inum: u32,
+
+    pub css_set_dfl_cgrp: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_name: u32,
+    pub kernfs_node_parent: u32,
+
+    pub socket_sk: u32,
+    pub sock_family: u32,
+    pub sock_state: u32,
+    pub sock_daddr: u32,
+    pub sock_rcv_saddr: u32,
+    pub sock_dport: u32,
+    pub sock_num: u32,
+    pub sock_v6_daddr: u32,
+    pub sock_v6_rcv_saddr: u32,
+    pub sock_protocol: u32,
+    pub sock_type: u32,
+
+    pub binprm_filename: u32,
+    pub binprm_interp: u32,
+    pub binprm_file: u32,
+}

@@ -1,0 +1,465 @@
+//! Kernel programs of the monitor. Tracepoints only (no kprobes, fentry or LSM on the hosts we
+//! target). Each program reads what only the kernel can know at that moment (resolved paths, the
+//! socket's addresses, credentials) and leaves formatting, joining and lookups to userspace.
+#![no_std]
+#![no_main]
+
+mod kernel;
+mod record;
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::LruHashMap,
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use monitor_common::{
+    ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
+    EventKind, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED,
+    OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
+};
+
+use kernel::{Task, is_daemon, off, rd};
+use record::Record;
+
+/// Arguments of an open syscall kept from entry to exit (the exit tracepoint only has the result).
+#[repr(C)]
+#[derive(Copy, Clone)]
+struct OpenArgs {
+    filename: u64,
+    flags: u32,
+    mode: u32,
+    dfd: i32,
+    syscall: u8,
+    _pad: [u8; 3],
+}
+
+/// Arguments of connect/sendto/sendmsg kept from entry to exit.
+#[repr(C)]
+#[derive(Copy, Clone)]
+struct SockArgs {
+    addr: u64,
+    addrlen: u32,
+    fd: i32,
+    syscall: u8,
+    _pad: [u8; 7],
+}
+
+// LRU so that a thread killed between entry and exit cannot leak an entry for good.
+#[map]
+static OPEN_ARGS: LruHashMap<u64, OpenArgs> = LruHashMap::with_max_entries(16384, 0);
+#[map]
+static SOCK_ARGS: LruHashMap<u64, SockArgs> = LruHashMap::with_max_entries(8192, 0);
+
+const AT_FDCWD: i32 = -100;
+const O_CREAT: u32 = 0o100;
+const O_WRONLY: u32 = 0o1;
+const O_TRUNC: u32 = 0o1000;
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const SOCK_DGRAM: u16 = 2;
+const TCP_ESTABLISHED: u8 = 1;
+
+// Offsets of arguments in the syscalls:sys_enter_* / sys_exit_* records (see their format files).
+const ARG0: usize = 16;
+const ARG1: usize = 24;
+const ARG2: usize = 32;
+const ARG3: usize = 40;
+const ARG4: usize = 48;
+const ARG5: usize = 56;
+const RET: usize = 16;
+
+#[inline(always)]
+fn arg<T>(ctx: &TracePointContext, offset: usize) -> T {
+    unsafe { ctx.read_at::<T>(offset).unwrap_or(core::mem::zeroed()) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process lifecycle
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    let task = Task(ctx.arg::<u64>(0));
+    let old_tid: u32 = ctx.arg(1);
+    let bprm: u64 = ctx.arg(2);
+    if is_daemon() {
+        return 0;
+    }
+    let Some(mut rec) = Record::begin::<ExecEvent>(EventKind::Exec) else { return 0 };
+    let ev: &mut ExecEvent = rec.fixed();
+    let parent = task.real_parent();
+    ev.ppid = parent.tgid();
+    ev.parent_start_ns = parent.process_start_ns();
+    ev.start_ns = task.process_start_ns();
+    ev.old_tid = old_tid;
+    let cred: u64 = rd(task.0 + off!(task_real_cred));
+    ev.euid = rd(cred + off!(cred_euid));
+    ev.egid = rd(cred + off!(cred_egid));
+    ev.loginuid = rd(task.0 + off!(task_loginuid));
+    let (vpid, pidns) = task.vpid_and_pidns();
+    ev.vpid = vpid;
+    ev.pidns = pidns;
+    ev.mntns = task.mntns();
+    let (major, minor) = task.tty();
+    ev.tty_major = major;
+    ev.tty_minor = minor;
+    ev.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default();
+    // Written in place: a StdioFd built on the stack would carry its constant fd kind into
+    // the verifier's state and multiply the paths it explores.
+    kernel::stdio_fd(task.fd_file(0), &mut ev.stdio[0]);
+    kernel::stdio_fd(task.fd_file(1), &mut ev.stdio[1]);
+    kernel::stdio_fd(task.fd_file(2), &mut ev.stdio[2]);
+    let mm: u64 = rd(task.0 + off!(task_mm));
+    let exe: u64 = rd(mm + off!(mm_exe_file));
+    let mut flags = 0u16;
+    if exe != 0 {
+        let inode: u64 = rd(exe + off!(file_f_inode));
+        ev.exe_ino = rd(inode + off!(inode_i_ino));
+        ev.exe_nlink = rd(inode + off!(inode_i_nlink));
+        let sb: u64 = rd(inode + off!(inode_i_sb));
+        ev.exe_dev = rd(sb + off!(super_block_s_dev));
+        if ev.exe_nlink == 0 {
+            flags |= EXEC_EXE_UNLINKED;
+        }
+    }
+    let (root_mnt, root_dentry) = task.root();
+    // Sections, in the order ExecEvent documents.
+    let (len, cut) = rec.append_file_path(exe, root_mnt, root_dentry);
+    rec.fixed::<ExecEvent>().exe_len = len;
+    let filename: u64 = rd(bprm + off!(binprm_filename));
+    let interp: u64 = rd(bprm + off!(binprm_interp));
+    if filename != interp {
+        flags |= EXEC_SCRIPT;
+    }
+    let flen = rec.append_kernel_str(filename);
+    rec.fixed::<ExecEvent>().script_len = flen;
+    let fs: u64 = rd(task.0 + off!(task_fs));
+    let pwd = fs + off!(fs_pwd);
+    let (clen, ccut) = rec.append_path(
+        rd(pwd + off!(path_mnt)),
+        rd(pwd + off!(path_dentry)),
+        root_mnt,
+        root_dentry,
+    );
+    rec.fixed::<ExecEvent>().cwd_len = clen;
+    let glen = rec.append_cgroup_path(task.cgroup_kn());
+    rec.fixed::<ExecEvent>().cgroup_len = glen;
+    let arg_start: u64 = rd(mm + off!(mm_arg_start));
+    let arg_end: u64 = rd(mm + off!(mm_arg_end));
+    let total = arg_end.wrapping_sub(arg_start);
+    if total > MAX_ARGV as u64 - 1 {
+        flags |= EXEC_ARGV_TRUNCATED;
+    }
+    let alen = rec.append_user_bytes(arg_start, total);
+    rec.fixed::<ExecEvent>().argv_len = alen;
+    if cut || ccut {
+        flags |= EXEC_PATH_TRUNCATED;
+    }
+    rec.fixed::<ExecEvent>().header.flags = flags;
+    rec.submit();
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    let child = Task(ctx.arg::<u64>(1));
+    let child_tid = child.tid();
+    let child_tgid = child.tgid();
+    // Threads share their process's table entry; only new processes matter.
+    if child_tid != child_tgid || is_daemon() {
+        return 0;
+    }
+    let Some(mut rec) = Record::begin::<ForkEvent>(EventKind::Fork) else { return 0 };
+    let ev: &mut ForkEvent = rec.fixed();
+    ev.header.pid = child_tgid;
+    ev.header.tid = child_tid;
+    let parent = child.real_parent();
+    ev.ppid = parent.tgid();
+    ev.parent_start_ns = parent.process_start_ns();
+    ev.start_ns = child.process_start_ns();
+    ev.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default();
+    rec.submit();
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    let task = Task(ctx.arg::<u64>(0));
+    if is_daemon() {
+        return 0;
+    }
+    // Only the last thread's exit ends the process.
+    let signal: u64 = rd(task.0 + off!(task_signal));
+    let live: i32 = rd(signal + off!(signal_live));
+    if live != 0 {
+        return 0;
+    }
+    let Some(mut rec) = Record::begin::<ExitEvent>(EventKind::Exit) else { return 0 };
+    let ev: &mut ExitEvent = rec.fixed();
+    ev.start_ns = task.process_start_ns();
+    let group_code: i32 = rd(signal + off!(signal_group_exit_code));
+    ev.exit_code = if group_code != 0 { group_code } else { rd(task.0 + off!(task_exit_code)) };
+    rec.submit();
+    0
+}
+
+// ---------------------------------------------------------------------------------------------
+// File opens
+
+#[inline(always)]
+fn stash_open(filename: u64, flags: u32, mode: u32, dfd: i32, syscall: Syscall) -> u32 {
+    if is_daemon() {
+        return 0;
+    }
+    let args = OpenArgs { filename, flags, mode, dfd, syscall: syscall as u8, _pad: [0; 3] };
+    let _ = OPEN_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+    stash_open(arg(&ctx, ARG0), arg::<u64>(&ctx, ARG1) as u32, arg::<u64>(&ctx, ARG2) as u32, AT_FDCWD, Syscall::Open)
+}
+
+#[tracepoint]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    stash_open(arg(&ctx, ARG1), arg::<u64>(&ctx, ARG2) as u32, arg::<u64>(&ctx, ARG3) as u32, arg::<u64>(&ctx, ARG0) as i32, Syscall::OpenAt)
+}
+
+#[tracepoint]
+pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+    let how: u64 = arg(&ctx, ARG2);
+    // struct open_how { u64 flags; u64 mode; u64 resolve; }
+    let flags: u64 = unsafe { bpf_probe_read_user(how as *const u64).unwrap_or(0) };
+    let mode: u64 = unsafe { bpf_probe_read_user((how + 8) as *const u64).unwrap_or(0) };
+    stash_open(arg(&ctx, ARG1), flags as u32, mode as u32, arg::<u64>(&ctx, ARG0) as i32, Syscall::OpenAt2)
+}
+
+#[tracepoint]
+pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
+    stash_open(arg(&ctx, ARG0), O_CREAT | O_WRONLY | O_TRUNC, arg::<u64>(&ctx, ARG1) as u32, AT_FDCWD, Syscall::Creat)
+}
+
+#[inline(always)]
+fn open_exit(ctx: &TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(args) = (unsafe { OPEN_ARGS.get(&id) }).copied() else { return 0 };
+    let _ = OPEN_ARGS.remove(&id);
+    let ret: i64 = arg(ctx, RET);
+    let Some(mut rec) = Record::begin::<OpenEvent>(EventKind::Open) else { return 0 };
+    let ev: &mut OpenEvent = rec.fixed();
+    ev.ret = ret;
+    ev.flags = args.flags;
+    ev.mode = args.mode;
+    ev.dirfd = args.dfd;
+    ev.syscall = args.syscall;
+    let task = Task::current();
+    let (root_mnt, root_dentry) = task.root();
+    let mut flags = 0u16;
+    if ret >= 0 {
+        let file = task.fd_file(ret as u32);
+        if file != 0 {
+            let inode: u64 = rd(file + off!(file_f_inode));
+            ev.ino = rd(inode + off!(inode_i_ino));
+            let sb: u64 = rd(inode + off!(inode_i_sb));
+            ev.dev = rd(sb + off!(super_block_s_dev));
+            let (len, cut) = rec.append_file_path(file, root_mnt, root_dentry);
+            rec.fixed::<OpenEvent>().path_len = len;
+            flags |= OPEN_RESOLVED;
+            if cut {
+                flags |= OPEN_PATH_TRUNCATED;
+            }
+        }
+    } else {
+        let (len, first) = rec.append_user_str(args.filename);
+        rec.fixed::<OpenEvent>().path_len = len;
+        if len > 0 && first != b'/' {
+            // Relative: report the directory it was relative to, resolved now.
+            let (blen, cut) = if args.dfd == AT_FDCWD {
+                let fs: u64 = rd(task.0 + off!(task_fs));
+                let pwd = fs + off!(fs_pwd);
+                rec.append_path(rd(pwd + off!(path_mnt)), rd(pwd + off!(path_dentry)), root_mnt, root_dentry)
+            } else if args.dfd >= 0 {
+                rec.append_file_path(task.fd_file(args.dfd as u32), root_mnt, root_dentry)
+            } else {
+                (0, false)
+            };
+            rec.fixed::<OpenEvent>().base_len = blen;
+            flags |= OPEN_HAS_BASE;
+            if cut {
+                flags |= OPEN_PATH_TRUNCATED;
+            }
+        }
+    }
+    rec.fixed::<OpenEvent>().header.flags = flags;
+    rec.submit();
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx)
+}
+
+#[tracepoint]
+pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx)
+}
+
+#[tracepoint]
+pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx)
+}
+
+#[tracepoint]
+pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
+    open_exit(&ctx)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network: connect, and sends that name their destination
+
+#[inline(always)]
+fn stash_sock(fd: i32, addr: u64, addrlen: u32, syscall: Syscall) -> u32 {
+    if is_daemon() {
+        return 0;
+    }
+    let args = SockArgs { addr, addrlen, fd, syscall: syscall as u8, _pad: [0; 7] };
+    let _ = SOCK_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    stash_sock(arg::<u64>(&ctx, ARG0) as i32, arg(&ctx, ARG1), arg::<u64>(&ctx, ARG2) as u32, Syscall::Connect)
+}
+
+#[tracepoint]
+pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
+    let addr: u64 = arg(&ctx, ARG4);
+    // The common case, a send on a connected socket, costs only this test.
+    if addr == 0 {
+        return 0;
+    }
+    stash_sock(arg::<u64>(&ctx, ARG0) as i32, addr, arg::<u64>(&ctx, ARG5) as u32, Syscall::SendTo)
+}
+
+#[tracepoint]
+pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
+    let msg: u64 = arg(&ctx, ARG1);
+    // struct user_msghdr { void *msg_name; int msg_namelen; ... }
+    let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64).unwrap_or(0) };
+    if name == 0 {
+        return 0;
+    }
+    let namelen: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32).unwrap_or(0) };
+    stash_sock(arg::<u64>(&ctx, ARG0) as i32, name, namelen, Syscall::SendMsg)
+}
+
+#[inline(always)]
+fn sock_exit(ctx: &TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(args) = (unsafe { SOCK_ARGS.get(&id) }).copied() else { return 0 };
+    let _ = SOCK_ARGS.remove(&id);
+    let ret: i64 = arg(ctx, RET);
+    let task = Task::current();
+    let sk = kernel::file_sock(task.fd_file(args.fd as u32));
+    let is_connect = args.syscall == Syscall::Connect as u8;
+    if !is_connect {
+        // Only sends that pick their destination per datagram are connection-like events.
+        if sk == 0 {
+            return 0;
+        }
+        let sock_type: u16 = rd(sk + off!(sock_type));
+        let state: u8 = rd(sk + off!(sock_state));
+        if sock_type != SOCK_DGRAM || state == TCP_ESTABLISHED {
+            return 0;
+        }
+    }
+    let kind = if is_connect { EventKind::Connect } else { EventKind::SendTo };
+    let Some(mut rec) = Record::begin::<ConnectEvent>(kind) else { return 0 };
+    let ev: &mut ConnectEvent = rec.fixed();
+    ev.ret = ret;
+    ev.fd = args.fd;
+    ev.syscall = args.syscall;
+    let mut family: u16 = 0;
+    if sk != 0 {
+        family = rd(sk + off!(sock_family));
+        ev.sock_type = rd(sk + off!(sock_type));
+        ev.protocol = rd(sk + off!(sock_protocol));
+        ev.sport = rd(sk + off!(sock_num));
+        if family == AF_INET {
+            ev.saddr[..4].copy_from_slice(&rd::<[u8; 4]>(sk + off!(sock_rcv_saddr)));
+            if is_connect {
+                let daddr: [u8; 4] = rd(sk + off!(sock_daddr));
+                let dport: u16 = rd(sk + off!(sock_dport));
+                if dport != 0 {
+                    ev.daddr[..4].copy_from_slice(&daddr);
+                    ev.dport = u16::from_be(dport);
+                    ev.from_socket = 1;
+                }
+            }
+        } else if family == AF_INET6 {
+            ev.saddr = rd(sk + off!(sock_v6_rcv_saddr));
+            if is_connect {
+                let dport: u16 = rd(sk + off!(sock_dport));
+                if dport != 0 {
+                    ev.daddr = rd(sk + off!(sock_v6_daddr));
+                    ev.dport = u16::from_be(dport);
+                    ev.from_socket = 1;
+                }
+            }
+        }
+    }
+    // Where the socket does not hold the destination (failed connect, datagram sends, unix
+    // sockets), report the caller's sockaddr.
+    if ev.from_socket == 0 && args.addr != 0 {
+        let user_family: u16 = unsafe { bpf_probe_read_user(args.addr as *const u16).unwrap_or(0) };
+        if family == 0 {
+            family = user_family;
+        }
+        let port: u16 = unsafe { bpf_probe_read_user((args.addr + 2) as *const u16).unwrap_or(0) };
+        if user_family == AF_INET {
+            ev.dport = u16::from_be(port);
+            let a: [u8; 4] = unsafe { bpf_probe_read_user((args.addr + 4) as *const [u8; 4]).unwrap_or_default() };
+            ev.daddr[..4].copy_from_slice(&a);
+        } else if user_family == AF_INET6 {
+            ev.dport = u16::from_be(port);
+            ev.daddr = unsafe { bpf_probe_read_user((args.addr + 8) as *const [u8; 16]).unwrap_or_default() };
+        } else if user_family == AF_UNIX {
+            let max = if args.addrlen > 2 { args.addrlen - 2 } else { 0 };
+            let max = if max > UNIX_PATH_LEN as u32 { UNIX_PATH_LEN as u32 } else { max };
+            let len = rec.append_user_bytes(args.addr + 2, max as u64);
+            rec.fixed::<ConnectEvent>().unix_len = len;
+        }
+    }
+    rec.fixed::<ConnectEvent>().family = family;
+    rec.submit();
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    sock_exit(&ctx)
+}
+
+#[tracepoint]
+pub fn sys_exit_sendto(ctx: TracePointContext) -> u32 {
+    sock_exit(&ctx)
+}
+
+#[tracepoint]
+pub fn sys_exit_sendmsg(ctx: TracePointContext) -> u32 {
+    sock_exit(&ctx)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

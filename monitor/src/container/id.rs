@@ -1,0 +1,119 @@
+//! Recognising container runtimes' cgroup layouts.
+//!
+//! The id is the 64-hex id in the deepest path component that carries one, in any of these
+//! shapes: docker (`/docker/<id>`, `docker-<id>.scope`), containerd and CRI
+//! (`cri-containerd-<id>.scope`, `/kubepods/.../pod<uid>/<id>`), CRI-O (`crio-<id>.scope`,
+//! `/crio/<id>`), podman (`libpod-<id>.scope`, `/libpod_parent/libpod-<id>`), and the same with
+//! a trailing `/container` or `/init.scope` leaf that some runtimes nest inside the scope.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerId {
+    /// The full 64-hex id.
+    pub full: String,
+    /// docker, containerd, cri-o, podman, or "unknown" for a bare id under an unknown parent.
+    pub runtime: &'static str,
+}
+
+impl ContainerId {
+    /// The 12-hex short id (Falco's container.id).
+    pub fn short(&self) -> &str {
+        &self.full[..12]
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn runtime_of_prefix(prefix: &str) -> Option<&'static str> {
+    Some(match prefix {
+        "docker" => "docker",
+        "cri-containerd" | "containerd" => "containerd",
+        "crio" | "crio-conmon" => "cri-o",
+        "libpod" | "libpod-conmon" => "podman",
+        _ => return None,
+    })
+}
+
+fn runtime_of_parent(parent: &str) -> &'static str {
+    match parent {
+        "docker" => "docker",
+        "crio" => "cri-o",
+        "libpod_parent" | "machine.slice" => "podman",
+        p if p.starts_with("kubepods") || p.starts_with("pod") => "containerd",
+        _ => "unknown",
+    }
+}
+
+/// One path component: `<prefix>-<id>.scope`, `<prefix>-<id>`, or a bare `<id>`.
+fn component_id(comp: &str, parent: &str) -> Option<ContainerId> {
+    if is_hex64(comp) {
+        return Some(ContainerId { full: comp.to_owned(), runtime: runtime_of_parent(parent) });
+    }
+    let stem = comp.strip_suffix(".scope").unwrap_or(comp);
+    let (prefix, id) = stem.rsplit_once('-')?;
+    if !is_hex64(id) {
+        return None;
+    }
+    let runtime = runtime_of_prefix(prefix)?;
+    // conmon's scope is the monitor process, not the container.
+    if prefix.ends_with("-conmon") {
+        return None;
+    }
+    Some(ContainerId { full: id.to_owned(), runtime })
+}
+
+/// The container a cgroup v2 path belongs to, or None for host processes.
+pub fn container_from_cgroup_path(path: &str) -> Option<ContainerId> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    comps
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, c)| component_id(c, if i > 0 { comps[i - 1] } else { "" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd";
+
+    fn check(path: &str, runtime: &str) {
+        let c = container_from_cgroup_path(path).unwrap_or_else(|| panic!("no container in {path}"));
+        assert_eq!(c.full, ID, "{path}");
+        assert_eq!(c.short(), "3f2a9c1b7d4e", "{path}");
+        assert_eq!(c.runtime, runtime, "{path}");
+    }
+
+    #[test]
+    fn runtime_layouts() {
+        check(&format!("/docker/{ID}"), "docker");
+        check(&format!("/system.slice/docker-{ID}.scope"), "docker");
+        check(&format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{ID}.scope"), "containerd");
+        check(&format!("/kubepods/besteffort/pod0d3ae0b0-5e3c-4e2f-9f0a-1b2c3d4e5f60/{ID}"), "containerd");
+        check(&format!("/kubepods.slice/kubepods-pod12.slice/crio-{ID}.scope"), "cri-o");
+        check(&format!("/crio/{ID}"), "cri-o");
+        check(&format!("/machine.slice/libpod-{ID}.scope"), "podman");
+        check(&format!("/machine.slice/libpod-{ID}.scope/container"), "podman");
+        check(&format!("/libpod_parent/libpod-{ID}"), "podman");
+        check(&format!("/docker-{ID}.scope"), "docker");
+    }
+
+    #[test]
+    fn host_and_lookalikes_are_not_containers() {
+        for p in [
+            "/",
+            "",
+            "/system.slice/ssh.service",
+            "/user.slice/user-0.slice/session-1.scope",
+            &format!("/machine.slice/libpod-conmon-{ID}.scope"),
+            // Wrong length and non-hex ids.
+            &format!("/docker/{}", &ID[..63]),
+            &format!("/docker/{}", ID.replace('a', "g")),
+            &format!("/system.slice/notaruntime-{ID}.scope"),
+        ] {
+            assert_eq!(container_from_cgroup_path(p), None, "{p}");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! From a cgroup to a container: cgroup id -> path -> container id.
+
+mod cgroup;
+mod id;
+
+pub use cgroup::{CgroupResolver, CgroupStats};
+pub use id::{ContainerId, container_from_cgroup_path};

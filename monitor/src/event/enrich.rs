@@ -1,0 +1,252 @@
+//! Raw kernel records -> enriched events: keeps the process table and the cgroup cache current
+//! and attaches the process, its ancestry and its container to each event.
+
+use std::time::Instant;
+
+use monitor_common::{
+    EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_SCRIPT, EventHeader, EventKind, OPEN_HAS_BASE,
+    OPEN_PATH_TRUNCATED, OPEN_RESOLVED, Syscall,
+};
+
+use super::format::{fd_type_of_ip, ip_from_kernel, l4proto, stdio_info, tty_nr};
+use super::{Detail, Event, NetInfo, OpenInfo, Users};
+use crate::container::{CgroupResolver, CgroupStats};
+use crate::process::{Process, ProcessTable, TableStats};
+use crate::sensor::RawEvent;
+
+/// Ancestors attached to each event (proc.aname[1..N]).
+pub const MAX_ANCESTORS: usize = 16;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EnricherStats {
+    pub processes: TableStats,
+    pub cgroups: CgroupStats,
+}
+
+pub struct Enricher {
+    pub processes: ProcessTable,
+    pub cgroups: CgroupResolver,
+    pub users: Users,
+    /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall-clock time.
+    boot_to_wall_ns: i128,
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid clock id and timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn comm(bytes: &[u8; 16]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    lossy(&bytes[..end])
+}
+
+/// Joins a relative path to its base directory, lexically (the kernel did not resolve it).
+fn join(base: &str, rel: &str) -> String {
+    if rel.starts_with('/') || base.is_empty() {
+        return rel.to_owned();
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+impl Enricher {
+    pub fn new(processes: ProcessTable) -> Self {
+        Self {
+            processes,
+            cgroups: CgroupResolver::new(),
+            users: Users::default(),
+            boot_to_wall_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
+        }
+    }
+
+    pub fn stats(&self) -> EnricherStats {
+        EnricherStats { processes: self.processes.stats(), cgroups: self.cgroups.stats() }
+    }
+
+    /// Periodic upkeep: forget processes that exited a while ago.
+    pub fn tick(&mut self, now: Instant) {
+        self.processes.expire(now);
+    }
+
+    fn base_event(&mut self, h: &EventHeader, evt_type: &'static str, res: i64, detail: Detail) -> Event {
+        let cg = self.cgroups.resolve(h.cgroup_id);
+        Event {
+            evt_type,
+            time_ns: i128::from(h.ts_ns) + self.boot_to_wall_ns,
+            cpu: h.cpu,
+            pid: h.pid,
+            tid: h.tid,
+            uid: h.uid,
+            gid: h.gid,
+            res,
+            cgroup_id: h.cgroup_id,
+            cgroup_path: cg.as_ref().map(|c| c.path.clone()),
+            container: cg.and_then(|c| c.container.clone()),
+            process: None,
+            ancestors: Vec::new(),
+            detail,
+        }
+    }
+
+    fn attach_process(&mut self, ev: &mut Event) {
+        let p = self.processes.get_or_load(ev.pid);
+        if let Some(p) = &p {
+            ev.ancestors = self.processes.ancestors(p, MAX_ANCESTORS);
+        }
+        ev.process = p;
+    }
+
+    pub fn enrich(&mut self, raw: &RawEvent<'_>) -> Event {
+        match raw {
+            RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv } => {
+                let h = &ev.header;
+                let cgroup_path = (!cgroup.is_empty()).then(|| lossy(cgroup));
+                if let Some(path) = &cgroup_path {
+                    self.cgroups.learn(h.cgroup_id, path);
+                }
+                let filename = lossy(filename);
+                let mut exe_path = lossy(exe);
+                if ev.header.flags & EXEC_EXE_UNLINKED != 0 {
+                    exe_path.push_str(" (deleted)");
+                }
+                let cwd = (!cwd.is_empty()).then(|| lossy(cwd));
+                let argv_list: Vec<String> = argv
+                    .split(|&b| b == 0)
+                    .map(lossy)
+                    .collect::<Vec<_>>();
+                // argv ends with a NUL, which leaves one empty trailing element.
+                let argv_list = match argv_list.split_last() {
+                    Some((last, rest)) if last.is_empty() => rest.to_vec(),
+                    _ => argv_list,
+                };
+                let script = (h.flags & EXEC_SCRIPT != 0).then(|| join(cwd.as_deref().unwrap_or(""), &filename));
+                let process = Process {
+                    pid: h.pid,
+                    start_ns: ev.start_ns,
+                    ppid: ev.ppid,
+                    parent_start_ns: ev.parent_start_ns,
+                    comm: comm(&ev.comm),
+                    exe_from_memfd: exe_path.starts_with("/memfd:"),
+                    exe_unlinked: h.flags & EXEC_EXE_UNLINKED != 0,
+                    exe_path,
+                    argv: argv_list,
+                    argv_truncated: h.flags & EXEC_ARGV_TRUNCATED != 0,
+                    cwd,
+                    script,
+                    exe_ino: ev.exe_ino,
+                    uid: h.uid,
+                    euid: ev.euid,
+                    gid: h.gid,
+                    egid: ev.egid,
+                    loginuid: ev.loginuid,
+                    vpid: ev.vpid,
+                    pidns: ev.pidns,
+                    mntns: ev.mntns,
+                    tty: tty_nr(ev.tty_major, ev.tty_minor),
+                    cgroup_id: h.cgroup_id,
+                    stdio: [stdio_info(&ev.stdio[0]), stdio_info(&ev.stdio[1]), stdio_info(&ev.stdio[2])],
+                    source: "exec",
+                };
+                let evt_type = if filename.starts_with("/dev/fd/") { "execveat" } else { "execve" };
+                let p = self.processes.on_exec(process);
+                let mut out = self.base_event(h, evt_type, 0, Detail::Exec { filename, cgroup_path });
+                out.ancestors = self.processes.ancestors(&p, MAX_ANCESTORS);
+                out.process = Some(p);
+                out
+            }
+            RawEvent::Fork(ev) => {
+                let h = &ev.header;
+                let p = self.processes.on_fork(h.pid, ev.start_ns, ev.ppid, ev.parent_start_ns, &comm(&ev.comm));
+                let mut out = self.base_event(h, "clone", 0, Detail::Fork);
+                out.ancestors = self.processes.ancestors(&p, MAX_ANCESTORS);
+                out.process = Some(p);
+                out
+            }
+            RawEvent::Exit(ev) => {
+                let h = &ev.header;
+                let mut out = self.base_event(h, "procexit", 0, Detail::Exit { code: ev.exit_code });
+                self.attach_process(&mut out);
+                self.processes.on_exit(h.pid, ev.start_ns, Instant::now());
+                out
+            }
+            RawEvent::Open { ev, path, base } => {
+                let h = &ev.header;
+                let resolved = h.flags & OPEN_RESOLVED != 0;
+                let mut path = lossy(path);
+                if h.flags & OPEN_HAS_BASE != 0 {
+                    path = join(&lossy(base), &path);
+                }
+                let info = OpenInfo {
+                    path,
+                    resolved,
+                    truncated: h.flags & OPEN_PATH_TRUNCATED != 0,
+                    flags: ev.flags,
+                    mode: ev.mode,
+                    ino: ev.ino,
+                    dev: ev.dev,
+                };
+                let evt_type = Syscall::from_u8(ev.syscall).name();
+                let mut out = self.base_event(h, evt_type, ev.ret, Detail::Open(info));
+                self.attach_process(&mut out);
+                out
+            }
+            RawEvent::Connect { ev, unix_path } => {
+                let h = &ev.header;
+                let sip = ip_from_kernel(ev.family, &ev.daddr);
+                let cip = ip_from_kernel(ev.family, &ev.saddr).filter(|ip| !ip.is_unspecified() || ev.sport != 0);
+                let unix = (!unix_path.is_empty()).then(|| {
+                    // Abstract sockets start with NUL; Falco shows them with a leading '@'.
+                    let p = unix_path.split(|&b| b == 0).find(|s| !s.is_empty()).unwrap_or(&[]);
+                    if unix_path[0] == 0 { format!("@{}", lossy(p)) } else { lossy(p) }
+                });
+                let info = NetInfo {
+                    fd_type: fd_type_of_ip(sip, ev.family),
+                    l4proto: l4proto(ev.protocol, ev.sock_type),
+                    fd: ev.fd,
+                    sip,
+                    sport: ev.dport,
+                    cip,
+                    cport: ev.sport,
+                    unix_path: unix,
+                    from_socket: ev.from_socket != 0,
+                };
+                let evt_type = Syscall::from_u8(ev.syscall).name();
+                let kind = EventKind::from_u16(h.kind);
+                debug_assert!(matches!(kind, Some(EventKind::Connect | EventKind::SendTo)));
+                let mut out = self.base_event(h, evt_type, ev.ret, Detail::Net(info));
+                self.attach_process(&mut out);
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join;
+
+    #[test]
+    fn joins_relative_paths_lexically() {
+        assert_eq!(join("/etc", "shadow"), "/etc/shadow");
+        assert_eq!(join("/etc", "../etc/./shadow"), "/etc/shadow");
+        assert_eq!(join("/", "x"), "/x");
+        assert_eq!(join("/tmp", "/abs"), "/abs");
+        assert_eq!(join("", "rel"), "rel");
+    }
+}

@@ -1,0 +1,206 @@
+//! Renderings Falco users know: open flags as `O_RDONLY|O_CLOEXEC`, results as `ENOENT`,
+//! addresses with IPv4-mapped IPv6 shown as the IPv4 address they carry.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use monitor_common::{FdKind, StdioFd};
+
+use crate::process::StdioInfo;
+
+const O_ACCMODE: u32 = 0o3;
+const FLAG_NAMES: &[(u32, &str)] = &[
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o4000000, "O_SYNC"),
+    (0o10000000, "O_PATH"),
+    (0o20000000, "O_TMPFILE"),
+];
+
+pub fn open_flags(flags: u32) -> String {
+    let mut out = String::from(match flags & O_ACCMODE {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    });
+    for (bit, name) in FLAG_NAMES {
+        // O_TMPFILE includes O_DIRECTORY's bit; O_SYNC includes O_DSYNC's.
+        if flags & bit == *bit {
+            out.push('|');
+            out.push_str(name);
+        }
+    }
+    out
+}
+
+pub fn is_open_read(flags: u32) -> bool {
+    matches!(flags & O_ACCMODE, 0 | 2) && flags & 0o10000000 == 0
+}
+
+pub fn is_open_write(flags: u32) -> bool {
+    matches!(flags & O_ACCMODE, 1 | 2)
+}
+
+pub fn is_open_create(flags: u32) -> bool {
+    flags & 0o100 != 0
+}
+
+/// Falco's evt.res: SUCCESS, or the errno's name.
+pub fn errno_name(res: i64) -> String {
+    if res >= 0 {
+        return "SUCCESS".into();
+    }
+    let errno = nix::errno::Errno::from_raw((-res) as i32);
+    match errno {
+        nix::errno::Errno::UnknownErrno => format!("E{}", -res),
+        e => format!("{e:?}"),
+    }
+}
+
+/// An address from the kernel (network byte order, IPv4 in the first 4 bytes); IPv4-mapped
+/// IPv6 comes out as IPv4 so that rules on IPv4 addresses match it.
+pub fn ip_from_kernel(family: u16, bytes: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        2 => Some(IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))),
+        10 => {
+            let v6 = Ipv6Addr::from(*bytes);
+            Some(match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            })
+        }
+        _ => None,
+    }
+}
+
+pub fn endpoint(ip: Option<IpAddr>, port: u16) -> String {
+    match ip {
+        Some(ip) => format!("{ip}:{port}"),
+        None => format!(":{port}"),
+    }
+}
+
+pub fn fd_type_of_ip(ip: Option<IpAddr>, family: u16) -> &'static str {
+    match (ip, family) {
+        (Some(IpAddr::V4(_)), _) => "ipv4",
+        (Some(IpAddr::V6(_)), _) => "ipv6",
+        (None, 1) => "unix",
+        (None, 2) => "ipv4",
+        (None, 10) => "ipv6",
+        (None, 16) => "netlink",
+        _ => "socket",
+    }
+}
+
+pub fn l4proto(protocol: u16, sock_type: u16) -> &'static str {
+    match (protocol, sock_type) {
+        (6, _) => "tcp",
+        (17, _) => "udp",
+        (_, 1) => "tcp",
+        (_, 2) => "udp",
+        (1 | 58, _) => "icmp",
+        (_, 3) => "raw",
+        _ => "",
+    }
+}
+
+/// A character device's conventional path, from its dev_t (kernel encoding: major << 20 | minor).
+fn char_device_name(rdev: u32) -> String {
+    let (major, minor) = (rdev >> 20, rdev & 0xfffff);
+    match (major, minor) {
+        (136..=143, m) => format!("/dev/pts/{}", (major - 136) * 256 + m),
+        (4, m) if m < 64 => format!("/dev/tty{m}"),
+        (4, m) => format!("/dev/ttyS{}", m - 64),
+        (5, 0) => "/dev/tty".into(),
+        (5, 1) => "/dev/console".into(),
+        (5, 2) => "/dev/ptmx".into(),
+        (1, 3) => "/dev/null".into(),
+        (1, 5) => "/dev/zero".into(),
+        (1, 8) => "/dev/random".into(),
+        (1, 9) => "/dev/urandom".into(),
+        _ => format!("char:{major}:{minor}"),
+    }
+}
+
+/// Falco's proc.stdin.type / .name for one of fds 0-2 as the kernel described it.
+pub fn stdio_info(fd: &StdioFd) -> StdioInfo {
+    match FdKind::from_u8(fd.kind) {
+        FdKind::None => StdioInfo::default(),
+        FdKind::File => StdioInfo { fd_type: "file", name: None },
+        FdKind::Directory => StdioInfo { fd_type: "directory", name: None },
+        FdKind::Pipe => StdioInfo { fd_type: "pipe", name: None },
+        FdKind::CharDevice | FdKind::Tty => {
+            StdioInfo { fd_type: "file", name: Some(char_device_name(fd.rdev)) }
+        }
+        FdKind::BlockDevice => StdioInfo { fd_type: "file", name: None },
+        FdKind::Socket => {
+            let peer = ip_from_kernel(fd.family, &fd.peer_addr);
+            let local = ip_from_kernel(fd.family, &fd.local_addr);
+            let fd_type = fd_type_of_ip(peer, fd.family);
+            let name = peer.map(|_| format!("{}->{}", endpoint(local, fd.local_port), endpoint(peer, fd.peer_port)));
+            StdioInfo { fd_type, name }
+        }
+        FdKind::Other => StdioInfo { fd_type: "other", name: None },
+    }
+}
+
+/// Falco's proc.tty: the terminal's device number (major << 8 | minor, as in /proc/<pid>/stat).
+pub fn tty_nr(major: u32, minor: u32) -> u32 {
+    if major == 0 && minor == 0 {
+        return 0;
+    }
+    ((minor & 0xfff00) << 12) | (major << 8) | (minor & 0xff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_render_like_falco() {
+        assert_eq!(open_flags(0), "O_RDONLY");
+        assert_eq!(open_flags(0o2000000), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(open_flags(0o1101), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert!(is_open_read(0) && !is_open_write(0));
+        assert!(is_open_write(1) && !is_open_read(1));
+        assert!(is_open_read(2) && is_open_write(2));
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(3), "SUCCESS");
+        assert_eq!(errno_name(-2), "ENOENT");
+        assert_eq!(errno_name(-115), "EINPROGRESS");
+    }
+
+    #[test]
+    fn mapped_ipv6_is_ipv4() {
+        let mut b = [0u8; 16];
+        b[10] = 0xff;
+        b[11] = 0xff;
+        b[12..].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(ip_from_kernel(10, &b), Some("127.0.0.1".parse().unwrap()));
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_eq!(ip_from_kernel(10, &one), Some("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn tty_numbers() {
+        assert_eq!(tty_nr(136, 0), 34816);
+        assert_eq!(tty_nr(0, 0), 0);
+        assert_eq!(char_device_name((136 << 20) | 3), "/dev/pts/3");
+    }
+}

@@ -1,0 +1,81 @@
+//! The enriched event: what the kernel reported, joined with the process table and the cgroup's
+//! container, under Falco's field names.
+
+mod enrich;
+mod format;
+mod json;
+mod users;
+
+pub use enrich::{Enricher, EnricherStats};
+pub use format::{errno_name, open_flags};
+pub use users::Users;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::container::ContainerId;
+use crate::process::ProcessRef;
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Falco's evt.type (execve, execveat, clone, procexit, open, openat, openat2, creat,
+    /// connect, sendto, sendmsg).
+    pub evt_type: &'static str,
+    /// Wall-clock time, ns since the Unix epoch.
+    pub time_ns: i128,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Syscall result (evt.rawres): fd, 0, or -errno. 0 for process lifecycle events.
+    pub res: i64,
+    pub cgroup_id: u64,
+    pub cgroup_path: Option<Arc<str>>,
+    pub container: Option<ContainerId>,
+    /// The process after this event (after exec, the new image).
+    pub process: Option<ProcessRef>,
+    /// Parent first.
+    pub ancestors: Vec<ProcessRef>,
+    pub detail: Detail,
+}
+
+#[derive(Clone, Debug)]
+pub enum Detail {
+    Exec { filename: String, cgroup_path: Option<String> },
+    Fork,
+    Exit { code: i32 },
+    Open(OpenInfo),
+    Net(NetInfo),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OpenInfo {
+    /// Absolute path of the opened file; for failed opens the caller's path joined with its base.
+    pub path: String,
+    /// true when `path` came from the opened struct file; false for a failed open's string.
+    pub resolved: bool,
+    pub truncated: bool,
+    pub flags: u32,
+    pub mode: u32,
+    pub ino: u64,
+    pub dev: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NetInfo {
+    /// "ipv4", "ipv6" or "unix".
+    pub fd_type: &'static str,
+    /// "tcp", "udp" or "" when not an inet socket.
+    pub l4proto: &'static str,
+    pub fd: i32,
+    /// Server side (destination).
+    pub sip: Option<IpAddr>,
+    pub sport: u16,
+    /// Client side (source), when bound.
+    pub cip: Option<IpAddr>,
+    pub cport: u16,
+    pub unix_path: Option<String>,
+    /// The destination came from the kernel's socket, not the caller's sockaddr.
+    pub from_socket: bool,
+}

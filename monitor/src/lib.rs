@@ -1,0 +1,11 @@
+//! monitor: a runtime security daemon. Kernel programs (monitor-ebpf) report process
+//! executions, file opens and network connects; this crate turns them into enriched events.
+//!
+//! Pipeline stages, one module each: [`sensor`] (load, attach, read, decode) -> [`process`]
+//! (process table) and [`container`] (cgroup -> container) -> [`event`] (the enriched event).
+
+pub mod cli;
+pub mod container;
+pub mod event;
+pub mod process;
+pub mod sensor;

@@ -1,0 +1,76 @@
+//! The table of processes: seeded from /proc at start, then kept exact from fork, exec and exit.
+
+mod procfs_seed;
+mod table;
+
+pub use table::{ProcessTable, TableStats};
+
+use std::sync::Arc;
+
+/// What one of fds 0-2 was at exec, with Falco's fd type names (file, directory, ipv4, ipv6,
+/// unix, pipe, ...) and, for sockets, the connection tuple as fd.name renders it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StdioInfo {
+    pub fd_type: &'static str,
+    pub name: Option<String>,
+}
+
+/// One process (thread group). Identified by (pid, start_ns) so pid reuse cannot confuse it.
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    pub pid: u32,
+    /// CLOCK_BOOTTIME ns at process start. Entries seeded from /proc have clock-tick precision.
+    pub start_ns: u64,
+    pub ppid: u32,
+    pub parent_start_ns: u64,
+    pub comm: String,
+    pub exe_path: String,
+    /// argv, including argv[0].
+    pub argv: Vec<String>,
+    pub argv_truncated: bool,
+    pub cwd: Option<String>,
+    /// For a #! script, the script as the exec named it; the exe is then its interpreter.
+    pub script: Option<String>,
+    pub exe_from_memfd: bool,
+    pub exe_unlinked: bool,
+    pub exe_ino: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub loginuid: u32,
+    pub vpid: u32,
+    pub pidns: u32,
+    pub mntns: u32,
+    /// Controlling terminal as a device number; 0 without one (Falco's proc.tty).
+    pub tty: u32,
+    pub cgroup_id: u64,
+    pub stdio: [StdioInfo; 3],
+    /// Where the entry came from: "exec", "fork" or "proc" (seeded).
+    pub source: &'static str,
+}
+
+impl Process {
+    /// Falco's proc.args: the arguments after argv[0], joined by spaces.
+    pub fn args(&self) -> String {
+        self.argv.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Falco's proc.cmdline: the process name followed by its arguments.
+    pub fn cmdline(&self) -> String {
+        let args = self.args();
+        if args.is_empty() { self.comm.clone() } else { format!("{} {}", self.comm, args) }
+    }
+
+    /// Falco's proc.exe: argv[0] as the process was started.
+    pub fn exe_arg0(&self) -> &str {
+        self.argv.first().map(String::as_str).unwrap_or(&self.comm)
+    }
+}
+
+pub type ProcessRef = Arc<Process>;
+
+/// Default bound of the process table.
+pub const fn table_default_max() -> usize {
+    table::DEFAULT_MAX_PROCESSES
+}

@@ -1,0 +1,201 @@
+//! Turning ring-buffer records into typed events. Never panics: a short or malformed record is
+//! an error the caller counts and skips.
+
+use monitor_common::{ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its header")]
+    ShortHeader(usize),
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    #[error("{kind} record of {len} bytes is shorter than its fixed part ({need})")]
+    ShortFixed { kind: &'static str, len: usize, need: usize },
+    #[error("{kind} record's sections need {need} bytes, it has {have}")]
+    ShortSections { kind: &'static str, need: usize, have: usize },
+}
+
+/// One record, borrowing its variable-length sections from the ring buffer.
+#[derive(Debug)]
+pub enum RawEvent<'a> {
+    Exec {
+        ev: ExecEvent,
+        exe: &'a [u8],
+        filename: &'a [u8],
+        cwd: &'a [u8],
+        cgroup: &'a [u8],
+        argv: &'a [u8],
+    },
+    Fork(ForkEvent),
+    Exit(ExitEvent),
+    Open { ev: OpenEvent, path: &'a [u8], base: &'a [u8] },
+    Connect { ev: ConnectEvent, unix_path: &'a [u8] },
+}
+
+impl RawEvent<'_> {
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            RawEvent::Exec { ev, .. } => &ev.header,
+            RawEvent::Fork(ev) => &ev.header,
+            RawEvent::Exit(ev) => &ev.header,
+            RawEvent::Open { ev, .. } => &ev.header,
+            RawEvent::Connect { ev, .. } => &ev.header,
+        }
+    }
+}
+
+/// Reads a `#[repr(C)]` plain-integer struct from the start of `bytes`.
+fn read_fixed<T: Copy>(bytes: &[u8], kind: &'static str) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::ShortFixed { kind, len: bytes.len(), need });
+    }
+    // SAFETY: length checked; T is a repr(C) struct of integers valid for any bit pattern, and
+    // read_unaligned copes with the ring buffer's alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Splits the bytes after the fixed part into sections of the given lengths.
+fn sections<'a, const N: usize>(
+    rest: &'a [u8],
+    lens: [u16; N],
+    kind: &'static str,
+) -> Result<[&'a [u8]; N], DecodeError> {
+    let need: usize = lens.iter().map(|&l| l as usize).sum();
+    if rest.len() < need {
+        return Err(DecodeError::ShortSections { kind, need, have: rest.len() });
+    }
+    let mut out = [&rest[..0]; N];
+    let mut at = 0;
+    for (slot, len) in out.iter_mut().zip(lens) {
+        *slot = &rest[at..at + len as usize];
+        at += len as usize;
+    }
+    Ok(out)
+}
+
+pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
+    if bytes.len() < size_of::<EventHeader>() {
+        return Err(DecodeError::ShortHeader(bytes.len()));
+    }
+    let kind = u16::from_ne_bytes([bytes[0], bytes[1]]);
+    let kind = EventKind::from_u16(kind).ok_or(DecodeError::UnknownKind(kind))?;
+    let name = kind.name();
+    Ok(match kind {
+        EventKind::Exec => {
+            let ev: ExecEvent = read_fixed(bytes, name)?;
+            let rest = &bytes[size_of::<ExecEvent>()..];
+            let [exe, filename, cwd, cgroup, argv] = sections(
+                rest,
+                [ev.exe_len, ev.script_len, ev.cwd_len, ev.cgroup_len, ev.argv_len],
+                name,
+            )?;
+            RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv }
+        }
+        EventKind::Fork => RawEvent::Fork(read_fixed(bytes, name)?),
+        EventKind::Exit => RawEvent::Exit(read_fixed(bytes, name)?),
+        EventKind::Open => {
+            let ev: OpenEvent = read_fixed(bytes, name)?;
+            let rest = &bytes[size_of::<OpenEvent>()..];
+            let [path, base] = sections(rest, [ev.path_len, ev.base_len], name)?;
+            RawEvent::Open { ev, path, base }
+        }
+        EventKind::Connect | EventKind::SendTo => {
+            let ev: ConnectEvent = read_fixed(bytes, name)?;
+            let rest = &bytes[size_of::<ConnectEvent>()..];
+            let [unix_path] = sections(rest, [ev.unix_len], name)?;
+            RawEvent::Connect { ev, unix_path }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_bytes<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: T is a repr(C) integer struct; reading its bytes is fine.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    fn header(kind: EventKind) -> EventHeader {
+        EventHeader { kind: kind as u16, pid: 42, tid: 43, ..Default::default() }
+    }
+
+    #[test]
+    fn open_record_with_sections() {
+        let ev = OpenEvent { header: header(EventKind::Open), ret: -2, path_len: 6, base_len: 4, ..Default::default() };
+        let mut bytes = as_bytes(&ev);
+        bytes.extend_from_slice(b"shadow/etc");
+        match decode(&bytes).unwrap() {
+            RawEvent::Open { ev, path, base } => {
+                assert_eq!(ev.ret, -2);
+                assert_eq!(ev.header.pid, 42);
+                assert_eq!(path, b"shadow");
+                assert_eq!(base, b"/etc");
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_record_sections_in_order() {
+        let ev = ExecEvent {
+            header: header(EventKind::Exec),
+            exe_len: 8,
+            script_len: 2,
+            cwd_len: 1,
+            cgroup_len: 0,
+            argv_len: 6,
+            ..Default::default()
+        };
+        let mut bytes = as_bytes(&ev);
+        bytes.extend_from_slice(b"/bin/dashsh/sh\0-c\0id");
+        let RawEvent::Exec { exe, filename, cwd, cgroup, argv, .. } = decode(&bytes).unwrap() else {
+            panic!("not an exec")
+        };
+        assert_eq!(exe, b"/bin/das");
+        assert_eq!(filename, b"hs");
+        assert_eq!(cwd, b"h");
+        assert_eq!(cgroup, b"");
+        assert_eq!(argv, b"/sh\0-c");
+    }
+
+    #[test]
+    fn short_and_malformed_records_are_errors() {
+        assert_eq!(decode(&[]).unwrap_err(), DecodeError::ShortHeader(0));
+        assert_eq!(decode(&[1, 0, 0]).unwrap_err(), DecodeError::ShortHeader(3));
+        let mut unknown = as_bytes(&header(EventKind::Exec));
+        unknown[0] = 99;
+        assert_eq!(decode(&unknown).unwrap_err(), DecodeError::UnknownKind(99));
+        // A header alone is shorter than any fixed part.
+        let only_header = as_bytes(&header(EventKind::Exec));
+        assert!(matches!(decode(&only_header), Err(DecodeError::ShortFixed { .. })));
+        // Section lengths that run past the record.
+        let ev = OpenEvent { header: header(EventKind::Open), path_len: 4000, ..Default::default() };
+        let bytes = as_bytes(&ev);
+        assert!(matches!(decode(&bytes), Err(DecodeError::ShortSections { need: 4000, .. })));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A cheap deterministic fuzz: every prefix of every record kind, with garbage lengths.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for kind in 1..=7u16 {
+            for len in 0..400 {
+                let mut bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect();
+                if bytes.len() >= 2 {
+                    bytes[..2].copy_from_slice(&kind.to_ne_bytes());
+                }
+                let _ = decode(&bytes);
+            }
+        }
+    }
+}

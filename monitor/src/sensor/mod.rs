@@ -1,0 +1,211 @@
+//! Loading and attaching the kernel programs, and reading what they report.
+
+pub mod decode;
+pub mod offsets;
+pub mod prereq;
+pub mod programs;
+pub mod reader;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
+};
+use monitor_common::{
+    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, KIND_SLOTS, OFFSETS_GLOBAL,
+    WAKEUP_BYTES_GLOBAL,
+};
+
+pub use decode::{DecodeError, RawEvent};
+pub use reader::Reader;
+
+static PROGRAMS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
+
+#[derive(Clone, Debug)]
+pub struct SensorConfig {
+    /// Ring buffer size in bytes: a power of two, at least one page.
+    pub ring_bytes: u32,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        Self { ring_bytes: monitor_common::DEFAULT_RING_BYTES }
+    }
+}
+
+/// The loaded and attached kernel programs. Dropping it detaches them.
+pub struct Sensor {
+    ebpf: Ebpf,
+    attached: usize,
+}
+
+/// Records the kernel could not put in the ring buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelDrops {
+    /// Per CPU, summed over kinds.
+    pub per_cpu: Vec<u64>,
+    /// Per event kind, summed over CPUs: (kind name, count).
+    pub per_kind: Vec<(&'static str, u64)>,
+}
+
+impl KernelDrops {
+    pub fn total(&self) -> u64 {
+        self.per_cpu.iter().sum()
+    }
+}
+
+impl std::fmt::Display for KernelDrops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "kernel drops: {} total", self.total())?;
+        for (cpu, n) in self.per_cpu.iter().enumerate() {
+            write!(f, ", cpu{cpu}={n}")?;
+        }
+        for (kind, n) in &self.per_kind {
+            if *n > 0 {
+                write!(f, ", {kind}={n}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, name: &str) -> Result<()> {
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the object"))?
+        .try_into()?;
+    prog.load(name, btf).map_err(|e| verifier_error(name, e))?;
+    prog.attach().with_context(|| format!("attaching BTF tracepoint {name}"))?;
+    Ok(())
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> {
+    let prog: &mut TracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the object"))?
+        .try_into()?;
+    prog.load().map_err(|e| verifier_error(name, e))?;
+    prog.attach(category, name).with_context(|| format!("attaching tracepoint {category}:{name}"))?;
+    Ok(())
+}
+
+/// A rejected program's error, with the verifier log cut to its head and tail (the end says
+/// why; the whole log can run to megabytes).
+fn verifier_error(name: &str, e: aya::programs::ProgramError) -> anyhow::Error {
+    const HEAD: usize = 3;
+    const TAIL: usize = 40;
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let shown = if lines.len() > HEAD + TAIL {
+        format!(
+            "{}\n  [... {} lines of verifier log ...]\n{}",
+            lines[..HEAD].join("\n"),
+            lines.len() - HEAD - TAIL,
+            lines[lines.len() - TAIL..].join("\n")
+        )
+    } else {
+        text
+    };
+    anyhow!("the kernel rejected program {name}: {shown}")
+}
+
+fn check_ring_bytes(n: u32) -> Result<()> {
+    let page = 4096;
+    if n < page || !n.is_power_of_two() {
+        bail!("ring buffer size {n} must be a power of two of at least {page} bytes");
+    }
+    Ok(())
+}
+
+impl Sensor {
+    /// Checks prerequisites, loads the programs with this kernel's offsets and attaches them.
+    pub fn load(config: &SensorConfig) -> Result<Self> {
+        check_ring_bytes(config.ring_bytes)?;
+        let problems = prereq::check();
+        if !problems.is_empty() {
+            bail!("cannot start the sensors:\n  - {}", problems.join("\n  - "));
+        }
+        // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it.
+        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: setrlimit with a valid struct.
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+
+        let offsets = offsets::BtfOffsets::from_sys()?.kernel_offsets()?;
+        let btf = aya::Btf::from_sys_fs().context("loading kernel BTF for the loader")?;
+        let daemon_tgid = std::process::id();
+        // Wake the reader early only when a quarter of the ring is full; otherwise its 10 ms
+        // timer collects records, so a busy host pays no wake-up per event.
+        let wakeup_bytes = u64::from(config.ring_bytes / 4);
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global(OFFSETS_GLOBAL, &offsets, true)
+            .override_global(DAEMON_TGID_GLOBAL, &daemon_tgid, true)
+            .override_global(WAKEUP_BYTES_GLOBAL, &wakeup_bytes, true)
+            .map_max_entries(EVENTS_MAP, config.ring_bytes)
+            .load(PROGRAMS_OBJECT)
+            .context("loading the kernel programs")?;
+
+        // Every program is tried, so one start-up reports every rejected program at once.
+        let mut attached = 0;
+        let mut failures = Vec::new();
+        for name in programs::BTF_TRACEPOINTS {
+            match attach_btf_tracepoint(&mut ebpf, &btf, name) {
+                Ok(()) => attached += 1,
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        for (category, name) in programs::TRACEPOINTS.iter().filter(|(c, _)| *c == "syscalls") {
+            match attach_tracepoint(&mut ebpf, category, name) {
+                Ok(()) => attached += 1,
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        if !failures.is_empty() {
+            bail!("{} of {} programs failed:\n{}", failures.len(), failures.len() + attached, failures.join("\n"));
+        }
+        Ok(Self { ebpf, attached })
+    }
+
+    pub fn attached(&self) -> usize {
+        self.attached
+    }
+
+    /// Takes the ring buffer for the reader; callable once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map(EVENTS_MAP).ok_or_else(|| anyhow!("ring buffer already taken"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Takes the drop counters; callable once.
+    pub fn take_drops(&mut self) -> Result<DropCounters> {
+        let map = self.ebpf.take_map(DROPS_MAP).ok_or_else(|| anyhow!("drop map already taken"))?;
+        Ok(DropCounters { map: PerCpuArray::try_from(map)? })
+    }
+}
+
+pub struct DropCounters {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl DropCounters {
+    pub fn read(&self) -> Result<KernelDrops> {
+        let mut per_cpu: Vec<u64> = Vec::new();
+        let mut per_kind = Vec::new();
+        for slot in 0..KIND_SLOTS {
+            let values = self.map.get(&slot, 0)?;
+            if per_cpu.len() < values.len() {
+                per_cpu.resize(values.len(), 0);
+            }
+            let mut sum = 0;
+            for (cpu, v) in values.iter().enumerate() {
+                per_cpu[cpu] += v;
+                sum += v;
+            }
+            if let Some(kind) = EventKind::from_u16(slot as u16) {
+                per_kind.push((kind.name(), sum));
+            }
+        }
+        Ok(KernelDrops { per_cpu, per_kind })
+    }
+}

@@ -1,0 +1,218 @@
+//! Kernel struct offsets from the running kernel's BTF: the kernel programs are compiled without
+//! any, so one binary runs on every kernel whose BTF names these members.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use btf_rs::{Btf, Type};
+use monitor_common::KernelOffsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+pub struct BtfOffsets {
+    btf: Btf,
+}
+
+impl BtfOffsets {
+    pub fn from_sys() -> Result<Self> {
+        let btf = Btf::from_file(VMLINUX_BTF)
+            .map_err(|e| anyhow!("cannot parse {VMLINUX_BTF}: {e}"))?;
+        Ok(Self { btf })
+    }
+
+    fn struct_type(&self, name: &str) -> Result<btf_rs::Struct> {
+        let types = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|e| anyhow!("kernel BTF has no type {name}: {e}"))?;
+        types
+            .into_iter()
+            .find_map(|t| match t {
+                Type::Struct(s) if !s.members.is_empty() => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("kernel BTF has no struct {name}"))
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn strip(&self, mut t: Type) -> Result<Type> {
+        loop {
+            t = match &t {
+                Type::Typedef(x) => self.btf.resolve_chained_type(x),
+                Type::Const(x) => self.btf.resolve_chained_type(x),
+                Type::Volatile(x) => self.btf.resolve_chained_type(x),
+                Type::Restrict(x) => self.btf.resolve_chained_type(x),
+                Type::TypeTag(x) => self.btf.resolve_chained_type(x),
+                _ => return Ok(t),
+            }
+            .map_err(|e| anyhow!("BTF: {e}"))?;
+        }
+    }
+
+    /// Finds `name` among the members of `s`, descending into anonymous structs and unions.
+    /// Returns the bit offset from the start of `s` and the member's type.
+    fn find_member(&self, s: &btf_rs::Struct, name: &str) -> Option<(u32, Type)> {
+        for m in &s.members {
+            let mname = self.btf.resolve_name(m).unwrap_or_default();
+            if mname == name {
+                let t = self.btf.resolve_chained_type(m).ok()?;
+                return Some((m.bit_offset(), self.strip(t).ok()?));
+            }
+            if mname.is_empty() {
+                let t = self.strip(self.btf.resolve_chained_type(m).ok()?).ok()?;
+                if let Type::Struct(inner) | Type::Union(inner) = &t {
+                    if let Some((bits, t)) = self.find_member(inner, name) {
+                        return Some((m.bit_offset() + bits, t));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Byte offset of a dotted member path (`f_path.dentry`) from the start of struct `ty`.
+    pub fn offset(&self, ty: &str, path: &str) -> Result<u32> {
+        let mut s = self.struct_type(ty)?;
+        let mut total_bits = 0u32;
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let (bits, t) = self
+                .find_member(&s, part)
+                .ok_or_else(|| anyhow!("kernel BTF: struct {ty} has no member {path}"))?;
+            total_bits += bits;
+            if i + 1 < parts.len() {
+                s = match t {
+                    Type::Struct(x) | Type::Union(x) => x,
+                    _ => bail!("kernel BTF: {ty}.{path}: {part} is not a struct"),
+                };
+            }
+        }
+        if total_bits % 8 != 0 {
+            bail!("kernel BTF: {ty}.{path} is a bitfield");
+        }
+        Ok(total_bits / 8)
+    }
+
+    /// The first of several member names this kernel has (members get renamed across versions).
+    fn offset_any(&self, ty: &str, paths: &[&str]) -> Result<u32> {
+        let mut last = None;
+        for p in paths {
+            match self.offset(ty, p) {
+                Ok(o) => return Ok(o),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no member names given")))
+    }
+
+    fn size_of(&self, ty: &str) -> Result<u32> {
+        Ok(self.struct_type(ty)?.size() as u32)
+    }
+
+    pub fn kernel_offsets(&self) -> Result<KernelOffsets> {
+        let o = |ty: &str, path: &str| self.offset(ty, path);
+        let t = "task_struct";
+        Ok::<_, anyhow::Error>(KernelOffsets {
+            task_pid: o(t, "pid")?,
+            task_tgid: o(t, "tgid")?,
+            task_real_parent: o(t, "real_parent")?,
+            task_group_leader: o(t, "group_leader")?,
+            task_start_boottime: o(t, "start_boottime")?,
+            task_real_cred: o(t, "real_cred")?,
+            task_files: o(t, "files")?,
+            task_fs: o(t, "fs")?,
+            task_mm: o(t, "mm")?,
+            task_signal: o(t, "signal")?,
+            task_nsproxy: o(t, "nsproxy")?,
+            task_thread_pid: o(t, "thread_pid")?,
+            task_loginuid: o(t, "loginuid")?,
+            task_cgroups: o(t, "cgroups")?,
+            task_exit_code: o(t, "exit_code")?,
+            cred_uid: o("cred", "uid")?,
+            cred_gid: o("cred", "gid")?,
+            cred_euid: o("cred", "euid")?,
+            cred_egid: o("cred", "egid")?,
+            files_fdt: o("files_struct", "fdt")?,
+            fdtable_max_fds: o("fdtable", "max_fds")?,
+            fdtable_fd: o("fdtable", "fd")?,
+            file_f_path: o("file", "f_path")?,
+            file_f_inode: o("file", "f_inode")?,
+            file_private_data: o("file", "private_data")?,
+            path_mnt: o("path", "mnt")?,
+            path_dentry: o("path", "dentry")?,
+            dentry_d_parent: o("dentry", "d_parent")?,
+            dentry_d_name: o("dentry", "d_name")?,
+            dentry_d_inode: o("dentry", "d_inode")?,
+            qstr_len: o("qstr", "len")?,
+            qstr_name: o("qstr", "name")?,
+            inode_i_mode: o("inode", "i_mode")?,
+            inode_i_ino: o("inode", "i_ino")?,
+            inode_i_sb: o("inode", "i_sb")?,
+            inode_i_rdev: o("inode", "i_rdev")?,
+            inode_i_nlink: self.offset_any("inode", &["__i_nlink", "i_nlink"])?,
+            super_block_s_dev: o("super_block", "s_dev")?,
+            vfsmount_mnt_root: o("vfsmount", "mnt_root")?,
+            mount_mnt: o("mount", "mnt")?,
+            mount_mnt_parent: o("mount", "mnt_parent")?,
+            mount_mnt_mountpoint: o("mount", "mnt_mountpoint")?,
+            fs_root: o("fs_struct", "root")?,
+            fs_pwd: o("fs_struct", "pwd")?,
+            mm_exe_file: o("mm_struct", "exe_file")?,
+            mm_arg_start: o("mm_struct", "arg_start")?,
+            mm_arg_end: o("mm_struct", "arg_end")?,
+            signal_tty: o("signal_struct", "tty")?,
+            signal_live: o("signal_struct", "live")?,
+            signal_group_exit_code: o("signal_struct", "group_exit_code")?,
+            tty_index: o("tty_struct", "index")?,
+            tty_driver: o("tty_struct", "driver")?,
+            tty_driver_major: o("tty_driver", "major")?,
+            tty_driver_minor_start: o("tty_driver", "minor_start")?,
+            nsproxy_mnt_ns: o("nsproxy", "mnt_ns")?,
+            mnt_namespace_inum: o("mnt_namespace", "ns.inum")?,
+            pid_level: o("pid", "level")?,
+            pid_numbers: o("pid", "numbers")?,
+            upid_size: self.size_of("upid")?,
+            upid_nr: o("upid", "nr")?,
+            upid_ns: o("upid", "ns")?,
+            pid_namespace_inum: o("pid_namespace", "ns.inum")?,
+            css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
+            cgroup_kn: o("cgroup", "kn")?,
+            kernfs_node_name: o("kernfs_node", "name")?,
+            // Renamed to __parent in 6.15 when it became RCU-protected.
+            kernfs_node_parent: self.offset_any("kernfs_node", &["__parent", "parent"])?,
+            socket_sk: o("socket", "sk")?,
+            sock_family: o("sock", "__sk_common.skc_family")?,
+            sock_state: o("sock", "__sk_common.skc_state")?,
+            sock_daddr: o("sock", "__sk_common.skc_daddr")?,
+            sock_rcv_saddr: o("sock", "__sk_common.skc_rcv_saddr")?,
+            sock_dport: o("sock", "__sk_common.skc_dport")?,
+            sock_num: o("sock", "__sk_common.skc_num")?,
+            sock_v6_daddr: o("sock", "__sk_common.skc_v6_daddr")?,
+            sock_v6_rcv_saddr: o("sock", "__sk_common.skc_v6_rcv_saddr")?,
+            sock_protocol: o("sock", "sk_protocol")?,
+            sock_type: o("sock", "sk_type")?,
+            binprm_filename: o("linux_binprm", "filename")?,
+            binprm_interp: o("linux_binprm", "interp")?,
+            binprm_file: o("linux_binprm", "file")?,
+        })
+        .context("reading kernel struct offsets from BTF")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_resolve_on_this_kernel() {
+        if !std::path::Path::new(VMLINUX_BTF).exists() {
+            eprintln!("SKIPPED: no {VMLINUX_BTF} on this machine");
+            return;
+        }
+        let btf = BtfOffsets::from_sys().unwrap();
+        let off = btf.kernel_offsets().unwrap();
+        // Members inside anonymous unions resolve to their real place, not the union's start.
+        assert_ne!(off.file_f_path, 0);
+        assert_ne!(off.sock_dport, off.sock_num);
+        assert_eq!(off.path_dentry, 8);
+        assert!(off.upid_size >= 16);
+    }
+}

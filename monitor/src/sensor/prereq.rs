@@ -1,0 +1,89 @@
+//! Checks, before loading anything, that this host can run the sensors; each missing piece is
+//! one sentence that says what to do.
+
+use std::path::{Path, PathBuf};
+
+use super::offsets::VMLINUX_BTF;
+use super::programs::TRACEPOINTS;
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+const TRACEFS_LEGACY: &str = "/sys/kernel/debug/tracing";
+
+/// Capabilities the daemon uses, with why. Root has them all.
+const CAPABILITIES: &[(u32, &str, &str)] = &[
+    (39, "CAP_BPF", "load the kernel programs and create their maps"),
+    (38, "CAP_PERFMON", "attach tracepoints and read kernel memory from the programs"),
+    (19, "CAP_SYS_PTRACE", "read other processes' /proc/<pid>/exe, cwd and environment"),
+    (2, "CAP_DAC_READ_SEARCH", "read tracefs and other users' /proc entries"),
+];
+
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+}
+
+/// Finds (or mounts) tracefs and returns its path.
+pub fn tracefs() -> Result<PathBuf, String> {
+    for p in [TRACEFS, TRACEFS_LEGACY] {
+        if Path::new(p).join("events").is_dir() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    let target = std::ffi::CString::new(TRACEFS).expect("static path");
+    let fstype = c"tracefs";
+    // SAFETY: plain mount(2) with NUL-terminated strings and no data.
+    let rc = unsafe {
+        libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+    };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(format!(
+            "tracefs is not mounted and mounting it at {TRACEFS} failed ({err}): run \
+             `mount -t tracefs tracefs {TRACEFS}` as root, or give the daemon CAP_SYS_ADMIN"
+        ));
+    }
+    tracing::info!("mounted tracefs at {TRACEFS}");
+    Ok(PathBuf::from(TRACEFS))
+}
+
+/// Every problem found, one sentence each; empty when the host is ready.
+pub fn check() -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(caps) = effective_caps() {
+        let missing: Vec<String> = CAPABILITIES
+            .iter()
+            .filter(|(bit, _, _)| caps & (1u64 << bit) == 0)
+            .map(|(_, name, why)| format!("{name} (to {why})"))
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "the daemon lacks {}: run it as root, or grant these capabilities (e.g. \
+                 AmbientCapabilities= in its systemd unit)",
+                missing.join(", ")
+            ));
+        }
+    }
+    if !Path::new(VMLINUX_BTF).exists() {
+        problems.push(format!(
+            "the kernel has no BTF at {VMLINUX_BTF}: it must be built with CONFIG_DEBUG_INFO_BTF=y \
+             (Linux >= 5.8 on most distributions)"
+        ));
+    }
+    match tracefs() {
+        Err(e) => problems.push(e),
+        Ok(root) => {
+            for (category, name) in TRACEPOINTS {
+                let dir = root.join("events").join(category).join(name);
+                if !dir.is_dir() {
+                    problems.push(format!(
+                        "the kernel has no tracepoint {category}:{name} ({} missing): it needs \
+                         CONFIG_FTRACE_SYSCALLS",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}

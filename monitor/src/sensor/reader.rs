@@ -1,0 +1,42 @@
+//! Draining the ring buffer on an async task: woken by the kernel when the ring fills past the
+//! wake-up mark, and by a short timer otherwise, so records never wait longer than the tick.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use aya::maps::{MapData, RingBuf};
+use tokio::io::{Interest, unix::AsyncFd};
+
+/// Longest a record waits in the ring before the reader looks.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+pub struct Reader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    tick: tokio::time::Interval,
+}
+
+impl Reader {
+    pub fn new(ring: RingBuf<MapData>) -> Result<Self> {
+        // SAFETY: the ring buffer owns its fd for as long as the AsyncFd owns the ring buffer.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(std::io::Error::from)?;
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Self { ring, tick })
+    }
+
+    /// Waits for records, then hands each one to `f`; returns how many there were.
+    pub async fn drain(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize> {
+        tokio::select! {
+            guard = self.ring.readable_mut() => guard?.clear_ready(),
+            _ = self.tick.tick() => {}
+        }
+        let ring = self.ring.get_mut();
+        let mut n = 0;
+        while let Some(item) = ring.next() {
+            f(&item);
+            n += 1;
+        }
+        Ok(n)
+    }
+}
