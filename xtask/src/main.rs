@@ -1,1 +1,104 @@
-fn main(){}
+//! Project tasks: `cargo xtask setup | build | run | test | bench`.
+//!
+//! Everything a fresh Debian machine needs beyond the Rust toolchains is installed by `setup`,
+//! which `run`, `test` and `bench` call first, so the README's two commands are all a new
+//! developer or CI types.
+
+mod bench;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing (Debian packages, nightly rust-src, bpf-linker); idempotent.
+    Setup,
+    /// Build the daemon (release) with its kernel programs.
+    Build,
+    /// Set up, build, and run `monitor events` (needs root); extra arguments go to monitor.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run every test (the kernel tests need root and say so when skipped).
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, and run the syscall micro-benchmarks without and with the daemon attached.
+    Bench(bench::BenchArgs),
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+pub fn run_checked(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+pub fn build_release() -> Result<PathBuf> {
+    run_checked(cargo().args(["build", "--release", "--package", "monitor", "--bin", "monitor"]))?;
+    Ok(workspace_root().join("target/release/monitor"))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::setup(),
+        Task::Build => {
+            setup::setup()?;
+            build_release().map(|_| ())
+        }
+        Task::Run { args } => {
+            setup::setup()?;
+            let bin = build_release()?;
+            if !is_root() {
+                bail!("the daemon loads eBPF programs and needs root: run `sudo -E cargo xtask run`");
+            }
+            let args = if args.is_empty() { vec!["events".to_owned()] } else { args };
+            eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
+            run_checked(Command::new(bin).args(args))
+        }
+        Task::Test { args } => {
+            setup::setup()?;
+            if !is_root() {
+                eprintln!(
+                    "xtask: WARNING: not root; the tests that load kernel programs will be SKIPPED. \
+                     Run `sudo -E cargo xtask test` to run them."
+                );
+            }
+            run_checked(cargo().args(["test", "--workspace", "--exclude", "monitor-ebpf"]).args(args))
+        }
+        Task::Bench(args) => {
+            setup::setup()?;
+            let bin = build_release()?;
+            bench::run(&bin, &args)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Shared by the kernel tests: starts the real daemon (`monitor events --json`), collects what
+//! it reports, and lets each test pick out the events of its own processes.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips the calling test, loudly, when it cannot load kernel programs.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("SKIPPED {}: needs root to load the kernel programs (CI runs as root)", module_path!());
+            return;
+        }
+    };
+}
+
+#[derive(Default)]
+struct Collected {
+    events: Vec<Value>,
+    stderr: Vec<String>,
+    ready: bool,
+    stdout_closed: bool,
+}
+
+pub struct Daemon {
+    child: Child,
+    shared: Arc<(Mutex<Collected>, Condvar)>,
+    stdout_gate: Option<std::sync::mpsc::Sender<()>>,
+    stdout_thread: Option<std::thread::JoinHandle<()>>,
+    stderr_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub struct Options<'a> {
+    pub args: &'a [&'a str],
+    /// Do not read the daemon's output until `resume_output` (a slow consumer).
+    pub hold_output: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self { args: &[], hold_output: false }
+    }
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options<'_>) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_monitor"))
+            .args(["events", "--json"])
+            .args(opts.args)
+            .env("MONITOR_LOG_FORMAT", "text")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start monitor");
+        let shared = Arc::new((Mutex::new(Collected::default()), Condvar::new()));
+
+        let stderr = child.stderr.take().unwrap();
+        let s = shared.clone();
+        let stderr_thread = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let (m, cv) = &*s;
+                let mut c = m.lock().unwrap();
+                if line.contains("sensors attached") {
+                    c.ready = true;
+                }
+                c.stderr.push(line);
+                cv.notify_all();
+            }
+            let (m, cv) = &*s;
+            m.lock().unwrap().stderr.push("<stderr closed>".into());
+            cv.notify_all();
+        });
+
+        let stdout = child.stdout.take().unwrap();
+        let s = shared.clone();
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let hold = opts.hold_output;
+        let stdout_thread = std::thread::spawn(move || {
+            if hold {
+                let _ = gate_rx.recv();
+            }
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("monitor printed a line that is not JSON ({e}): {line}"));
+                let (m, cv) = &*s;
+                m.lock().unwrap().events.push(v);
+                cv.notify_all();
+            }
+            let (m, cv) = &*s;
+            m.lock().unwrap().stdout_closed = true;
+            cv.notify_all();
+        });
+
+        let d = Daemon {
+            child,
+            shared,
+            stdout_gate: Some(gate_tx),
+            stdout_thread: Some(stdout_thread),
+            stderr_thread: Some(stderr_thread),
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&self) {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut c = m.lock().unwrap();
+        while !c.ready {
+            if c.stderr.iter().any(|l| l == "<stderr closed>") || Instant::now() > deadline {
+                panic!("monitor did not attach its sensors:\n{}", c.stderr.join("\n"));
+            }
+            c = cv.wait_timeout(c, Duration::from_millis(100)).unwrap().0;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn resume_output(&mut self) {
+        if let Some(g) = self.stdout_gate.take() {
+            let _ = g.send(());
+        }
+    }
+
+    /// The first event matching `pred`, waiting up to TIMEOUT; panics with `what` and the
+    /// events of `pid_hint` (if any) when none arrives.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut c = m.lock().unwrap();
+        loop {
+            if let Some(v) = c.events.iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no event: {what}\n{} events collected; daemon stderr:\n{}",
+                    c.events.len(),
+                    c.stderr.join("\n")
+                );
+            }
+            c = cv.wait_timeout(c, Duration::from_millis(100)).unwrap().0;
+        }
+    }
+
+    /// Every event so far that matches.
+    pub fn matching(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let (m, _) = &*self.shared;
+        m.lock().unwrap().events.iter().filter(|v| pred(v)).cloned().collect()
+    }
+
+    /// Stops the daemon with SIGTERM; returns its stderr.
+    pub fn stop(mut self) -> Vec<String> {
+        self.resume_output();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait monitor");
+        if let Some(t) = self.stdout_thread.take() {
+            t.join().expect("stdout reader");
+        }
+        if let Some(t) = self.stderr_thread.take() {
+            t.join().expect("stderr reader");
+        }
+        let (m, _) = &*self.shared;
+        let stderr = m.lock().unwrap().stderr.clone();
+        assert!(status.success(), "monitor exited with {status}:\n{}", stderr.join("\n"));
+        stderr
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn u(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(u64::MAX)
+}
+
+pub fn b(v: &Value, key: &str) -> bool {
+    v.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+pub fn is(v: &Value, evt_type: &str, pid: u32) -> bool {
+    s(v, "evt.type") == evt_type && u(v, "proc.pid") == u64::from(pid)
+}
+
+pub fn is_open_of(v: &Value, pid: u32, path: &str) -> bool {
+    matches!(s(v, "evt.type"), "open" | "openat" | "openat2" | "creat")
+        && u(v, "proc.pid") == u64::from(pid)
+        && s(v, "fd.name") == path
+}
+
+/// This test process's comm (what proc.pname of its children is).
+pub fn own_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_owned()
+}
+
+pub fn canonical(path: &str) -> String {
+    std::fs::canonicalize(path).unwrap().to_string_lossy().into_owned()
+}
+
+pub fn gettid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
