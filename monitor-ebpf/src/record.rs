@@ -367,8 +367,12 @@ impl Record {
         if len > MAX_RECORD as u64 {
             return;
         }
+        // Only the record that takes the fill across the mark wakes the reader. A reader that
+        // lags is awake already, and waking it again per record is what costs the most (an
+        // irq_work and a context switch each); an idle one finds the rest on its next tick.
         let wake_at = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
-        let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= wake_at {
+        let before = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+        let flags = if before < wake_at && before + len >= wake_at {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP

@@ -377,3 +377,51 @@ fn overrunning_a_tiny_ring_buffer_is_counted_not_silent() {
     assert!(total > 0, "20000 opens through a 4 KiB ring with a stalled reader lost nothing? {report}");
     assert!(report.contains("cpu0="), "per-CPU counts missing: {report}");
 }
+
+#[test]
+fn script_reports_interpreter_and_script_and_tty() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = Daemon::start();
+    let pid = run(Command::new("./hello.sh").current_dir(dir.path()));
+    let ev = d.wait_for("exec of a #! script", |v| is(v, "execve", pid));
+    assert_eq!(s(&ev, "proc.exepath"), canonical("/bin/sh"), "the interpreter is what runs");
+    assert_eq!(s(&ev, "proc.script"), canonical(script.to_str().unwrap()), "{ev}");
+    assert_eq!(s(&ev, "evt.arg.filename"), "./hello.sh");
+
+    // A process on a terminal: `script` gives its child a pseudo-terminal.
+    let pid = run(Command::new("script").args(["-qec", "sh -c 'exit 0'", "/dev/null"]));
+    let ev = d.wait_for("exec of sh on a pty", |v| {
+        s(v, "evt.type") == "execve"
+            && s(v, "proc.args") == "-c exit 0"
+            && (1..=3).any(|i| u(v, &format!("proc.apid[{i}]")) == u64::from(pid))
+    });
+    assert_ne!(u(&ev, "proc.tty"), 0, "{ev}");
+    assert!(s(&ev, "proc.stdin.name").starts_with("/dev/pts/"), "{ev}");
+    d.stop();
+}
+
+#[test]
+fn missing_privileges_are_named_one_by_one() {
+    require_root!();
+    // The real daemon, started as nobody with no capabilities.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_monitor"))
+        .args(["events", "--json"])
+        .env("MONITOR_LOG_FORMAT", "text")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("cannot start the sensors"), "{err}");
+    for cap in ["CAP_BPF", "CAP_PERFMON"] {
+        assert!(err.contains(cap), "{cap} not named:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}

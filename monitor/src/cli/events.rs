@@ -68,12 +68,12 @@ pub async fn run(args: EventsArgs) -> Result<()> {
             Ok(raw) => {
                 counters.events += 1;
                 let ev = enricher.enrich(&raw);
-                let line = if json {
-                    ev.to_json(&mut enricher.users).to_string()
+                let written = if json {
+                    ev.write_json(&mut enricher.users, &mut *out).and_then(|()| out.write_all(b"\n"))
                 } else {
-                    ev.to_text()
+                    writeln!(out, "{}", ev.to_text())
                 };
-                if writeln!(out, "{line}").is_err() {
+                if written.is_err() {
                     counters.write_errors += 1;
                 }
             }

@@ -162,6 +162,7 @@ impl Enricher {
                     cgroup_id: h.cgroup_id,
                     stdio: [stdio_info(&ev.stdio[0]), stdio_info(&ev.stdio[1]), stdio_info(&ev.stdio[2])],
                     source: "exec",
+                    ..Default::default()
                 };
                 let evt_type = if filename.starts_with("/dev/fd/") { "execveat" } else { "execve" };
                 let p = self.processes.on_exec(process);

@@ -5,7 +5,7 @@ mod table;
 
 pub use table::{ProcessTable, TableStats};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What one of fds 0-2 was at exec, with Falco's fd type names (file, directory, ipv4, ipv6,
 /// unix, pipe, ...) and, for sockets, the connection tuple as fd.name renders it.
@@ -48,18 +48,23 @@ pub struct Process {
     pub stdio: [StdioInfo; 3],
     /// Where the entry came from: "exec", "fork" or "proc" (seeded).
     pub source: &'static str,
+    /// proc.args and proc.cmdline, built once per process rather than per event.
+    pub(crate) args_joined: OnceLock<String>,
+    pub(crate) cmdline_joined: OnceLock<String>,
 }
 
 impl Process {
     /// Falco's proc.args: the arguments after argv[0], joined by spaces.
-    pub fn args(&self) -> String {
-        self.argv.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" ")
+    pub fn args(&self) -> &str {
+        self.args_joined.get_or_init(|| self.argv.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" "))
     }
 
     /// Falco's proc.cmdline: the process name followed by its arguments.
-    pub fn cmdline(&self) -> String {
-        let args = self.args();
-        if args.is_empty() { self.comm.clone() } else { format!("{} {}", self.comm, args) }
+    pub fn cmdline(&self) -> &str {
+        self.cmdline_joined.get_or_init(|| {
+            let args = self.args();
+            if args.is_empty() { self.comm.clone() } else { format!("{} {}", self.comm, args) }
+        })
     }
 
     /// Falco's proc.exe: argv[0] as the process was started.

@@ -63,6 +63,7 @@ pub fn read(pid: i32) -> Option<Process> {
         cgroup_id: 0,
         stdio: [stdio_info(pid, 0), stdio_info(pid, 1), stdio_info(pid, 2)],
         source: "proc",
+        ..Default::default()
     })
 }
 
