@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::event::Enricher;
+use crate::event::{Enricher, JsonRenderer};
 use crate::process::ProcessTable;
 use crate::sensor::{KernelDrops, Reader, Sensor, SensorConfig, decode::decode};
 
@@ -63,13 +63,14 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let mut last_drops = KernelDrops::default();
     let json = args.json;
 
-    let handle = |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut dyn std::io::Write| {
+    let mut renderer = JsonRenderer::default();
+    let mut handle = |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut dyn std::io::Write| {
         match decode(bytes) {
             Ok(raw) => {
                 counters.events += 1;
                 let ev = enricher.enrich(&raw);
                 let written = if json {
-                    ev.write_json(&mut enricher.users, &mut *out).and_then(|()| out.write_all(b"\n"))
+                    renderer.write(&ev, &mut *out).and_then(|()| out.write_all(b"\n"))
                 } else {
                     writeln!(out, "{}", ev.to_text())
                 };

@@ -9,7 +9,7 @@ use monitor_common::{
 };
 
 use super::format::{fd_type_of_ip, ip_from_kernel, l4proto, stdio_info, tty_nr};
-use super::{Detail, Event, NetInfo, OpenInfo, Users};
+use super::{Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
 use crate::process::{Process, ProcessTable, TableStats};
 use crate::sensor::RawEvent;
@@ -26,7 +26,6 @@ pub struct EnricherStats {
 pub struct Enricher {
     pub processes: ProcessTable,
     pub cgroups: CgroupResolver,
-    pub users: Users,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall-clock time.
     boot_to_wall_ns: i128,
 }
@@ -70,7 +69,6 @@ impl Enricher {
         Self {
             processes,
             cgroups: CgroupResolver::new(),
-            users: Users::default(),
             boot_to_wall_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
         }
     }

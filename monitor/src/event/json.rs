@@ -3,13 +3,15 @@
 use std::io::Write;
 use std::net::IpAddr;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer as _};
 
 use super::format::{endpoint, errno_name, is_open_create, is_open_read, is_open_write, open_flags};
 use super::{Detail, Event, Users};
 use super::enrich::MAX_ANCESTORS;
-use crate::process::Process;
+use crate::process::{Process, ProcessRef};
 
 fn rfc3339(ns: i128) -> String {
     jiff::Timestamp::from_nanosecond(ns).map(|t| t.to_string()).unwrap_or_default()
@@ -43,139 +45,210 @@ const STDIO: [(&str, &str); 3] = [
     ("proc.stderr.type", "proc.stderr.name"),
 ];
 
-fn io(e: serde_json::Error) -> std::io::Error {
-    std::io::Error::other(e)
+/// Writes one JSON object field by field, straight to the output (no intermediate map).
+struct Obj<'a, W: Write + ?Sized> {
+    out: &'a mut W,
+    first: bool,
 }
 
-type Obj<'a, W> = serde_json::ser::Compound<'a, W, serde_json::ser::CompactFormatter>;
+impl<'a, W: Write + ?Sized> Obj<'a, W> {
+    fn open(out: &'a mut W) -> std::io::Result<Self> {
+        out.write_all(b"{")?;
+        Ok(Self { out, first: true })
+    }
 
-fn put<W: Write, V: Serialize + ?Sized>(m: &mut Obj<'_, W>, k: &str, v: &V) -> std::io::Result<()> {
-    m.serialize_entry(k, v).map_err(io)
+    fn key(&mut self, k: &str) -> std::io::Result<()> {
+        // Keys are our own field names: plain ASCII, nothing to escape.
+        self.out.write_all(if self.first { b"\"" } else { b",\"" })?;
+        self.first = false;
+        self.out.write_all(k.as_bytes())?;
+        self.out.write_all(b"\":")
+    }
+
+    fn put<V: Serialize + ?Sized>(&mut self, k: &str, v: &V) -> std::io::Result<()> {
+        self.key(k)?;
+        serde_json::to_writer(&mut *self.out, v).map_err(std::io::Error::other)
+    }
+
+    /// Fields already rendered as `"k":v,"k":v` (no braces).
+    fn raw(&mut self, fields: &[u8]) -> std::io::Result<()> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        if !self.first {
+            self.out.write_all(b",")?;
+        }
+        self.first = false;
+        self.out.write_all(fields)
+    }
+
+    fn close(self) -> std::io::Result<()> {
+        self.out.write_all(b"}")
+    }
 }
 
 fn ip(v: Option<IpAddr>) -> Option<String> {
     v.map(|ip| ip.to_string())
 }
 
-impl Event {
-    /// Writes the event as one JSON object keyed by Falco field names, straight to `out`.
-    pub fn write_json<W: Write + ?Sized>(&self, users: &mut Users, out: &mut W) -> std::io::Result<()> {
-        let mut ser = serde_json::Serializer::new(out);
-        let mut m = ser.serialize_map(None).map_err(io)?;
-        put(&mut m, "evt.type", self.evt_type)?;
-        put(&mut m, "evt.dir", "<")?;
-        put(&mut m, "evt.time", &rfc3339(self.time_ns))?;
-        put(&mut m, "evt.rawtime", &(self.time_ns as i64))?;
-        put(&mut m, "evt.cpu", &self.cpu)?;
-        put(&mut m, "evt.res", &errno_name(self.res))?;
-        put(&mut m, "evt.rawres", &self.res)?;
-        put(&mut m, "proc.pid", &self.pid)?;
-        put(&mut m, "proc.tid", &self.tid)?;
-        put(&mut m, "thread.tid", &self.tid)?;
-        match &self.process {
-            Some(p) => self.put_process(&mut m, p, users)?,
+/// The process part of an event (proc.*, user.*, group.*, ancestry) rendered once and reused
+/// while the process and its ancestors stay the same: most events come from processes that
+/// already produced one.
+struct ProcessFields {
+    process: ProcessRef,
+    ancestors: Vec<ProcessRef>,
+    json: Vec<u8>,
+}
+
+const FRAGMENT_CACHE_MAX: usize = 4096;
+
+/// Renders events as JSON lines; owns what rendering needs (user names, the fragment cache).
+pub struct JsonRenderer {
+    users: Users,
+    fragments: HashMap<u32, ProcessFields>,
+}
+
+impl Default for JsonRenderer {
+    fn default() -> Self {
+        Self { users: Users::default(), fragments: HashMap::new() }
+    }
+}
+
+impl JsonRenderer {
+    /// Writes `ev` as one JSON object keyed by Falco field names.
+    pub fn write<W: Write + ?Sized>(&mut self, ev: &Event, out: &mut W) -> std::io::Result<()> {
+        let mut m = Obj::open(out)?;
+        m.put("evt.type", ev.evt_type)?;
+        m.put("evt.dir", "<")?;
+        m.put("evt.time", &rfc3339(ev.time_ns))?;
+        m.put("evt.rawtime", &(ev.time_ns as i64))?;
+        m.put("evt.cpu", &ev.cpu)?;
+        m.put("evt.res", &errno_name(ev.res))?;
+        m.put("evt.rawres", &ev.res)?;
+        m.put("proc.pid", &ev.pid)?;
+        m.put("proc.tid", &ev.tid)?;
+        match &ev.process {
+            Some(p) => m.raw(self.process_fields(p, &ev.ancestors)?)?,
             None => {
-                put(&mut m, "user.uid", &self.uid)?;
-                put(&mut m, "group.gid", &self.gid)?;
+                m.put("user.uid", &ev.uid)?;
+                m.put("group.gid", &ev.gid)?;
             }
         }
-        put(&mut m, "cgroup.id", &self.cgroup_id)?;
-        put(&mut m, "cgroup.path", &self.cgroup_path.as_deref())?;
+        m.put("cgroup.id", &ev.cgroup_id)?;
+        m.put("cgroup.path", &ev.cgroup_path.as_deref())?;
         // Without a cgroup path, whether this is a container is unknown: null, not "host".
-        let (id, full, kind) = match (&self.container, &self.cgroup_path) {
+        let (id, full, kind) = match (&ev.container, &ev.cgroup_path) {
             (Some(c), _) => (Some(c.short()), Some(c.full.as_str()), Some(c.runtime)),
             (None, Some(_)) => (Some("host"), Some("host"), None),
             (None, None) => (None, None, None),
         };
-        put(&mut m, "container.id", &id)?;
-        put(&mut m, "container.full_id", &full)?;
-        put(&mut m, "container.type", &kind)?;
-        match &self.detail {
-            Detail::Exec { filename, .. } => put(&mut m, "evt.arg.filename", filename)?,
+        m.put("container.id", &id)?;
+        m.put("container.full_id", &full)?;
+        m.put("container.type", &kind)?;
+        match &ev.detail {
+            Detail::Exec { filename, .. } => m.put("evt.arg.filename", filename)?,
             Detail::Fork => {}
-            Detail::Exit { code } => put(&mut m, "evt.arg.status", code)?,
+            Detail::Exit { code } => m.put("evt.arg.status", code)?,
             Detail::Open(o) => {
                 let dir = o.flags & 0o200000 != 0;
-                put(&mut m, "fd.num", &(self.res >= 0).then_some(self.res))?;
-                put(&mut m, "fd.name", &o.path)?;
-                put(&mut m, "fd.directory", dirname(&o.path))?;
-                put(&mut m, "fd.filename", basename(&o.path))?;
-                put(&mut m, "fd.type", if dir { "directory" } else { "file" })?;
-                put(&mut m, "fd.typechar", if dir { "d" } else { "f" })?;
-                put(&mut m, "fd.ino", &o.ino)?;
-                put(&mut m, "fd.dev", &o.dev)?;
-                put(&mut m, "fd.unresolved", &!o.resolved)?;
-                put(&mut m, "fd.name_truncated", &o.truncated)?;
-                put(&mut m, "evt.arg.flags", &open_flags(o.flags))?;
-                put(&mut m, "evt.rawarg.flags", &o.flags)?;
-                put(&mut m, "evt.arg.mode", &format!("0{:o}", o.mode))?;
-                put(&mut m, "evt.is_open_read", &is_open_read(o.flags))?;
-                put(&mut m, "evt.is_open_write", &is_open_write(o.flags))?;
-                put(&mut m, "evt.is_open_create", &is_open_create(o.flags))?;
+                m.put("fd.num", &(ev.res >= 0).then_some(ev.res))?;
+                m.put("fd.name", &o.path)?;
+                m.put("fd.directory", dirname(&o.path))?;
+                m.put("fd.filename", basename(&o.path))?;
+                m.put("fd.type", if dir { "directory" } else { "file" })?;
+                m.put("fd.typechar", if dir { "d" } else { "f" })?;
+                m.put("fd.ino", &o.ino)?;
+                m.put("fd.dev", &o.dev)?;
+                m.put("fd.unresolved", &!o.resolved)?;
+                m.put("fd.name_truncated", &o.truncated)?;
+                m.put("evt.arg.flags", &open_flags(o.flags))?;
+                m.put("evt.rawarg.flags", &o.flags)?;
+                m.put("evt.arg.mode", &format!("0{:o}", o.mode))?;
+                m.put("evt.is_open_read", &is_open_read(o.flags))?;
+                m.put("evt.is_open_write", &is_open_write(o.flags))?;
+                m.put("evt.is_open_create", &is_open_create(o.flags))?;
             }
             Detail::Net(n) => {
-                put(&mut m, "fd.num", &n.fd)?;
-                put(&mut m, "fd.type", n.fd_type)?;
+                m.put("fd.num", &n.fd)?;
+                m.put("fd.type", n.fd_type)?;
                 let typechar = match n.fd_type {
                     "ipv4" => "4",
                     "ipv6" => "6",
                     "unix" => "u",
                     _ => "o",
                 };
-                put(&mut m, "fd.typechar", typechar)?;
-                put(&mut m, "fd.l4proto", n.l4proto)?;
+                m.put("fd.typechar", typechar)?;
+                m.put("fd.l4proto", n.l4proto)?;
                 if let Some(path) = &n.unix_path {
-                    put(&mut m, "fd.name", path)?;
+                    m.put("fd.name", path)?;
                 } else {
-                    put(&mut m, "fd.sip", &ip(n.sip))?;
-                    put(&mut m, "fd.sport", &n.sport)?;
-                    put(&mut m, "fd.cip", &ip(n.cip))?;
-                    put(&mut m, "fd.cport", &n.cport)?;
-                    put(&mut m, "fd.name", &format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport)))?;
+                    m.put("fd.sip", &ip(n.sip))?;
+                    m.put("fd.sport", &n.sport)?;
+                    m.put("fd.cip", &ip(n.cip))?;
+                    m.put("fd.cport", &n.cport)?;
+                    m.put("fd.name", &format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport)))?;
                 }
-                put(&mut m, "fd.dest_from_socket", &n.from_socket)?;
+                m.put("fd.dest_from_socket", &n.from_socket)?;
             }
         }
-        SerializeMap::end(m).map_err(io)
+        m.close()
     }
 
-    fn put_process<W: Write>(&self, m: &mut Obj<'_, W>, p: &Process, users: &mut Users) -> std::io::Result<()> {
-        put(m, "proc.name", &p.comm)?;
-        put(m, "proc.exe", p.exe_arg0())?;
-        put(m, "proc.exepath", &p.exe_path)?;
-        put(m, "proc.is_exe_from_memfd", &p.exe_from_memfd)?;
-        put(m, "proc.args", p.args())?;
-        put(m, "proc.cmdline", p.cmdline())?;
-        put(m, "proc.argv", &p.argv)?;
-        put(m, "proc.args_truncated", &p.argv_truncated)?;
-        put(m, "proc.script", &p.script)?;
-        put(m, "proc.cwd", &p.cwd)?;
-        put(m, "proc.ppid", &p.ppid)?;
-        put(m, "proc.vpid", &p.vpid)?;
-        put(m, "proc.tty", &p.tty)?;
-        put(m, "proc.start_ts", &p.start_ns)?;
-        put(m, "proc.pidns", &p.pidns)?;
-        put(m, "proc.mntns", &p.mntns)?;
-        put(m, "proc.source", p.source)?;
-        for (s, (type_key, name_key)) in p.stdio.iter().zip(STDIO) {
-            put(m, type_key, &(!s.fd_type.is_empty()).then_some(s.fd_type))?;
-            put(m, name_key, &s.name)?;
+    fn process_fields(&mut self, p: &ProcessRef, ancestors: &[ProcessRef]) -> std::io::Result<&[u8]> {
+        let fresh = self.fragments.get(&p.pid).is_some_and(|f| {
+            Arc::ptr_eq(&f.process, p)
+                && f.ancestors.len() == ancestors.len()
+                && f.ancestors.iter().zip(ancestors).all(|(a, b)| Arc::ptr_eq(a, b))
+        });
+        if !fresh {
+            let mut json = Vec::with_capacity(1024);
+            write_process_fields(&mut json, p, ancestors, &mut self.users)?;
+            if self.fragments.len() >= FRAGMENT_CACHE_MAX {
+                self.fragments.clear();
+            }
+            self.fragments.insert(p.pid, ProcessFields { process: p.clone(), ancestors: ancestors.to_vec(), json });
         }
-        let parent = self.ancestors.first();
-        put(m, "proc.pname", &parent.map(|a| a.comm.as_str()))?;
-        put(m, "proc.pexepath", &parent.map(|a| a.exe_path.as_str()))?;
-        put(m, "proc.pcmdline", &parent.map(|a| a.cmdline()))?;
-        for (i, a) in self.ancestors.iter().enumerate().take(MAX_ANCESTORS) {
-            put(m, ANAME[i], &a.comm)?;
-            put(m, APID[i], &a.pid)?;
-        }
-        put(m, "user.uid", &p.euid)?;
-        put(m, "user.name", &users.name(p.euid).as_deref())?;
-        let login = (p.loginuid != u32::MAX).then_some(p.loginuid);
-        put(m, "user.loginuid", &login.map_or(-1, i64::from))?;
-        put(m, "user.loginname", &login.and_then(|l| users.name(l)).as_deref())?;
-        put(m, "group.gid", &p.egid)
+        Ok(&self.fragments[&p.pid].json)
     }
+}
+
+fn write_process_fields(out: &mut Vec<u8>, p: &Process, ancestors: &[ProcessRef], users: &mut Users) -> std::io::Result<()> {
+    let mut m = Obj { out, first: true };
+    m.put("proc.name", &p.comm)?;
+    m.put("proc.exe", p.exe_arg0())?;
+    m.put("proc.exepath", &p.exe_path)?;
+    m.put("proc.is_exe_from_memfd", &p.exe_from_memfd)?;
+    m.put("proc.args", p.args())?;
+    m.put("proc.cmdline", p.cmdline())?;
+    m.put("proc.argv", &p.argv)?;
+    m.put("proc.args_truncated", &p.argv_truncated)?;
+    m.put("proc.script", &p.script)?;
+    m.put("proc.cwd", &p.cwd)?;
+    m.put("proc.ppid", &p.ppid)?;
+    m.put("proc.vpid", &p.vpid)?;
+    m.put("proc.tty", &p.tty)?;
+    m.put("proc.start_ts", &p.start_ns)?;
+    m.put("proc.pidns", &p.pidns)?;
+    m.put("proc.mntns", &p.mntns)?;
+    m.put("proc.source", p.source)?;
+    for (s, (type_key, name_key)) in p.stdio.iter().zip(STDIO) {
+        m.put(type_key, &(!s.fd_type.is_empty()).then_some(s.fd_type))?;
+        m.put(name_key, &s.name)?;
+    }
+    let parent = ancestors.first();
+    m.put("proc.pname", &parent.map(|a| a.comm.as_str()))?;
+    m.put("proc.pexepath", &parent.map(|a| a.exe_path.as_str()))?;
+    m.put("proc.pcmdline", &parent.map(|a| a.cmdline()))?;
+    for (i, a) in ancestors.iter().enumerate().take(MAX_ANCESTORS) {
+        m.put(ANAME[i], &a.comm)?;
+        m.put(APID[i], &a.pid)?;
+    }
+    m.put("user.uid", &p.euid)?;
+    m.put("user.name", &users.name(p.euid).as_deref())?;
+    let login = (p.loginuid != u32::MAX).then_some(p.loginuid);
+    m.put("user.loginuid", &login.map_or(-1, i64::from))?;
+    m.put("user.loginname", &login.and_then(|l| users.name(l)).as_deref())?;
+    m.put("group.gid", &p.egid)
 }
 
 impl Event {

@@ -8,6 +8,7 @@ mod users;
 
 pub use enrich::{Enricher, EnricherStats};
 pub use format::{errno_name, open_flags};
+pub use json::JsonRenderer;
 pub use users::Users;
 
 use std::net::IpAddr;
