@@ -310,7 +310,7 @@ fn process_started_before_the_daemon_has_name_and_parent() {
     let d = Daemon::start();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     child.wait().unwrap();
-    let ev = d.wait_for("open by the older process", |v| is_open_of(v, pid, "/etc/hostname"));
+    let ev = d.wait_for_or_show("open by the older process", |v| is_open_of(v, pid, "/etc/hostname"), |v| u(v, "proc.pid") == u64::from(pid) || s(v, "fd.name") == "/etc/hostname");
     assert_eq!(s(&ev, "proc.name"), "sh");
     assert_eq!(s(&ev, "proc.exepath"), canonical("/bin/sh"));
     assert_eq!(u(&ev, "proc.ppid"), u64::from(std::process::id()));
@@ -362,7 +362,7 @@ fn overrunning_a_tiny_ring_buffer_is_counted_not_silent() {
     // A 4 KiB ring and a consumer that does not read: the flood must show up as drops.
     let d = Daemon::start_with(Options { args: &["--ring-buffer-bytes", "4096"], hold_output: true });
     let status = Command::new("sh")
-        .args(["-c", "i=0; while [ $i -lt 20000 ]; do : < /etc/hostname; i=$((i+1)); done"])
+        .args(["-c", "i=0; while [ $i -lt 5000 ]; do : < /etc/hostname; i=$((i+1)); done"])
         .status()
         .unwrap();
     assert!(status.success());
@@ -374,7 +374,7 @@ fn overrunning_a_tiny_ring_buffer_is_counted_not_silent() {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("drop count");
-    assert!(total > 0, "20000 opens through a 4 KiB ring with a stalled reader lost nothing? {report}");
+    assert!(total > 0, "5000 opens through a 4 KiB ring with a stalled reader lost nothing? {report}");
     assert!(report.contains("cpu0="), "per-CPU counts missing: {report}");
 }
 

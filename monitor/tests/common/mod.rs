@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn is_root() -> bool {
     // SAFETY: no preconditions.
@@ -160,6 +160,21 @@ impl Daemon {
                 );
             }
             c = cv.wait_timeout(c, Duration::from_millis(100)).unwrap().0;
+        }
+    }
+
+    /// Like `wait_for`, but panics with the events `context` selects, to show what came instead.
+    pub fn wait_for_or_show(&self, what: &str, pred: impl Fn(&Value) -> bool, context: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(v) = self.matching(&pred).into_iter().next() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let shown: Vec<String> = self.matching(&context).iter().map(Value::to_string).collect();
+                panic!("no event: {what}; related events:\n{}", shown.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
