@@ -11,7 +11,7 @@ use monitor_common::{
 use super::format::{fd_type_of_ip, ip_from_kernel, l4proto, stdio_info, tty_nr};
 use super::{Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
-use crate::process::{Process, ProcessTable, TableStats};
+use crate::process::{Process, ProcessRef, ProcessTable, TableStats};
 use crate::sensor::RawEvent;
 
 /// Ancestors attached to each event (proc.aname[1..N]).
@@ -102,8 +102,13 @@ impl Enricher {
         }
     }
 
+    /// The event's process: the one the table has for its pid (read from /proc if unknown).
     fn attach_process(&mut self, ev: &mut Event) {
         let p = self.processes.get_or_load(ev.pid);
+        self.set_process(ev, p);
+    }
+
+    fn set_process(&self, ev: &mut Event, p: Option<ProcessRef>) {
         if let Some(p) = &p {
             ev.ancestors = self.processes.ancestors(p, MAX_ANCESTORS);
         }
@@ -165,16 +170,14 @@ impl Enricher {
                 let evt_type = if filename.starts_with("/dev/fd/") { "execveat" } else { "execve" };
                 let p = self.processes.on_exec(process);
                 let mut out = self.base_event(h, evt_type, 0, Detail::Exec { filename, cgroup_path });
-                out.ancestors = self.processes.ancestors(&p, MAX_ANCESTORS);
-                out.process = Some(p);
+                self.set_process(&mut out, Some(p));
                 out
             }
             RawEvent::Fork(ev) => {
                 let h = &ev.header;
                 let p = self.processes.on_fork(h.pid, ev.start_ns, ev.ppid, ev.parent_start_ns, &comm(&ev.comm));
                 let mut out = self.base_event(h, "clone", 0, Detail::Fork);
-                out.ancestors = self.processes.ancestors(&p, MAX_ANCESTORS);
-                out.process = Some(p);
+                self.set_process(&mut out, Some(p));
                 out
             }
             RawEvent::Exit(ev) => {
