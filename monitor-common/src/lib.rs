@@ -46,8 +46,11 @@ pub enum EventKind {
     SendTo = 6,
 }
 
-/// Number of slots in the drop-counter map (index = EventKind as u32).
+/// Number of slots in the drop-counter map (index = EventKind as u32, plus [`LOST_ARGS_SLOT`]).
 pub const KIND_SLOTS: u32 = 8;
+/// Drop-counter slot for syscalls whose entry arguments could not be kept until their exit
+/// (the per-thread argument map was full), so no event could be made.
+pub const LOST_ARGS_SLOT: u32 = 7;
 
 impl EventKind {
     pub fn from_u16(v: u16) -> Option<Self> {
@@ -196,8 +199,8 @@ pub const EXEC_SCRIPT: u16 = 1 << 0;
 pub const EXEC_ARGV_TRUNCATED: u16 = 1 << 1;
 /// The executable has no links left: deleted, or an anonymous file such as a memfd.
 pub const EXEC_EXE_UNLINKED: u16 = 1 << 2;
-/// The executable was opened through a file descriptor (execveat with AT_EMPTY_PATH, fexecve).
-pub const EXEC_FROM_FD: u16 = 1 << 3;
+/// The exec came through execveat (fexecve and fd-based exec included), not execve.
+pub const EXEC_EXECVEAT: u16 = 1 << 3;
 /// A path section hit the walk's depth limit or the record's size limit.
 pub const EXEC_PATH_TRUNCATED: u16 = 1 << 4;
 

@@ -10,17 +10,18 @@ mod record;
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     macros::{btf_tracepoint, map, tracepoint},
-    maps::LruHashMap,
+    maps::HashMap,
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
     ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
-    EventKind, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED,
+    EXEC_EXECVEAT, EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV, OPEN_HAS_BASE,
+    OPEN_PATH_TRUNCATED,
     OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
 };
 
 use kernel::{Task, is_daemon, off, rd};
-use record::Record;
+use record::{Record, count_drop};
 
 /// Arguments of an open syscall kept from entry to exit (the exit tracepoint only has the result).
 #[repr(C)]
@@ -45,11 +46,16 @@ struct SockArgs {
     _pad: [u8; 7],
 }
 
-// LRU so that a thread killed between entry and exit cannot leak an entry for good.
+// Plain hash maps, not LRU: an LRU map may evict a live entry to make room, losing that event
+// unseen, while a full plain map fails the insert, which is counted. Every syscall entry is
+// followed by its exit on the same thread, which removes the entry, so nothing accumulates.
 #[map]
-static OPEN_ARGS: LruHashMap<u64, OpenArgs> = LruHashMap::with_max_entries(16384, 0);
+static OPEN_ARGS: HashMap<u64, OpenArgs> = HashMap::with_max_entries(16384, 0);
 #[map]
-static SOCK_ARGS: LruHashMap<u64, SockArgs> = LruHashMap::with_max_entries(8192, 0);
+static SOCK_ARGS: HashMap<u64, SockArgs> = HashMap::with_max_entries(8192, 0);
+/// Threads inside execveat, so the exec they lead to is reported as execveat.
+#[map]
+static EXECVEAT_TIDS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
 
 const AT_FDCWD: i32 = -100;
 const O_CREAT: u32 = 0o100;
@@ -132,6 +138,10 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     if filename != interp {
         flags |= EXEC_SCRIPT;
     }
+    if unsafe { EXECVEAT_TIDS.get(&old_tid) }.is_some() {
+        let _ = EXECVEAT_TIDS.remove(&old_tid);
+        flags |= EXEC_EXECVEAT;
+    }
     let flen = rec.append_kernel_str(filename);
     rec.fixed::<ExecEvent>().script_len = flen;
     let fs: u64 = rd(task.0 + off!(task_fs));
@@ -147,9 +157,10 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     rec.fixed::<ExecEvent>().cgroup_len = glen;
     let arg_start: u64 = rd(mm + off!(mm_arg_start));
     let arg_end: u64 = rd(mm + off!(mm_arg_end));
-    let total = arg_end.wrapping_sub(arg_start);
+    let mut total = arg_end.wrapping_sub(arg_start);
     if total > MAX_ARGV as u64 - 1 {
         flags |= EXEC_ARGV_TRUNCATED;
+        total = MAX_ARGV as u64 - 1;
     }
     let alen = rec.append_user_bytes(arg_start, total);
     rec.fixed::<ExecEvent>().argv_len = alen;
@@ -204,6 +215,23 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+#[tracepoint]
+pub fn sys_enter_execveat(_ctx: TracePointContext) -> u32 {
+    if !is_daemon() {
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = EXECVEAT_TIDS.insert(&tid, &1, 0);
+    }
+    0
+}
+
+/// Only a failed execveat returns; a successful one was consumed at sched_process_exec.
+#[tracepoint]
+pub fn sys_exit_execveat(_ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = EXECVEAT_TIDS.remove(&tid);
+    0
+}
+
 // ---------------------------------------------------------------------------------------------
 // File opens
 
@@ -213,7 +241,9 @@ fn stash_open(filename: u64, flags: u32, mode: u32, dfd: i32, syscall: Syscall) 
         return 0;
     }
     let args = OpenArgs { filename, flags, mode, dfd, syscall: syscall as u8, _pad: [0; 3] };
-    let _ = OPEN_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0);
+    if OPEN_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0).is_err() {
+        count_drop(LOST_ARGS_SLOT);
+    }
     0
 }
 
@@ -257,19 +287,18 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
     let task = Task::current();
     let (root_mnt, root_dentry) = task.root();
     let mut flags = 0u16;
-    if ret >= 0 {
-        let file = task.fd_file(ret as u32);
-        if file != 0 {
-            let inode: u64 = rd(file + off!(file_f_inode));
-            ev.ino = rd(inode + off!(inode_i_ino));
-            let sb: u64 = rd(inode + off!(inode_i_sb));
-            ev.dev = rd(sb + off!(super_block_s_dev));
-            let (len, cut) = rec.append_file_path(file, root_mnt, root_dentry);
-            rec.fixed::<OpenEvent>().path_len = len;
-            flags |= OPEN_RESOLVED;
-            if cut {
-                flags |= OPEN_PATH_TRUNCATED;
-            }
+    // Another thread may have closed the fd already; then only the caller's string is left.
+    let file = if ret >= 0 { task.fd_file(ret as u32) } else { 0 };
+    if file != 0 {
+        let inode: u64 = rd(file + off!(file_f_inode));
+        ev.ino = rd(inode + off!(inode_i_ino));
+        let sb: u64 = rd(inode + off!(inode_i_sb));
+        ev.dev = rd(sb + off!(super_block_s_dev));
+        let (len, cut) = rec.append_file_path(file, root_mnt, root_dentry);
+        rec.fixed::<OpenEvent>().path_len = len;
+        flags |= OPEN_RESOLVED;
+        if cut {
+            flags |= OPEN_PATH_TRUNCATED;
         }
     } else {
         let (len, first) = rec.append_user_str(args.filename);
@@ -326,7 +355,9 @@ fn stash_sock(fd: i32, addr: u64, addrlen: u32, syscall: Syscall) -> u32 {
         return 0;
     }
     let args = SockArgs { addr, addrlen, fd, syscall: syscall as u8, _pad: [0; 7] };
-    let _ = SOCK_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0);
+    if SOCK_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0).is_err() {
+        count_drop(LOST_ARGS_SLOT);
+    }
     0
 }
 
@@ -416,7 +447,9 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
     // sockets), report the caller's sockaddr.
     if ev.from_socket == 0 && args.addr != 0 {
         let user_family: u16 = unsafe { bpf_probe_read_user(args.addr as *const u16).unwrap_or(0) };
-        if family == 0 {
+        // The address is laid out as the caller's family, which may differ from the socket's
+        // (an IPv4 sockaddr sent on a dual-stack IPv6 socket).
+        if family == 0 || user_family == AF_INET || user_family == AF_INET6 {
             family = user_family;
         }
         let port: u16 = unsafe { bpf_probe_read_user((args.addr + 2) as *const u16).unwrap_or(0) };

@@ -92,6 +92,14 @@ static RECORD_BUF: PerCpuArray<RecordBuf> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static WALK: PerCpuArray<WalkBuf> = PerCpuArray::with_max_entries(1, 0);
 
+/// Counts one lost event in the per-CPU drop map.
+#[inline(always)]
+pub fn count_drop(slot: u32) {
+    if let Some(count) = DROPS.get_ptr_mut(slot) {
+        unsafe { *count += 1 };
+    }
+}
+
 pub struct Record {
     rec: *mut u8,
     walk: *mut u8,
@@ -155,6 +163,8 @@ impl Record {
         }
         let off = black_box(off) & REC_MASK;
         let space = MAX_RECORD as u64 - off;
+        // Cap before masking: a mask alone would keep a longer section modulo its size.
+        let len = if len > SECTION_MASK { SECTION_MASK } else { len };
         let len = if len > space { space } else { len };
         Some((off, black_box(len) & SECTION_MASK))
     }
@@ -276,7 +286,8 @@ impl Record {
             let name: u64 = rd(dentry + o_name);
             let len = black_box(rd::<u32>(dentry + o_len) as u64) & 255;
             let pos = black_box(st.get(WS_POS)) & 8191;
-            if len + 1 > pos {
+            // pos stays >= 1, so a path is at most SECTION_MASK bytes.
+            if len + 1 >= pos {
                 st.set(WS_DONE, WALK_CUT);
                 continue;
             }
@@ -342,7 +353,7 @@ impl Record {
             };
             let len = black_box(if n > 1 { n as u64 - 1 } else { 0 }) & 255;
             let pos = black_box(st.get(WS_POS)) & 8191;
-            if len == 0 || len + 1 > pos {
+            if len == 0 || len + 1 >= pos {
                 st.set(WS_DONE, WALK_CUT);
                 continue;
             }
@@ -363,6 +374,11 @@ impl Record {
 
     #[inline(always)]
     pub fn submit(self) {
+        self.output();
+    }
+
+    #[inline(always)]
+    fn output(&self) {
         let len = black_box(self.off());
         if len > MAX_RECORD as u64 {
             return;
@@ -379,9 +395,7 @@ impl Record {
         };
         let data = unsafe { core::slice::from_raw_parts(self.rec as *const u8, len as usize) };
         if EVENTS.output::<[u8]>(data, flags as u64).is_err() {
-            if let Some(count) = DROPS.get_ptr_mut(self.kind) {
-                unsafe { *count += 1 };
-            }
+            count_drop(self.kind);
         }
     }
 }

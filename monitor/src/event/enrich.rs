@@ -4,11 +4,12 @@
 use std::time::Instant;
 
 use monitor_common::{
-    EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_SCRIPT, EventHeader, EventKind, OPEN_HAS_BASE,
+    EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventHeader,
+    EventKind, OPEN_HAS_BASE,
     OPEN_PATH_TRUNCATED, OPEN_RESOLVED, Syscall,
 };
 
-use super::format::{fd_type_of_ip, ip_from_kernel, l4proto, stdio_info, tty_nr};
+use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, l4proto, stdio_info};
 use super::{Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
 use crate::process::{Process, ProcessRef, ProcessTable, TableStats};
@@ -150,6 +151,7 @@ impl Enricher {
                     exe_path,
                     argv: argv_list,
                     argv_truncated: h.flags & EXEC_ARGV_TRUNCATED != 0,
+                    paths_truncated: h.flags & EXEC_PATH_TRUNCATED != 0,
                     cwd,
                     script,
                     exe_ino: ev.exe_ino,
@@ -161,13 +163,13 @@ impl Enricher {
                     vpid: ev.vpid,
                     pidns: ev.pidns,
                     mntns: ev.mntns,
-                    tty: tty_nr(ev.tty_major, ev.tty_minor),
+                    tty: encode_dev(ev.tty_major, ev.tty_minor),
                     cgroup_id: h.cgroup_id,
                     stdio: [stdio_info(&ev.stdio[0]), stdio_info(&ev.stdio[1]), stdio_info(&ev.stdio[2])],
                     source: "exec",
                     ..Default::default()
                 };
-                let evt_type = if filename.starts_with("/dev/fd/") { "execveat" } else { "execve" };
+                let evt_type = if h.flags & EXEC_EXECVEAT != 0 { "execveat" } else { "execve" };
                 let p = self.processes.on_exec(process);
                 let mut out = self.base_event(h, evt_type, 0, Detail::Exec { filename, cgroup_path });
                 self.set_process(&mut out, Some(p));
@@ -201,7 +203,7 @@ impl Enricher {
                     flags: ev.flags,
                     mode: ev.mode,
                     ino: ev.ino,
-                    dev: ev.dev,
+                    dev: dev_from_kernel(ev.dev),
                 };
                 let evt_type = Syscall::from_u8(ev.syscall).name();
                 let mut out = self.base_event(h, evt_type, ev.ret, Detail::Open(info));

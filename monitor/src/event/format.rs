@@ -62,7 +62,10 @@ pub fn errno_name(res: i64) -> String {
     if res >= 0 {
         return "SUCCESS".into();
     }
-    let errno = nix::errno::Errno::from_raw((-res) as i32);
+    let Some(code) = res.checked_neg().and_then(|c| i32::try_from(c).ok()) else {
+        return format!("E{res}");
+    };
+    let errno = nix::errno::Errno::from_raw(code);
     match errno {
         nix::errno::Errno::UnknownErrno => format!("E{}", -res),
         e => format!("{e:?}"),
@@ -156,12 +159,16 @@ pub fn stdio_info(fd: &StdioFd) -> StdioInfo {
     }
 }
 
-/// Falco's proc.tty: the terminal's device number (major << 8 | minor, as in /proc/<pid>/stat).
-pub fn tty_nr(major: u32, minor: u32) -> u32 {
-    if major == 0 && minor == 0 {
-        return 0;
-    }
-    ((minor & 0xfff00) << 12) | (major << 8) | (minor & 0xff)
+/// A device number as userspace sees it (stat's st_dev, /proc/<pid>/stat's tty_nr), from its
+/// major and minor.
+pub fn encode_dev(major: u32, minor: u32) -> u32 {
+    ((minor & 0xfff00) << 12) | ((major & 0xfff) << 8) | (minor & 0xff)
+}
+
+/// A device number from the kernel's internal encoding (major << 20 | minor), as in
+/// super_block.s_dev, to the userspace one.
+pub fn dev_from_kernel(dev: u32) -> u32 {
+    encode_dev(dev >> 20, dev & 0xfffff)
 }
 
 #[cfg(test)]
@@ -199,8 +206,9 @@ mod tests {
 
     #[test]
     fn tty_numbers() {
-        assert_eq!(tty_nr(136, 0), 34816);
-        assert_eq!(tty_nr(0, 0), 0);
+        assert_eq!(encode_dev(136, 0), 34816);
+        assert_eq!(encode_dev(0, 0), 0);
+        assert_eq!(dev_from_kernel((8 << 20) | 1), 0x801);
         assert_eq!(char_device_name((136 << 20) | 3), "/dev/pts/3");
     }
 }

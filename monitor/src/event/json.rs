@@ -222,6 +222,7 @@ fn write_process_fields(out: &mut Vec<u8>, p: &Process, ancestors: &[ProcessRef]
     m.put("proc.cmdline", p.cmdline())?;
     m.put("proc.argv", &p.argv)?;
     m.put("proc.args_truncated", &p.argv_truncated)?;
+    m.put("proc.paths_truncated", &p.paths_truncated)?;
     m.put("proc.script", &p.script)?;
     m.put("proc.cwd", &p.cwd)?;
     m.put("proc.ppid", &p.ppid)?;

@@ -28,6 +28,8 @@ pub struct Process {
     /// argv, including argv[0].
     pub argv: Vec<String>,
     pub argv_truncated: bool,
+    /// The exe path or cwd hit the kernel walk's depth or size limit.
+    pub paths_truncated: bool,
     pub cwd: Option<String>,
     /// For a #! script, the script as the exec named it; the exe is then its interpreter.
     pub script: Option<String>,

@@ -177,24 +177,53 @@ mod tests {
         assert!(matches!(decode(&bytes), Err(DecodeError::ShortSections { need: 4000, .. })));
     }
 
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic() {
-        // A cheap deterministic fuzz: every prefix of every record kind, with garbage lengths.
+        // A cheap deterministic fuzz: random bytes behind every kind, at lengths around each
+        // fixed part, so the section lengths (random) are read and checked, not just the header.
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        for kind in 1..=7u16 {
-            for len in 0..400 {
-                let mut bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect();
+        for kind in 0..=8u16 {
+            for len in (0..400).chain(280..700).chain([16384, 20000]) {
+                let mut bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut state) as u8).collect();
                 if bytes.len() >= 2 {
                     bytes[..2].copy_from_slice(&kind.to_ne_bytes());
                 }
-                let _ = decode(&bytes);
+                if let Ok(ev) = decode(&bytes) {
+                    assert_eq!(ev.header().kind, kind);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sections_that_fit_exactly_decode_and_one_byte_short_do_not() {
+        let mut state = 7u64;
+        for _ in 0..200 {
+            let lens: [u16; 5] = std::array::from_fn(|_| (xorshift(&mut state) % 300) as u16);
+            let ev = ExecEvent {
+                header: header(EventKind::Exec),
+                exe_len: lens[0],
+                script_len: lens[1],
+                cwd_len: lens[2],
+                cgroup_len: lens[3],
+                argv_len: lens[4],
+                ..Default::default()
+            };
+            let total: usize = lens.iter().map(|&l| l as usize).sum();
+            let mut bytes = as_bytes(&ev);
+            bytes.extend((0..total).map(|i| i as u8));
+            let RawEvent::Exec { exe, argv, .. } = decode(&bytes).unwrap() else { panic!("not an exec") };
+            assert_eq!((exe.len(), argv.len()), (lens[0] as usize, lens[4] as usize));
+            if total > 0 {
+                bytes.pop();
+                assert!(matches!(decode(&bytes), Err(DecodeError::ShortSections { .. })));
             }
         }
     }

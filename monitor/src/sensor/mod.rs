@@ -13,7 +13,7 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use monitor_common::{
-    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, KIND_SLOTS, OFFSETS_GLOBAL,
+    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, KIND_SLOTS, LOST_ARGS_SLOT, OFFSETS_GLOBAL,
     WAKEUP_BYTES_GLOBAL,
 };
 
@@ -122,14 +122,23 @@ impl Sensor {
     /// Checks prerequisites, loads the programs with this kernel's offsets and attaches them.
     pub fn load(config: &SensorConfig) -> Result<Self> {
         check_ring_bytes(config.ring_bytes)?;
-        let problems = prereq::check();
-        if !problems.is_empty() {
-            bail!("cannot start the sensors:\n  - {}", problems.join("\n  - "));
+        let found = prereq::check();
+        for w in &found.warnings {
+            tracing::warn!("{w}");
+        }
+        if !found.problems.is_empty() {
+            bail!("cannot start the sensors:\n  - {}", found.problems.join("\n  - "));
         }
         // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it.
         let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
         // SAFETY: setrlimit with a valid struct.
-        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+            tracing::warn!(
+                "cannot lift RLIMIT_MEMLOCK ({}): on kernels before 5.11 loading may fail; grant \
+                 CAP_SYS_RESOURCE or raise LimitMEMLOCK",
+                std::io::Error::last_os_error()
+            );
+        }
 
         let offsets = offsets::BtfOffsets::from_sys()?.kernel_offsets()?;
         let btf = aya::Btf::from_sys_fs().context("loading kernel BTF for the loader")?;
@@ -202,7 +211,9 @@ impl DropCounters {
                 per_cpu[cpu] += v;
                 sum += v;
             }
-            if let Some(kind) = EventKind::from_u16(slot as u16) {
+            if slot == LOST_ARGS_SLOT {
+                per_kind.push(("syscall-args", sum));
+            } else if let Some(kind) = EventKind::from_u16(slot as u16) {
                 per_kind.push((kind.name(), sum));
             }
         }

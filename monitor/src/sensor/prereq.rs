@@ -9,13 +9,23 @@ use super::programs::TRACEPOINTS;
 const TRACEFS: &str = "/sys/kernel/tracing";
 const TRACEFS_LEGACY: &str = "/sys/kernel/debug/tracing";
 
-/// Capabilities the daemon uses, with why. Root has them all.
-const CAPABILITIES: &[(u32, &str, &str)] = &[
+/// Capabilities without which the sensors cannot run, with why. Root has them all.
+const REQUIRED: &[(u32, &str, &str)] = &[
     (39, "CAP_BPF", "load the kernel programs and create their maps"),
     (38, "CAP_PERFMON", "attach tracepoints and read kernel memory from the programs"),
-    (19, "CAP_SYS_PTRACE", "read other processes' /proc/<pid>/exe, cwd and environment"),
-    (2, "CAP_DAC_READ_SEARCH", "read tracefs and other users' /proc entries"),
 ];
+/// Capabilities without which the daemon runs but knows less.
+const WANTED: &[(u32, &str, &str)] = &[
+    (19, "CAP_SYS_PTRACE", "read other users' /proc/<pid>/exe and cwd, so processes older than the daemon have them"),
+    (2, "CAP_DAC_READ_SEARCH", "read other users' /proc entries and a tracefs that is not world-readable"),
+];
+
+pub struct Findings {
+    /// Each stops the daemon.
+    pub problems: Vec<String>,
+    /// Each makes events less complete.
+    pub warnings: Vec<String>,
+}
 
 fn effective_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -47,21 +57,28 @@ pub fn tracefs() -> Result<PathBuf, String> {
     Ok(PathBuf::from(TRACEFS))
 }
 
-/// Every problem found, one sentence each; empty when the host is ready.
-pub fn check() -> Vec<String> {
+fn missing(caps: u64, list: &[(u32, &str, &str)]) -> Vec<String> {
+    list.iter()
+        .filter(|(bit, _, _)| caps & (1u64 << bit) == 0)
+        .map(|(_, name, why)| format!("{name} (to {why})"))
+        .collect()
+}
+
+/// Every problem found, one sentence each; no problems when the host is ready.
+pub fn check() -> Findings {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     if let Some(caps) = effective_caps() {
-        let missing: Vec<String> = CAPABILITIES
-            .iter()
-            .filter(|(bit, _, _)| caps & (1u64 << bit) == 0)
-            .map(|(_, name, why)| format!("{name} (to {why})"))
-            .collect();
-        if !missing.is_empty() {
+        let required = missing(caps, REQUIRED);
+        if !required.is_empty() {
             problems.push(format!(
                 "the daemon lacks {}: run it as root, or grant these capabilities (e.g. \
                  AmbientCapabilities= in its systemd unit)",
-                missing.join(", ")
+                required.join(", ")
             ));
+        }
+        for w in missing(caps, WANTED) {
+            warnings.push(format!("the daemon lacks {w}"));
         }
     }
     if !Path::new(VMLINUX_BTF).exists() {
@@ -85,5 +102,5 @@ pub fn check() -> Vec<String> {
             }
         }
     }
-    problems
+    Findings { problems, warnings }
 }

@@ -10,6 +10,8 @@ pub const TRACEPOINTS: &[(&str, &str)] = &[
     ("syscalls", "sys_exit_openat"),
     ("syscalls", "sys_exit_openat2"),
     ("syscalls", "sys_exit_creat"),
+    ("syscalls", "sys_enter_execveat"),
+    ("syscalls", "sys_exit_execveat"),
     ("syscalls", "sys_enter_connect"),
     ("syscalls", "sys_exit_connect"),
     ("syscalls", "sys_enter_sendto"),
