@@ -58,6 +58,40 @@ fn cargo() -> Command {
     c
 }
 
+/// Runs cargo test, passing its output through, and ends with one line that totals every
+/// test binary's results (cargo's own last lines are the doc-test binaries, usually empty).
+fn run_tests(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(what), Some(n)) = (words.next(), words.next()) else { continue };
+                let n: u64 = n.parse().unwrap_or(0);
+                match what {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    "ignored" => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("cargo test failed with {status}");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
 pub fn build_release() -> Result<PathBuf> {
     run_checked(cargo().args(["build", "--release", "--package", "monitor", "--bin", "monitor"]))?;
     Ok(workspace_root().join("target/release/monitor"))
@@ -93,7 +127,7 @@ fn main() -> Result<()> {
                      Run `sudo -E cargo xtask test` to run them."
                 );
             }
-            run_checked(cargo().args(["test", "--workspace", "--exclude", "monitor-ebpf"]).args(args))
+            run_tests(cargo().args(["test", "--workspace", "--exclude", "monitor-ebpf"]).args(args))
         }
         Task::Bench(args) => {
             setup::setup()?;
