@@ -1,6 +1,8 @@
 //! `monitor events`: the enriched event stream, for seeing what the sensors see.
 
 use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -29,16 +31,53 @@ pub struct EventsArgs {
 struct Counters {
     events: u64,
     decode_errors: u64,
-    write_errors: u64,
 }
 
-fn report(drops: &KernelDrops, c: &Counters, e: &Enricher) -> String {
+/// Output runs on a thread of its own, so a consumer that stops reading (a paused terminal, a
+/// full pipe) stalls only the output: signals are still handled, and records the kernel then
+/// cannot queue are counted as drops.
+struct Output {
+    tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>,
+    written: Arc<AtomicU64>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output {
+    fn start() -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(4);
+        let written = Arc::new(AtomicU64::new(0));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let w = written.clone();
+        std::thread::spawn(move || {
+            let mut stdout = std::io::stdout().lock();
+            while let Some((batch, events)) = rx.blocking_recv() {
+                if stdout.write_all(&batch).and_then(|()| stdout.flush()).is_err() {
+                    break;
+                }
+                w.fetch_add(events, Ordering::Relaxed);
+            }
+            let _ = done_tx.send(());
+        });
+        Self { tx, written, done }
+    }
+}
+
+fn report(drops: &KernelDrops, c: &Counters, written: u64, e: &Enricher) -> String {
     let s = e.stats();
     format!(
-        "{drops}; events: {}; decode errors: {}; process table: {} entries, {} evictions",
-        c.events, c.decode_errors, s.processes.live + s.processes.exited, s.processes.evictions
+        "{drops}; events: {} read, {} written; decode errors: {}; process table: {} entries, {} evictions",
+        c.events,
+        written,
+        c.decode_errors,
+        s.processes.live + s.processes.exited,
+        s.processes.evictions
     )
 }
+
+/// Records handled per drain; bounds the batch handed to the output thread.
+const DRAIN_BATCH: usize = 2048;
+/// How long shutdown waits for the output to take what was read.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
 pub async fn run(args: EventsArgs) -> Result<()> {
     let mut sensor = Sensor::load(&SensorConfig { ring_bytes: args.ring_buffer_bytes })?;
@@ -56,7 +95,9 @@ pub async fn run(args: EventsArgs) -> Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let output = Output::start();
+    let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut batch_events = 0u64;
     let mut counters = Counters::default();
     let mut upkeep = tokio::time::interval(Duration::from_secs(1));
     let mut last_report = Instant::now();
@@ -64,25 +105,25 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let json = args.json;
 
     let mut renderer = JsonRenderer::default();
-    let mut handle = |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut dyn std::io::Write| {
+    let mut handle = |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut Vec<u8>| -> bool {
         match decode(bytes) {
             Ok(raw) => {
                 counters.events += 1;
                 let ev = enricher.enrich(&raw);
-                let written = if json {
+                // Writing into a Vec cannot fail.
+                let _ = if json {
                     renderer.write(&ev, &mut *out).and_then(|()| out.write_all(b"\n"))
                 } else {
                     writeln!(out, "{}", ev.to_text())
                 };
-                if written.is_err() {
-                    counters.write_errors += 1;
-                }
+                true
             }
             Err(e) => {
                 if counters.decode_errors == 0 {
                     tracing::warn!("skipping malformed record: {e} (further ones are only counted)");
                 }
                 counters.decode_errors += 1;
+                false
             }
         }
     };
@@ -91,15 +132,23 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            r = reader.drain(|b| handle(b, &mut counters, &mut enricher, &mut out)) => {
-                r?;
-                if out.flush().is_err() {
-                    counters.write_errors += 1;
+            // A full batch waits for the output before more is read from the ring.
+            permit = output.tx.reserve(), if batch_events > 0 => match permit {
+                Ok(p) => {
+                    p.send((std::mem::replace(&mut batch, Vec::with_capacity(256 * 1024)), batch_events));
+                    batch_events = 0;
                 }
-                if counters.write_errors > 0 {
+                Err(_) => {
                     tracing::info!("output closed; stopping");
                     break;
                 }
+            },
+            r = reader.drain(DRAIN_BATCH, |b| {
+                if handle(b, &mut counters, &mut enricher, &mut batch) {
+                    batch_events += 1;
+                }
+            }), if batch_events == 0 => {
+                r?;
             }
             _ = upkeep.tick() => {
                 enricher.tick(Instant::now());
@@ -107,20 +156,27 @@ pub async fn run(args: EventsArgs) -> Result<()> {
                     last_report = Instant::now();
                     let drops = drop_counters.read()?;
                     if drops != last_drops {
-                        eprintln!("monitor: {}", report(&drops, &counters, &enricher));
+                        eprintln!("monitor: {}", report(&drops, &counters, output.written.load(Ordering::Relaxed), &enricher));
                         last_drops = drops;
                     }
                 }
             }
         }
     }
-    // What is already in the ring still goes out.
-    if counters.write_errors == 0 {
-        let mut ring = reader;
-        let _ = tokio::time::timeout(Duration::from_millis(50), ring.drain(|b| handle(b, &mut counters, &mut enricher, &mut out))).await;
-        let _ = out.flush();
-    }
+    // Detach first, then hand what was read to the output, within a deadline; what does not
+    // make it shows as the difference between events read and written.
     drop(sensor);
-    eprintln!("monitor: {}", report(&drop_counters.read()?, &counters, &enricher));
+    let _ = tokio::time::timeout(Duration::from_millis(50), reader.drain(usize::MAX, |b| {
+        if handle(b, &mut counters, &mut enricher, &mut batch) {
+            batch_events += 1;
+        }
+    }))
+    .await;
+    if batch_events > 0 {
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, batch_events))).await;
+    }
+    drop(output.tx);
+    let _ = output.done.recv_timeout(SHUTDOWN_FLUSH);
+    eprintln!("monitor: {}", report(&drop_counters.read()?, &counters, output.written.load(Ordering::Relaxed), &enricher));
     Ok(())
 }

@@ -25,18 +25,28 @@ impl Reader {
         Ok(Self { ring, tick })
     }
 
-    /// Waits for records, then hands each one to `f`; returns how many there were.
-    pub async fn drain(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize> {
+    /// Hands up to `max` records to `f`, waiting for some first when the ring is empty;
+    /// returns how many there were.
+    pub async fn drain(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize> {
+        let n = self.drain_ready(max, &mut f);
+        if n > 0 {
+            return Ok(n);
+        }
         tokio::select! {
             guard = self.ring.readable_mut() => guard?.clear_ready(),
             _ = self.tick.tick() => {}
         }
+        Ok(self.drain_ready(max, &mut f))
+    }
+
+    fn drain_ready(&mut self, max: usize, f: &mut impl FnMut(&[u8])) -> usize {
         let ring = self.ring.get_mut();
         let mut n = 0;
-        while let Some(item) = ring.next() {
+        while n < max {
+            let Some(item) = ring.next() else { break };
             f(&item);
             n += 1;
         }
-        Ok(n)
+        n
     }
 }

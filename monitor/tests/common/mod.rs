@@ -33,6 +33,7 @@ struct Collected {
     stderr: Vec<String>,
     ready: bool,
     stdout_closed: bool,
+    cut_last_line: Option<String>,
 }
 
 pub struct Daemon {
@@ -97,15 +98,26 @@ impl Daemon {
             if hold {
                 let _ = gate_rx.recv();
             }
+            // Only the very last line may be cut: a daemon stopped while its reader stalls
+            // exits mid-write.
+            let mut cut: Option<String> = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("monitor printed a line that is not JSON ({e}): {line}"));
-                let (m, cv) = &*s;
-                m.lock().unwrap().events.push(v);
-                cv.notify_all();
+                if let Some(bad) = &cut {
+                    panic!("monitor printed a line that is not JSON: {bad}");
+                }
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        let (m, cv) = &*s;
+                        m.lock().unwrap().events.push(v);
+                        cv.notify_all();
+                    }
+                    Err(_) => cut = Some(line),
+                }
             }
             let (m, cv) = &*s;
-            m.lock().unwrap().stdout_closed = true;
+            let mut c = m.lock().unwrap();
+            c.stdout_closed = true;
+            c.cut_last_line = cut;
             cv.notify_all();
         });
 
@@ -184,12 +196,34 @@ impl Daemon {
         m.lock().unwrap().events.iter().filter(|v| pred(v)).cloned().collect()
     }
 
-    /// Stops the daemon with SIGTERM; returns its stderr.
+    /// Stops the daemon with SIGTERM; returns its stderr. Every line it printed was whole.
     pub fn stop(mut self) -> Vec<String> {
         self.resume_output();
+        let stderr = self.terminate();
+        let (m, _) = &*self.shared;
+        if let Some(line) = &m.lock().unwrap().cut_last_line {
+            panic!("monitor printed a line that is not JSON: {line}");
+        }
+        stderr
+    }
+
+    /// Stops the daemon with SIGTERM while nobody reads its output: it must still exit.
+    pub fn stop_while_output_stalled(mut self) -> Vec<String> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Vec<String> {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait monitor");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait monitor") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "monitor did not exit within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.resume_output();
         if let Some(t) = self.stdout_thread.take() {
             t.join().expect("stdout reader");
         }
