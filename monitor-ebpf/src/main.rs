@@ -271,7 +271,6 @@ pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
     stash_open(arg(&ctx, ARG0), O_CREAT | O_WRONLY | O_TRUNC, arg::<u64>(&ctx, ARG1) as u32, AT_FDCWD, Syscall::Creat)
 }
 
-#[inline(always)]
 fn open_exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     let Some(args) = (unsafe { OPEN_ARGS.get(&id) }).copied() else { return 0 };
@@ -326,23 +325,10 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
     0
 }
 
+/// Attached to sys_exit_open, sys_exit_openat, sys_exit_openat2 and sys_exit_creat: their
+/// records have the same layout, and one program is verified once instead of four times.
 #[tracepoint]
-pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx)
-}
-
-#[tracepoint]
-pub fn sys_exit_openat(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx)
-}
-
-#[tracepoint]
-pub fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
-    open_exit(&ctx)
-}
-
-#[tracepoint]
-pub fn sys_exit_creat(ctx: TracePointContext) -> u32 {
+pub fn sys_exit_open_any(ctx: TracePointContext) -> u32 {
     open_exit(&ctx)
 }
 
@@ -472,18 +458,9 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
     0
 }
 
+/// Attached to sys_exit_connect, sys_exit_sendto and sys_exit_sendmsg (same record layout).
 #[tracepoint]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    sock_exit(&ctx)
-}
-
-#[tracepoint]
-pub fn sys_exit_sendto(ctx: TracePointContext) -> u32 {
-    sock_exit(&ctx)
-}
-
-#[tracepoint]
-pub fn sys_exit_sendmsg(ctx: TracePointContext) -> u32 {
+pub fn sys_exit_sock_any(ctx: TracePointContext) -> u32 {
     sock_exit(&ctx)
 }
 

@@ -87,7 +87,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     table.seed_from_proc();
     let mut enricher = Enricher::new(table);
     tracing::info!(
-        programs = sensor.attached(),
+        attachments = sensor.attached(),
         ring_buffer_bytes = args.ring_buffer_bytes,
         processes = enricher.stats().processes.live,
         "sensors attached"

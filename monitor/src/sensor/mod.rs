@@ -75,19 +75,37 @@ fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, name: &str) -> Result<
         .program_mut(name)
         .ok_or_else(|| anyhow!("program {name} missing from the object"))?
         .try_into()?;
+    let started = std::time::Instant::now();
     prog.load(name, btf).map_err(|e| verifier_error(name, e))?;
+    tracing::debug!(program = name, verify_ms = started.elapsed().as_millis() as u64, "loaded");
     prog.attach().with_context(|| format!("attaching BTF tracepoint {name}"))?;
     Ok(())
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<()> {
+fn attach_tracepoints(ebpf: &mut Ebpf, a: &programs::Attachment) -> Result<usize> {
+    let name = a.program;
     let prog: &mut TracePoint = ebpf
         .program_mut(name)
         .ok_or_else(|| anyhow!("program {name} missing from the object"))?
         .try_into()?;
+    let started = std::time::Instant::now();
     prog.load().map_err(|e| verifier_error(name, e))?;
-    prog.attach(category, name).with_context(|| format!("attaching tracepoint {category}:{name}"))?;
-    Ok(())
+    tracing::debug!(program = name, verify_ms = started.elapsed().as_millis() as u64, "loaded");
+    for (category, tracepoint) in a.tracepoints {
+        prog.attach(category, tracepoint)
+            .with_context(|| format!("attaching {name} to tracepoint {category}:{tracepoint}"))?;
+    }
+    Ok(a.tracepoints.len())
+}
+
+/// Whether the running kernel is older than major.minor (false when it cannot tell).
+fn kernel_before(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) < (major, minor),
+        _ => false,
+    }
 }
 
 /// A rejected program's error, with the verifier log cut to its head and tail (the end says
@@ -132,7 +150,7 @@ impl Sensor {
         // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it.
         let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
         // SAFETY: setrlimit with a valid struct.
-        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        if kernel_before(5, 11) && unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
             tracing::warn!(
                 "cannot lift RLIMIT_MEMLOCK ({}): on kernels before 5.11 loading may fail; grant \
                  CAP_SYS_RESOURCE or raise LimitMEMLOCK",
@@ -164,14 +182,14 @@ impl Sensor {
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
-        for (category, name) in programs::TRACEPOINTS.iter().filter(|(c, _)| *c == "syscalls") {
-            match attach_tracepoint(&mut ebpf, category, name) {
-                Ok(()) => attached += 1,
+        for a in programs::TRACEPOINT_PROGRAMS {
+            match attach_tracepoints(&mut ebpf, a) {
+                Ok(n) => attached += n,
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
         if !failures.is_empty() {
-            bail!("{} of {} programs failed:\n{}", failures.len(), failures.len() + attached, failures.join("\n"));
+            bail!("{} programs failed ({attached} attachments made):\n{}", failures.len(), failures.join("\n"));
         }
         Ok(Self { ebpf, attached })
     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::offsets::VMLINUX_BTF;
-use super::programs::TRACEPOINTS;
+use super::programs::all_tracepoints;
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 const TRACEFS_LEGACY: &str = "/sys/kernel/debug/tracing";
@@ -90,7 +90,7 @@ pub fn check() -> Findings {
     match tracefs() {
         Err(e) => problems.push(e),
         Ok(root) => {
-            for (category, name) in TRACEPOINTS {
+            for (category, name) in all_tracepoints() {
                 let dir = root.join("events").join(category).join(name);
                 if !dir.is_dir() {
                     problems.push(format!(
