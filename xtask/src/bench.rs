@@ -61,9 +61,12 @@ fn tcp_connect(n: usize) {
     // SAFETY: listen on our own listening socket only changes its backlog.
     unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096) };
     let addr = listener.local_addr().expect("local addr");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acceptor_done = done.clone();
+    // Accepts until told to stop, not a fixed count: a connection reset before it is accepted
+    // may never be handed out.
     let acceptor = std::thread::spawn(move || {
-        // Connections reset before they are accepted fail accept(); they still count.
-        for _ in 0..n {
+        while !acceptor_done.load(std::sync::atomic::Ordering::Acquire) {
             let _ = listener.accept();
         }
     });
@@ -84,6 +87,9 @@ fn tcp_connect(n: usize) {
             }
         }
     }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    // Wakes the acceptor, which then sees the flag.
+    drop(TcpStream::connect(addr));
     let _ = acceptor.join();
 }
 
