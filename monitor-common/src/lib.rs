@@ -77,7 +77,8 @@ impl EventKind {
     }
 }
 
-/// Which syscall produced an open, connect or send event (Falco's evt.type values).
+/// Which syscall produced an open, connect or send event (Falco's evt.type values). Exec
+/// events carry [`EXEC_EXECVEAT`] instead.
 #[repr(u8)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Syscall {
@@ -89,8 +90,6 @@ pub enum Syscall {
     Connect = 5,
     SendTo = 6,
     SendMsg = 7,
-    Execve = 8,
-    ExecveAt = 9,
 }
 
 impl Syscall {
@@ -103,8 +102,6 @@ impl Syscall {
             5 => Self::Connect,
             6 => Self::SendTo,
             7 => Self::SendMsg,
-            8 => Self::Execve,
-            9 => Self::ExecveAt,
             _ => Self::Unknown,
         }
     }
@@ -119,8 +116,6 @@ impl Syscall {
             Self::Connect => "connect",
             Self::SendTo => "sendto",
             Self::SendMsg => "sendmsg",
-            Self::Execve => "execve",
-            Self::ExecveAt => "execveat",
         }
     }
 }

@@ -23,8 +23,6 @@ pub struct KernelOffsets {
     pub task_cgroups: u32,
     pub task_exit_code: u32,
 
-    pub cred_uid: u32,
-    pub cred_gid: u32,
     pub cred_euid: u32,
     pub cred_egid: u32,
 
@@ -40,7 +38,6 @@ pub struct KernelOffsets {
 
     pub dentry_d_parent: u32,
     pub dentry_d_name: u32,
-    pub dentry_d_inode: u32,
     pub qstr_len: u32,
     pub qstr_name: u32,
 
@@ -100,5 +97,4 @@ pub struct KernelOffsets {
 
     pub binprm_filename: u32,
     pub binprm_interp: u32,
-    pub binprm_file: u32,
 }

@@ -126,8 +126,6 @@ impl BtfOffsets {
             task_loginuid: o(t, "loginuid")?,
             task_cgroups: o(t, "cgroups")?,
             task_exit_code: o(t, "exit_code")?,
-            cred_uid: o("cred", "uid")?,
-            cred_gid: o("cred", "gid")?,
             cred_euid: o("cred", "euid")?,
             cred_egid: o("cred", "egid")?,
             files_fdt: o("files_struct", "fdt")?,
@@ -140,7 +138,6 @@ impl BtfOffsets {
             path_dentry: o("path", "dentry")?,
             dentry_d_parent: o("dentry", "d_parent")?,
             dentry_d_name: o("dentry", "d_name")?,
-            dentry_d_inode: o("dentry", "d_inode")?,
             qstr_len: o("qstr", "len")?,
             qstr_name: o("qstr", "name")?,
             inode_i_mode: o("inode", "i_mode")?,
@@ -191,7 +188,6 @@ impl BtfOffsets {
             sock_type: o("sock", "sk_type")?,
             binprm_filename: o("linux_binprm", "filename")?,
             binprm_interp: o("linux_binprm", "interp")?,
-            binprm_file: o("linux_binprm", "file")?,
         })
         .context("reading kernel struct offsets from BTF")
     }
