@@ -102,6 +102,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let mut upkeep = tokio::time::interval(Duration::from_secs(1));
     let mut last_report = Instant::now();
     let mut last_drops = KernelDrops::default();
+    let mut resynced_at = 0u64;
     let json = args.json;
 
     let mut renderer = JsonRenderer::default();
@@ -151,14 +152,18 @@ pub async fn run(args: EventsArgs) -> Result<()> {
                 r?;
             }
             _ = upkeep.tick() => {
-                enricher.tick(Instant::now());
-                if last_report.elapsed() >= DROP_REPORT_INTERVAL {
-                    last_report = Instant::now();
-                    let drops = drop_counters.read()?;
-                    if drops != last_drops {
-                        eprintln!("monitor: {}", report(&drops, &counters, output.written.load(Ordering::Relaxed), &enricher));
-                        last_drops = drops;
-                    }
+                let now = Instant::now();
+                enricher.tick(now);
+                let drops = drop_counters.read()?;
+                if drops.lifecycle() > resynced_at {
+                    resynced_at = drops.lifecycle();
+                    let (added, retired) = enricher.processes.resync_from_proc(now);
+                    tracing::warn!(added, retired, "process records were lost; process table resynced from /proc");
+                }
+                if last_report.elapsed() >= DROP_REPORT_INTERVAL && drops != last_drops {
+                    last_report = now;
+                    eprintln!("monitor: {}", report(&drops, &counters, output.written.load(Ordering::Relaxed), &enricher));
+                    last_drops = drops;
                 }
             }
         }

@@ -115,6 +115,12 @@ pub fn read(pid: i32) -> Option<Process> {
     })
 }
 
+/// A process's start time (boot-time ns, clock-tick precision), reading only its stat.
+pub fn start_ns(pid: i32) -> Option<u64> {
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(ticks_to_ns(stat.starttime))
+}
+
 pub fn all_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()

@@ -59,6 +59,37 @@ impl ProcessTable {
         }
     }
 
+    /// Brings the table back in line with /proc after the kernel lost fork, exec or exit
+    /// records: processes it missed (or whose pid was reused unseen) are read from /proc, and
+    /// entries whose process is gone are retired. Returns (added, retired).
+    pub fn resync_from_proc(&mut self, now: Instant) -> (usize, usize) {
+        let live: HashMap<u32, u64> = procfs_seed::all_pids()
+            .into_iter()
+            .filter_map(|pid| Some((pid as u32, procfs_seed::start_ns(pid)?)))
+            .collect();
+        let mut added = 0;
+        for (&pid, &start) in &live {
+            let known = self.procs.get(&pid).is_some_and(|p| self.same_start(p.start_ns, start));
+            if !known {
+                if let Some(p) = procfs_seed::read(pid as i32) {
+                    self.insert(p);
+                    added += 1;
+                }
+            }
+        }
+        let exited: std::collections::HashSet<(u32, u64)> = self.exited.iter().map(|&(pid, start, _)| (pid, start)).collect();
+        let gone: Vec<(u32, u64)> = self
+            .procs
+            .values()
+            .filter(|p| !live.contains_key(&p.pid) && !exited.contains(&(p.pid, p.start_ns)))
+            .map(|p| (p.pid, p.start_ns))
+            .collect();
+        for &(pid, start) in &gone {
+            self.on_exit(pid, start, now);
+        }
+        (added, gone.len())
+    }
+
     fn insert(&mut self, p: Process) -> ProcessRef {
         if self.procs.len() >= self.max && !self.procs.contains_key(&p.pid) {
             self.evict_one();
@@ -198,6 +229,23 @@ mod tests {
         assert!(t.get(11).is_some(), "exited entries stay for late events");
         t.expire(now + EXITED_LINGER + Duration::from_millis(1));
         assert!(t.get(11).is_none());
+    }
+
+    #[test]
+    fn resync_adds_missed_processes_and_retires_vanished_ones() {
+        let mut t = ProcessTable::new(100);
+        // A process whose exit record was lost: no such pid exists.
+        t.on_exec(proc(u32::MAX - 7, 1, 5, "ghost"));
+        let me = std::process::id();
+        assert!(t.get(me).is_none());
+        let now = Instant::now();
+        let (added, retired) = t.resync_from_proc(now);
+        assert!(added >= 1 && retired == 1, "added {added}, retired {retired}");
+        assert_eq!(t.get(me).unwrap().pid, me, "this test process, missed by the table, is back");
+        t.expire(now + EXITED_LINGER + Duration::from_millis(1));
+        assert!(t.get(u32::MAX - 7).is_none());
+        // A second pass finds nothing new.
+        assert_eq!(t.resync_from_proc(now).0, 0);
     }
 
     #[test]

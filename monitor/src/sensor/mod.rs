@@ -53,6 +53,11 @@ impl KernelDrops {
     pub fn total(&self) -> u64 {
         self.per_cpu.iter().sum()
     }
+
+    /// Lost exec, fork and exit records: the process table may have missed a change.
+    pub fn lifecycle(&self) -> u64 {
+        self.per_kind.iter().filter(|(k, _)| matches!(*k, "exec" | "fork" | "exit")).map(|(_, n)| n).sum()
+    }
 }
 
 impl std::fmt::Display for KernelDrops {
