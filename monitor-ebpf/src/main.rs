@@ -14,9 +14,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
-    ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
-    EXEC_EXECVEAT, EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV, OPEN_HAS_BASE,
-    OPEN_PATH_TRUNCATED,
+    ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
+    EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED,
     OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
 };
 
@@ -146,12 +145,8 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     rec.fixed::<ExecEvent>().script_len = flen;
     let fs: u64 = rd(task.0 + off!(task_fs));
     let pwd = fs + off!(fs_pwd);
-    let (clen, ccut) = rec.append_path(
-        rd(pwd + off!(path_mnt)),
-        rd(pwd + off!(path_dentry)),
-        root_mnt,
-        root_dentry,
-    );
+    let (clen, ccut) =
+        rec.append_path(rd(pwd + off!(path_mnt)), rd(pwd + off!(path_dentry)), root_mnt, root_dentry);
     rec.fixed::<ExecEvent>().cwd_len = clen;
     let glen = rec.append_cgroup_path(task.cgroup_kn());
     rec.fixed::<ExecEvent>().cgroup_len = glen;
@@ -249,12 +244,24 @@ fn stash_open(filename: u64, flags: u32, mode: u32, dfd: i32, syscall: Syscall) 
 
 #[tracepoint]
 pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    stash_open(arg(&ctx, ARG0), arg::<u64>(&ctx, ARG1) as u32, arg::<u64>(&ctx, ARG2) as u32, AT_FDCWD, Syscall::Open)
+    stash_open(
+        arg(&ctx, ARG0),
+        arg::<u64>(&ctx, ARG1) as u32,
+        arg::<u64>(&ctx, ARG2) as u32,
+        AT_FDCWD,
+        Syscall::Open,
+    )
 }
 
 #[tracepoint]
 pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    stash_open(arg(&ctx, ARG1), arg::<u64>(&ctx, ARG2) as u32, arg::<u64>(&ctx, ARG3) as u32, arg::<u64>(&ctx, ARG0) as i32, Syscall::OpenAt)
+    stash_open(
+        arg(&ctx, ARG1),
+        arg::<u64>(&ctx, ARG2) as u32,
+        arg::<u64>(&ctx, ARG3) as u32,
+        arg::<u64>(&ctx, ARG0) as i32,
+        Syscall::OpenAt,
+    )
 }
 
 #[tracepoint]
@@ -268,7 +275,13 @@ pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
-    stash_open(arg(&ctx, ARG0), O_CREAT | O_WRONLY | O_TRUNC, arg::<u64>(&ctx, ARG1) as u32, AT_FDCWD, Syscall::Creat)
+    stash_open(
+        arg(&ctx, ARG0),
+        O_CREAT | O_WRONLY | O_TRUNC,
+        arg::<u64>(&ctx, ARG1) as u32,
+        AT_FDCWD,
+        Syscall::Creat,
+    )
 }
 
 fn open_exit(ctx: &TracePointContext) -> u32 {
@@ -349,7 +362,12 @@ fn stash_sock(fd: i32, addr: u64, addrlen: u32, syscall: Syscall) -> u32 {
 
 #[tracepoint]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    stash_sock(arg::<u64>(&ctx, ARG0) as i32, arg(&ctx, ARG1), arg::<u64>(&ctx, ARG2) as u32, Syscall::Connect)
+    stash_sock(
+        arg::<u64>(&ctx, ARG0) as i32,
+        arg(&ctx, ARG1),
+        arg::<u64>(&ctx, ARG2) as u32,
+        Syscall::Connect,
+    )
 }
 
 #[tracepoint]
@@ -441,7 +459,8 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
         let port: u16 = unsafe { bpf_probe_read_user((args.addr + 2) as *const u16).unwrap_or(0) };
         if user_family == AF_INET {
             ev.dport = u16::from_be(port);
-            let a: [u8; 4] = unsafe { bpf_probe_read_user((args.addr + 4) as *const [u8; 4]).unwrap_or_default() };
+            let a: [u8; 4] =
+                unsafe { bpf_probe_read_user((args.addr + 4) as *const [u8; 4]).unwrap_or_default() };
             ev.daddr[..4].copy_from_slice(&a);
         } else if user_family == AF_INET6 {
             ev.dport = u16::from_be(port);

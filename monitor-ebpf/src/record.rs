@@ -12,8 +12,7 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
             bpf_get_current_cgroup_id, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
-            bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
-            bpf_probe_read_user_str,
+            bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
         },
     },
     macros::map,
@@ -201,7 +200,11 @@ impl Record {
     pub fn append_kernel_str(&mut self, src: u64) -> u16 {
         let Some((off, room)) = self.room(SECTION_MASK) else { return 0 };
         let n = unsafe {
-            bpf_probe_read_kernel_str(self.rec.add(off as usize) as *mut c_void, room as u32, src as *const c_void)
+            bpf_probe_read_kernel_str(
+                self.rec.add(off as usize) as *mut c_void,
+                room as u32,
+                src as *const c_void,
+            )
         };
         if n <= 1 {
             return 0;
@@ -293,7 +296,11 @@ impl Record {
             }
             let pos = black_box(pos - len - 1) & SECTION_MASK;
             unsafe {
-                bpf_probe_read_kernel(walk.add(pos as usize + 1) as *mut c_void, len as u32, name as *const c_void);
+                bpf_probe_read_kernel(
+                    walk.add(pos as usize + 1) as *mut c_void,
+                    len as u32,
+                    name as *const c_void,
+                );
                 *walk.add(pos as usize) = b'/';
             }
             st.set(WS_POS, pos);
@@ -349,7 +356,11 @@ impl Record {
             }
             let name: u64 = rd(kn + o_name);
             let n = unsafe {
-                bpf_probe_read_kernel_str(walk.add(WALK_TMP as usize) as *mut c_void, 256, name as *const c_void)
+                bpf_probe_read_kernel_str(
+                    walk.add(WALK_TMP as usize) as *mut c_void,
+                    256,
+                    name as *const c_void,
+                )
             };
             let len = black_box(if n > 1 { n as u64 - 1 } else { 0 }) & 255;
             let pos = black_box(st.get(WS_POS)) & 8191;
@@ -388,11 +399,8 @@ impl Record {
         // irq_work and a context switch each); an idle one finds the rest on its next tick.
         let wake_at = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
         let before = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-        let flags = if before < wake_at && before + len >= wake_at {
-            BPF_RB_FORCE_WAKEUP
-        } else {
-            BPF_RB_NO_WAKEUP
-        };
+        let flags =
+            if before < wake_at && before + len >= wake_at { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
         let data = unsafe { core::slice::from_raw_parts(self.rec as *const u8, len as usize) };
         if EVENTS.output::<[u8]>(data, flags as u64).is_err() {
             count_drop(self.kind);

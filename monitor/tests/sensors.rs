@@ -35,7 +35,9 @@ fn exec_reports_argv_parent_and_ancestors() {
     assert_eq!(s(&ev, "container.id"), "host");
     assert_eq!(s(&ev, "proc.cwd"), canonical("."));
 
-    let id = d.wait_for("exec of id by sh", |v| s(v, "evt.type") == "execve" && s(v, "proc.name") == "id" && u(v, "proc.ppid") == u64::from(sh));
+    let id = d.wait_for("exec of id by sh", |v| {
+        s(v, "evt.type") == "execve" && s(v, "proc.name") == "id" && u(v, "proc.ppid") == u64::from(sh)
+    });
     assert_eq!(s(&id, "proc.exepath"), canonical("/usr/bin/id"));
     assert_eq!(id["proc.argv"], serde_json::json!(["id"]));
     assert_eq!(s(&id, "proc.pname"), "sh");
@@ -53,7 +55,10 @@ fn exec_reports_argv_parent_and_ancestors() {
 
     // The daemon never reports itself.
     let own = d.pid();
-    assert!(d.matching(|v| u(v, "proc.pid") == u64::from(own)).is_empty(), "the daemon reported its own activity");
+    assert!(
+        d.matching(|v| u(v, "proc.pid") == u64::from(own)).is_empty(),
+        "the daemon reported its own activity"
+    );
     d.stop();
 }
 
@@ -89,7 +94,10 @@ fn evasive_paths_resolve_to_the_real_file() {
         ("symlink in a temp dir", run(Command::new("cat").arg(&link))),
         ("dot-dot", run(Command::new("cat").arg("/etc/../etc/shadow"))),
         ("/proc/self/root", run(Command::new("cat").arg("/proc/self/root/etc/shadow"))),
-        ("relative with dot-dot from /tmp", run(Command::new("cat").arg("../etc/./shadow").current_dir("/tmp"))),
+        (
+            "relative with dot-dot from /tmp",
+            run(Command::new("cat").arg("../etc/./shadow").current_dir("/tmp")),
+        ),
     ];
     for (what, pid) in cases {
         let ev = d.wait_for(what, |v| is_open_of(v, pid, "/etc/shadow"));
@@ -156,7 +164,14 @@ fn fileless_memfd_exec_is_reported() {
     assert!(pid >= 0);
     if pid == 0 {
         unsafe {
-            libc::syscall(libc::SYS_execveat, fd.as_raw_fd(), c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+            libc::syscall(
+                libc::SYS_execveat,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
             libc::_exit(127);
         }
     }
@@ -193,7 +208,11 @@ fn shell_with_a_socket_as_stdin_is_visible_at_exec() {
 }
 
 fn net_event(d: &Daemon, what: &str, evt_type: &str, tid: u32, sport: u16) -> Value {
-    d.wait_for(what, |v| s(v, "evt.type") == evt_type && u(v, "proc.tid") == u64::from(tid) && u(v, "fd.sport") == u64::from(sport))
+    d.wait_for(what, |v| {
+        s(v, "evt.type") == evt_type
+            && u(v, "proc.tid") == u64::from(tid)
+            && u(v, "fd.sport") == u64::from(sport)
+    })
 }
 
 fn mapped(port: u16) -> SocketAddr {
@@ -217,13 +236,20 @@ fn connects_and_sends_report_destination_and_result() {
     let _c = TcpStream::connect(mapped(pm)).unwrap();
 
     let ev = net_event(&d, "tcp connect to 127.0.0.1", "connect", tid, p4);
-    assert_eq!((s(&ev, "fd.sip"), s(&ev, "fd.l4proto"), s(&ev, "evt.res"), s(&ev, "fd.type")), ("127.0.0.1", "tcp", "SUCCESS", "ipv4"));
+    assert_eq!(
+        (s(&ev, "fd.sip"), s(&ev, "fd.l4proto"), s(&ev, "evt.res"), s(&ev, "fd.type")),
+        ("127.0.0.1", "tcp", "SUCCESS", "ipv4")
+    );
     assert_eq!(s(&ev, "fd.cip"), "127.0.0.1");
     assert_ne!(u(&ev, "fd.cport"), 0);
     let ev = net_event(&d, "tcp connect to [::1]", "connect", tid, p6);
     assert_eq!((s(&ev, "fd.sip"), s(&ev, "fd.l4proto"), s(&ev, "fd.type")), ("::1", "tcp", "ipv6"));
     let ev = net_event(&d, "tcp connect to ::ffff:127.0.0.1", "connect", tid, pm);
-    assert_eq!((s(&ev, "fd.sip"), s(&ev, "fd.type")), ("127.0.0.1", "ipv4"), "a mapped address must read as IPv4: {ev}");
+    assert_eq!(
+        (s(&ev, "fd.sip"), s(&ev, "fd.type")),
+        ("127.0.0.1", "ipv4"),
+        "a mapped address must read as IPv4: {ev}"
+    );
 
     // A refused connect still names its destination.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -287,7 +313,11 @@ fn connects_and_sends_report_destination_and_result() {
     let ev = d.wait_for("sendto of an IPv4 sockaddr on an IPv6 socket", |v| {
         s(v, "evt.type") == "sendto" && u(v, "proc.tid") == u64::from(tid) && u(v, "fd.cport") == dual_port
     });
-    assert_eq!((s(&ev, "fd.sip"), u(&ev, "fd.sport"), s(&ev, "fd.type")), ("127.0.0.1", u64::from(u4), "ipv4"), "{ev}");
+    assert_eq!(
+        (s(&ev, "fd.sip"), u(&ev, "fd.sport"), s(&ev, "fd.type")),
+        ("127.0.0.1", u64::from(u4), "ipv4"),
+        "{ev}"
+    );
 
     // Ordinary sends on a connected socket are not events. A later unconnected send is the
     // marker: once it is seen, the daemon has read past the connected ones.
@@ -301,14 +331,21 @@ fn connects_and_sends_report_destination_and_result() {
     let marker_port = u64::from(marker.local_addr().unwrap().port());
     d.wait_for("marker sendto", |v| s(v, "evt.type") == "sendto" && u(v, "fd.cport") == marker_port);
     let cport = u64::from(connected.local_addr().unwrap().port());
-    assert!(d.matching(|v| matches!(s(v, "evt.type"), "sendto" | "sendmsg") && u(v, "fd.cport") == cport).is_empty());
+    assert!(
+        d.matching(|v| matches!(s(v, "evt.type"), "sendto" | "sendmsg") && u(v, "fd.cport") == cport)
+            .is_empty()
+    );
 
     // Unix sockets.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sock");
     let _ul = std::os::unix::net::UnixListener::bind(&path).unwrap();
     let _us = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    let ev = d.wait_for("unix connect", |v| s(v, "evt.type") == "connect" && u(v, "proc.tid") == u64::from(tid) && s(v, "fd.name") == path.to_str().unwrap());
+    let ev = d.wait_for("unix connect", |v| {
+        s(v, "evt.type") == "connect"
+            && u(v, "proc.tid") == u64::from(tid)
+            && s(v, "fd.name") == path.to_str().unwrap()
+    });
     assert_eq!((s(&ev, "fd.type"), s(&ev, "evt.res")), ("unix", "SUCCESS"));
     d.stop();
 }
@@ -331,7 +368,11 @@ fn process_started_before_the_daemon_has_name_and_parent() {
     let d = Daemon::start();
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     child.wait().unwrap();
-    let ev = d.wait_for_or_show("open by the older process", |v| is_open_of(v, pid, "/etc/hostname"), |v| u(v, "proc.pid") == u64::from(pid) || s(v, "fd.name") == "/etc/hostname");
+    let ev = d.wait_for_or_show(
+        "open by the older process",
+        |v| is_open_of(v, pid, "/etc/hostname"),
+        |v| u(v, "proc.pid") == u64::from(pid) || s(v, "fd.name") == "/etc/hostname",
+    );
     assert_eq!(s(&ev, "proc.name"), "sh");
     assert_eq!(s(&ev, "proc.exepath"), canonical("/bin/sh"));
     assert_eq!(u(&ev, "proc.ppid"), u64::from(std::process::id()));
@@ -348,7 +389,8 @@ fn unified_cgroup_root() -> String {
     info.lines()
         .find_map(|l| {
             let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4).unwrap().to_owned())
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
         })
         .expect("no cgroup2 mount")
 }
@@ -358,7 +400,13 @@ fn short_lived_container_cgroup_still_resolves() {
     require_root!();
     // A unique id shaped like a real one: 64 lowercase hex digits.
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let id = format!("{:016x}{:016x}{:016x}{:016x}", nanos, u64::from(std::process::id()), nanos.rotate_left(17), !nanos);
+    let id = format!(
+        "{:016x}{:016x}{:016x}{:016x}",
+        nanos,
+        u64::from(std::process::id()),
+        nanos.rotate_left(17),
+        !nanos
+    );
     let scope = format!("{}/docker-{id}.scope", unified_cgroup_root());
     std::fs::create_dir(&scope).unwrap();
     // Removes the cgroup even when an assertion fails first.
@@ -486,14 +534,19 @@ fn creat_openat2_and_execveat_are_named_as_such() {
     assert!(fd >= 0);
     unsafe { libc::close(fd) };
     let how = [libc::O_RDONLY as u64, 0, 0]; // struct open_how { flags, mode, resolve }
-    let fd = unsafe { libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, path.as_ptr(), how.as_ptr(), 24usize) };
+    let fd =
+        unsafe { libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, path.as_ptr(), how.as_ptr(), 24usize) };
     assert!(fd >= 0, "openat2: {}", std::io::Error::last_os_error());
     unsafe { libc::close(fd as i32) };
 
     let name = created.to_str().unwrap();
-    let ev = d.wait_for("creat", |v| s(v, "evt.type") == "creat" && u(v, "proc.tid") == u64::from(tid) && s(v, "fd.name") == name);
+    let ev = d.wait_for("creat", |v| {
+        s(v, "evt.type") == "creat" && u(v, "proc.tid") == u64::from(tid) && s(v, "fd.name") == name
+    });
     assert!(b(&ev, "evt.is_open_create") && b(&ev, "evt.is_open_write"), "{ev}");
-    let ev = d.wait_for("openat2", |v| s(v, "evt.type") == "openat2" && u(v, "proc.tid") == u64::from(tid) && s(v, "fd.name") == name);
+    let ev = d.wait_for("openat2", |v| {
+        s(v, "evt.type") == "openat2" && u(v, "proc.tid") == u64::from(tid) && s(v, "fd.name") == name
+    });
     assert!(b(&ev, "evt.is_open_read") && !b(&ev, "evt.is_open_write"), "{ev}");
 
     // execveat with a path (not an fd) is still execveat; execve of /dev/fd/N is still execve.
@@ -504,17 +557,29 @@ fn creat_openat2_and_execveat_are_named_as_such() {
     assert!(pid >= 0);
     if pid == 0 {
         unsafe {
-            libc::syscall(libc::SYS_execveat, libc::AT_FDCWD, c"/bin/true".as_ptr(), argv.as_ptr(), envp.as_ptr(), 0);
+            libc::syscall(
+                libc::SYS_execveat,
+                libc::AT_FDCWD,
+                c"/bin/true".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                0,
+            );
             libc::_exit(127);
         }
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(status, 0);
-    let ev = d.wait_for("execveat of a path", |v| u(v, "proc.pid") == pid as u64 && s(v, "proc.name") == "true" && s(v, "evt.type").starts_with("execve"));
+    let ev = d.wait_for("execveat of a path", |v| {
+        u(v, "proc.pid") == pid as u64
+            && s(v, "proc.name") == "true"
+            && s(v, "evt.type").starts_with("execve")
+    });
     assert_eq!(s(&ev, "evt.type"), "execveat");
     let pid = run(&mut Command::new("/bin/true"));
-    let ev = d.wait_for("execve", |v| u(v, "proc.pid") == u64::from(pid) && s(v, "evt.type").starts_with("execve"));
+    let ev = d
+        .wait_for("execve", |v| u(v, "proc.pid") == u64::from(pid) && s(v, "evt.type").starts_with("execve"));
     assert_eq!(s(&ev, "evt.type"), "execve");
     d.stop();
 }

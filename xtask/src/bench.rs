@@ -148,7 +148,8 @@ fn proc_cpu_ns(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let ticks: u64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     ticks * 1_000_000_000 / hz
@@ -158,7 +159,9 @@ fn proc_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -188,7 +191,9 @@ fn median(v: &mut [f64]) -> f64 {
 
 pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
     if !crate::is_root() {
-        bail!("the benchmark attaches the daemon's kernel programs and needs root: `sudo -E cargo xtask bench`");
+        bail!(
+            "the benchmark attaches the daemon's kernel programs and needs root: `sudo -E cargo xtask bench`"
+        );
     }
     let ws = workloads(args.scale);
     let mut without: Vec<Vec<f64>> = vec![Vec::new(); ws.len()];

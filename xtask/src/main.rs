@@ -62,7 +62,8 @@ fn cargo() -> Command {
 /// test binary's results (cargo's own last lines are the doc-test binaries, usually empty).
 fn run_tests(cmd: &mut Command) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
-    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).spawn().with_context(|| format!("cannot run {cmd:?}"))?;
     let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line?;

@@ -9,7 +9,8 @@ use crate::run_checked;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Needed only to build bpf-linker against Debian's LLVM.
-const BPF_LINKER_BUILD_DEPS: &[&str] = &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "libxml2-dev"];
+const BPF_LINKER_BUILD_DEPS: &[&str] =
+    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev", "libxml2-dev"];
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
@@ -27,20 +28,32 @@ fn apt_install(pkgs: &[&str]) -> Result<()> {
         return Ok(());
     }
     if !crate::is_root() {
-        bail!("missing Debian packages {}: run `sudo apt-get install -y {}`", missing.join(" "), missing.join(" "));
+        bail!(
+            "missing Debian packages {}: run `sudo apt-get install -y {}`",
+            missing.join(" "),
+            missing.join(" ")
+        );
     }
     eprintln!("xtask: installing {}", missing.join(" "));
     run_checked(Command::new("apt-get").args(["update", "-q"]))?;
-    run_checked(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 fn nightly_rust_src() -> Result<()> {
     let toolchains = output(Command::new("rustup").args(["toolchain", "list"])).unwrap_or_default();
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
-        bail!("the kernel programs build with the nightly toolchain, which is not installed: `rustup toolchain install nightly`");
+        bail!(
+            "the kernel programs build with the nightly toolchain, which is not installed: `rustup toolchain install nightly`"
+        );
     }
-    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .unwrap_or_default();
+    let installed =
+        output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+            .unwrap_or_default();
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(());
     }
@@ -57,7 +70,16 @@ fn bpf_linker() -> Result<()> {
     eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {LLVM_PREFIX} (about a minute)");
     run_checked(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--no-default-features", "--features", "llvm-22"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
             .env("LLVM_PREFIX", LLVM_PREFIX),
     )
     .context("installing bpf-linker")

@@ -106,28 +106,29 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let json = args.json;
 
     let mut renderer = JsonRenderer::default();
-    let mut handle = |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut Vec<u8>| -> bool {
-        match decode(bytes) {
-            Ok(raw) => {
-                counters.events += 1;
-                let ev = enricher.enrich(&raw);
-                // Writing into a Vec cannot fail.
-                let _ = if json {
-                    renderer.write(&ev, &mut *out).and_then(|()| out.write_all(b"\n"))
-                } else {
-                    writeln!(out, "{}", ev.to_text())
-                };
-                true
-            }
-            Err(e) => {
-                if counters.decode_errors == 0 {
-                    tracing::warn!("skipping malformed record: {e} (further ones are only counted)");
+    let mut handle =
+        |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut Vec<u8>| -> bool {
+            match decode(bytes) {
+                Ok(raw) => {
+                    counters.events += 1;
+                    let ev = enricher.enrich(&raw);
+                    // Writing into a Vec cannot fail.
+                    let _ = if json {
+                        renderer.write(&ev, &mut *out).and_then(|()| out.write_all(b"\n"))
+                    } else {
+                        writeln!(out, "{}", ev.to_text())
+                    };
+                    true
                 }
-                counters.decode_errors += 1;
-                false
+                Err(e) => {
+                    if counters.decode_errors == 0 {
+                        tracing::warn!("skipping malformed record: {e} (further ones are only counted)");
+                    }
+                    counters.decode_errors += 1;
+                    false
+                }
             }
-        }
-    };
+        };
 
     loop {
         tokio::select! {
@@ -171,17 +172,23 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     // Detach first, then hand what was read to the output, within a deadline; what does not
     // make it shows as the difference between events read and written.
     drop(sensor);
-    let _ = tokio::time::timeout(Duration::from_millis(50), reader.drain(usize::MAX, |b| {
-        if handle(b, &mut counters, &mut enricher, &mut batch) {
-            batch_events += 1;
-        }
-    }))
+    let _ = tokio::time::timeout(
+        Duration::from_millis(50),
+        reader.drain(usize::MAX, |b| {
+            if handle(b, &mut counters, &mut enricher, &mut batch) {
+                batch_events += 1;
+            }
+        }),
+    )
     .await;
     if batch_events > 0 {
         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, batch_events))).await;
     }
     drop(output.tx);
     let _ = output.done.recv_timeout(SHUTDOWN_FLUSH);
-    eprintln!("monitor: {}", report(&drop_counters.read()?, &counters, output.written.load(Ordering::Relaxed), &enricher));
+    eprintln!(
+        "monitor: {}",
+        report(&drop_counters.read()?, &counters, output.written.load(Ordering::Relaxed), &enricher)
+    );
     Ok(())
 }

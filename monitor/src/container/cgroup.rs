@@ -57,25 +57,31 @@ impl Default for CgroupResolver {
 
 impl CgroupResolver {
     pub fn new() -> Self {
-        Self { root: unified_mount(), by_id: HashMap::new(), order: VecDeque::new(), last_scan: None, stats: CgroupStats::default() }
+        Self {
+            root: unified_mount(),
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+            last_scan: None,
+            stats: CgroupStats::default(),
+        }
     }
 
     /// Records the path the kernel reported for `id`.
     pub fn learn(&mut self, id: u64, path: &str) -> Arc<CgroupEntry> {
-        if let Some(e) = self.by_id.get(&id) {
-            if &*e.path == path {
-                return e.clone();
-            }
+        if let Some(e) = self.by_id.get(&id)
+            && &*e.path == path
+        {
+            return e.clone();
         }
         self.insert(id, path)
     }
 
     fn insert(&mut self, id: u64, path: &str) -> Arc<CgroupEntry> {
-        if self.by_id.len() >= MAX_ENTRIES {
-            if let Some(old) = self.order.pop_front() {
-                self.by_id.remove(&old);
-                self.stats.evictions += 1;
-            }
+        if self.by_id.len() >= MAX_ENTRIES
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_id.remove(&old);
+            self.stats.evictions += 1;
         }
         let entry = Arc::new(CgroupEntry { path: path.into(), container: container_from_cgroup_path(path) });
         if self.by_id.insert(id, entry.clone()).is_none() {
@@ -89,12 +95,10 @@ impl CgroupResolver {
             return Some(e.clone());
         }
         let due = self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_INTERVAL);
-        if due {
-            if let Some(root) = self.root.clone() {
-                self.last_scan = Some(Instant::now());
-                self.stats.scans += 1;
-                self.scan(&root, &root, 0);
-            }
+        if due && let Some(root) = self.root.clone() {
+            self.last_scan = Some(Instant::now());
+            self.stats.scans += 1;
+            self.scan(&root, &root, 0);
         }
         let found = self.by_id.get(&id).cloned();
         if found.is_none() {

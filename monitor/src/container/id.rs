@@ -66,11 +66,7 @@ fn component_id(comp: &str, parent: &str) -> Option<ContainerId> {
 /// The container a cgroup v2 path belongs to, or None for host processes.
 pub fn container_from_cgroup_path(path: &str) -> Option<ContainerId> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    comps
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(i, c)| component_id(c, if i > 0 { comps[i - 1] } else { "" }))
+    comps.iter().enumerate().rev().find_map(|(i, c)| component_id(c, if i > 0 { comps[i - 1] } else { "" }))
 }
 
 #[cfg(test)]
@@ -90,7 +86,12 @@ mod tests {
     fn runtime_layouts() {
         check(&format!("/docker/{ID}"), "docker");
         check(&format!("/system.slice/docker-{ID}.scope"), "docker");
-        check(&format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{ID}.scope"), "containerd");
+        check(
+            &format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{ID}.scope"
+            ),
+            "containerd",
+        );
         check(&format!("/kubepods/besteffort/pod0d3ae0b0-5e3c-4e2f-9f0a-1b2c3d4e5f60/{ID}"), "containerd");
         check(&format!("/kubepods.slice/kubepods-pod12.slice/crio-{ID}.scope"), "cri-o");
         check(&format!("/crio/{ID}"), "cri-o");

@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use monitor_common::{
     EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventHeader,
-    EventKind, OPEN_HAS_BASE,
-    OPEN_PATH_TRUNCATED, OPEN_RESOLVED, Syscall,
+    EventKind, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, Syscall,
 };
 
 use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, l4proto, stdio_info};
@@ -130,16 +129,14 @@ impl Enricher {
                     exe_path.push_str(" (deleted)");
                 }
                 let cwd = (!cwd.is_empty()).then(|| lossy(cwd));
-                let argv_list: Vec<String> = argv
-                    .split(|&b| b == 0)
-                    .map(lossy)
-                    .collect::<Vec<_>>();
+                let argv_list: Vec<String> = argv.split(|&b| b == 0).map(lossy).collect::<Vec<_>>();
                 // argv ends with a NUL, which leaves one empty trailing element.
                 let argv_list = match argv_list.split_last() {
                     Some((last, rest)) if last.is_empty() => rest.to_vec(),
                     _ => argv_list,
                 };
-                let script = (h.flags & EXEC_SCRIPT != 0).then(|| join(cwd.as_deref().unwrap_or(""), &filename));
+                let script =
+                    (h.flags & EXEC_SCRIPT != 0).then(|| join(cwd.as_deref().unwrap_or(""), &filename));
                 let process = Process {
                     pid: h.pid,
                     start_ns: ev.start_ns,
@@ -177,7 +174,8 @@ impl Enricher {
             }
             RawEvent::Fork(ev) => {
                 let h = &ev.header;
-                let p = self.processes.on_fork(h.pid, ev.start_ns, ev.ppid, ev.parent_start_ns, &comm(&ev.comm));
+                let p =
+                    self.processes.on_fork(h.pid, ev.start_ns, ev.ppid, ev.parent_start_ns, &comm(&ev.comm));
                 let mut out = self.base_event(h, "clone", 0, Detail::Fork);
                 self.set_process(&mut out, Some(p));
                 out
@@ -213,7 +211,8 @@ impl Enricher {
             RawEvent::Connect { ev, unix_path } => {
                 let h = &ev.header;
                 let sip = ip_from_kernel(ev.family, &ev.daddr);
-                let cip = ip_from_kernel(ev.family, &ev.saddr).filter(|ip| !ip.is_unspecified() || ev.sport != 0);
+                let cip =
+                    ip_from_kernel(ev.family, &ev.saddr).filter(|ip| !ip.is_unspecified() || ev.sport != 0);
                 let unix = (!unix_path.is_empty()).then(|| {
                     // Abstract sockets start with NUL; Falco shows them with a leading '@'.
                     let p = unix_path.split(|&b| b == 0).find(|s| !s.is_empty()).unwrap_or(&[]);

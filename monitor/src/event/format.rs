@@ -152,7 +152,8 @@ pub fn stdio_info(fd: &StdioFd) -> StdioInfo {
             let peer = ip_from_kernel(fd.family, &fd.peer_addr);
             let local = ip_from_kernel(fd.family, &fd.local_addr);
             let fd_type = fd_type_of_ip(peer, fd.family);
-            let name = peer.map(|_| format!("{}->{}", endpoint(local, fd.local_port), endpoint(peer, fd.peer_port)));
+            let name =
+                peer.map(|_| format!("{}->{}", endpoint(local, fd.local_port), endpoint(peer, fd.peer_port)));
             StdioInfo { fd_type, name }
         }
         FdKind::Other => StdioInfo { fd_type: "other", name: None },

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::enrich::MAX_ANCESTORS;
 use super::format::{endpoint, errno_name, is_open_create, is_open_read, is_open_write, open_flags};
 use super::{Detail, Event, Users};
-use super::enrich::MAX_ANCESTORS;
 use crate::process::{Process, ProcessRef};
 
 fn rfc3339(ns: i128) -> String {
@@ -30,14 +30,40 @@ fn basename(path: &str) -> &str {
 }
 
 const ANAME: [&str; MAX_ANCESTORS] = [
-    "proc.aname[1]", "proc.aname[2]", "proc.aname[3]", "proc.aname[4]", "proc.aname[5]", "proc.aname[6]",
-    "proc.aname[7]", "proc.aname[8]", "proc.aname[9]", "proc.aname[10]", "proc.aname[11]", "proc.aname[12]",
-    "proc.aname[13]", "proc.aname[14]", "proc.aname[15]", "proc.aname[16]",
+    "proc.aname[1]",
+    "proc.aname[2]",
+    "proc.aname[3]",
+    "proc.aname[4]",
+    "proc.aname[5]",
+    "proc.aname[6]",
+    "proc.aname[7]",
+    "proc.aname[8]",
+    "proc.aname[9]",
+    "proc.aname[10]",
+    "proc.aname[11]",
+    "proc.aname[12]",
+    "proc.aname[13]",
+    "proc.aname[14]",
+    "proc.aname[15]",
+    "proc.aname[16]",
 ];
 const APID: [&str; MAX_ANCESTORS] = [
-    "proc.apid[1]", "proc.apid[2]", "proc.apid[3]", "proc.apid[4]", "proc.apid[5]", "proc.apid[6]",
-    "proc.apid[7]", "proc.apid[8]", "proc.apid[9]", "proc.apid[10]", "proc.apid[11]", "proc.apid[12]",
-    "proc.apid[13]", "proc.apid[14]", "proc.apid[15]", "proc.apid[16]",
+    "proc.apid[1]",
+    "proc.apid[2]",
+    "proc.apid[3]",
+    "proc.apid[4]",
+    "proc.apid[5]",
+    "proc.apid[6]",
+    "proc.apid[7]",
+    "proc.apid[8]",
+    "proc.apid[9]",
+    "proc.apid[10]",
+    "proc.apid[11]",
+    "proc.apid[12]",
+    "proc.apid[13]",
+    "proc.apid[14]",
+    "proc.apid[15]",
+    "proc.apid[16]",
 ];
 const STDIO: [(&str, &str); 3] = [
     ("proc.stdin.type", "proc.stdin.name"),
@@ -103,15 +129,10 @@ struct ProcessFields {
 const FRAGMENT_CACHE_MAX: usize = 4096;
 
 /// Renders events as JSON lines; owns what rendering needs (user names, the fragment cache).
+#[derive(Default)]
 pub struct JsonRenderer {
     users: Users,
     fragments: HashMap<u32, ProcessFields>,
-}
-
-impl Default for JsonRenderer {
-    fn default() -> Self {
-        Self { users: Users::default(), fragments: HashMap::new() }
-    }
 }
 
 impl JsonRenderer {
@@ -206,13 +227,19 @@ impl JsonRenderer {
             if self.fragments.len() >= FRAGMENT_CACHE_MAX {
                 self.fragments.clear();
             }
-            self.fragments.insert(p.pid, ProcessFields { process: p.clone(), ancestors: ancestors.to_vec(), json });
+            self.fragments
+                .insert(p.pid, ProcessFields { process: p.clone(), ancestors: ancestors.to_vec(), json });
         }
         Ok(&self.fragments[&p.pid].json)
     }
 }
 
-fn write_process_fields(out: &mut Vec<u8>, p: &Process, ancestors: &[ProcessRef], users: &mut Users) -> std::io::Result<()> {
+fn write_process_fields(
+    out: &mut Vec<u8>,
+    p: &Process,
+    ancestors: &[ProcessRef],
+    users: &mut Users,
+) -> std::io::Result<()> {
     let mut m = Obj { out, first: true };
     m.put("proc.name", &p.comm)?;
     m.put("proc.exe", p.exe_arg0())?;
@@ -256,7 +283,8 @@ impl Event {
     /// One human-readable line.
     pub fn to_text(&self) -> String {
         let time = rfc3339(self.time_ns);
-        let (name, exe) = self.process.as_ref().map(|p| (p.comm.as_str(), p.exe_path.as_str())).unwrap_or(("?", "?"));
+        let (name, exe) =
+            self.process.as_ref().map(|p| (p.comm.as_str(), p.exe_path.as_str())).unwrap_or(("?", "?"));
         let container = self.container.as_ref().map(|c| c.short()).unwrap_or("host");
         let what = match &self.detail {
             Detail::Exec { .. } => {
@@ -268,9 +296,18 @@ impl Event {
             Detail::Open(o) => format!("{} {} res={}", o.path, open_flags(o.flags), errno_name(self.res)),
             Detail::Net(n) => match &n.unix_path {
                 Some(p) => format!("unix {p} res={}", errno_name(self.res)),
-                None => format!("{} {}->{} res={}", n.l4proto, endpoint(n.cip, n.cport), endpoint(n.sip, n.sport), errno_name(self.res)),
+                None => format!(
+                    "{} {}->{} res={}",
+                    n.l4proto,
+                    endpoint(n.cip, n.cport),
+                    endpoint(n.sip, n.sport),
+                    errno_name(self.res)
+                ),
             },
         };
-        format!("{time} {} pid={} tid={} name={name:?} container={container} {what}", self.evt_type, self.pid, self.tid)
+        format!(
+            "{time} {} pid={} tid={} name={name:?} container={container} {what}",
+            self.evt_type, self.pid, self.tid
+        )
     }
 }

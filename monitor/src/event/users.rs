@@ -58,7 +58,9 @@ fn parse_passwd(text: &str) -> HashMap<u32, Arc<str>> {
 mod tests {
     #[test]
     fn parses_passwd_and_skips_junk() {
-        let m = super::parse_passwd("root:x:0:0:root:/root:/bin/bash\n# comment\nbad\nnobody:x:65534:65534::/:/usr/sbin/nologin\n");
+        let m = super::parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nbad\nnobody:x:65534:65534::/:/usr/sbin/nologin\n",
+        );
         assert_eq!(&*m[&0], "root");
         assert_eq!(&*m[&65534], "nobody");
         assert_eq!(m.len(), 2);

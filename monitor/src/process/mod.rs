@@ -58,7 +58,8 @@ pub struct Process {
 impl Process {
     /// Falco's proc.args: the arguments after argv[0], joined by spaces.
     pub fn args(&self) -> &str {
-        self.args_joined.get_or_init(|| self.argv.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" "))
+        self.args_joined
+            .get_or_init(|| self.argv.iter().skip(1).map(String::as_str).collect::<Vec<_>>().join(" "))
     }
 
     /// Falco's proc.cmdline: the process name followed by its arguments.

@@ -17,7 +17,9 @@ fn stdio_info(pid: i32, fd: u32) -> StdioInfo {
         return StdioInfo::default();
     };
     let t = target.to_string_lossy();
-    if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|i| i.parse().ok()) {
+    if let Some(inode) =
+        t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|i| i.parse().ok())
+    {
         return socket_info(pid, inode);
     }
     if t.starts_with("pipe:") {
@@ -57,7 +59,8 @@ fn socket_info(pid: i32, inode: u64) -> StdioInfo {
             if f.get(9).and_then(|i| i.parse::<u64>().ok()) != Some(inode) {
                 continue;
             }
-            let (Some((lip, lport)), Some((rip, rport))) = (proc_net_endpoint(f[1]), proc_net_endpoint(f[2])) else {
+            let (Some((lip, lport)), Some((rip, rport))) = (proc_net_endpoint(f[1]), proc_net_endpoint(f[2]))
+            else {
                 break;
             };
             let fd_type = if rip.is_ipv4() { "ipv4" } else { "ipv6" };
@@ -81,10 +84,8 @@ pub fn read(pid: i32) -> Option<Process> {
     let status = p.status().ok();
     let argv = p.cmdline().unwrap_or_default();
     let exe = p.exe().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-    let (uid, euid, gid, egid) = status
-        .as_ref()
-        .map(|s| (s.ruid, s.euid, s.rgid, s.egid))
-        .unwrap_or_default();
+    let (uid, euid, gid, egid) =
+        status.as_ref().map(|s| (s.ruid, s.euid, s.rgid, s.egid)).unwrap_or_default();
     Some(Process {
         pid: pid as u32,
         start_ns: ticks_to_ns(stat.starttime),
@@ -135,8 +136,14 @@ mod tests {
     fn proc_net_addresses() {
         // As printed on a little-endian host.
         assert_eq!(proc_net_endpoint("0100007F:1F90"), Some(("127.0.0.1".parse().unwrap(), 8080)));
-        assert_eq!(proc_net_endpoint("00000000000000000000000001000000:0016"), Some(("::1".parse().unwrap(), 22)));
-        assert_eq!(proc_net_endpoint("0000000000000000FFFF00000100007F:0050"), Some(("127.0.0.1".parse().unwrap(), 80)));
+        assert_eq!(
+            proc_net_endpoint("00000000000000000000000001000000:0016"),
+            Some(("::1".parse().unwrap(), 22))
+        );
+        assert_eq!(
+            proc_net_endpoint("0000000000000000FFFF00000100007F:0050"),
+            Some(("127.0.0.1".parse().unwrap(), 80))
+        );
         assert_eq!(proc_net_endpoint("zz:1"), None);
         assert_eq!(proc_net_endpoint("0100007F"), None);
     }

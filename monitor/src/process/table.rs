@@ -70,14 +70,13 @@ impl ProcessTable {
         let mut added = 0;
         for (&pid, &start) in &live {
             let known = self.procs.get(&pid).is_some_and(|p| self.same_start(p.start_ns, start));
-            if !known {
-                if let Some(p) = procfs_seed::read(pid as i32) {
-                    self.insert(p);
-                    added += 1;
-                }
+            if !known && let Some(p) = procfs_seed::read(pid as i32) {
+                self.insert(p);
+                added += 1;
             }
         }
-        let exited: std::collections::HashSet<(u32, u64)> = self.exited.iter().map(|&(pid, start, _)| (pid, start)).collect();
+        let exited: std::collections::HashSet<(u32, u64)> =
+            self.exited.iter().map(|&(pid, start, _)| (pid, start)).collect();
         let gone: Vec<(u32, u64)> = self
             .procs
             .values()
@@ -131,7 +130,8 @@ impl ProcessTable {
     /// The parent of `p`, if the table still has that exact process.
     pub fn parent(&self, p: &Process) -> Option<ProcessRef> {
         let parent = self.procs.get(&p.ppid)?;
-        (p.parent_start_ns == 0 || self.same_start(parent.start_ns, p.parent_start_ns)).then(|| parent.clone())
+        (p.parent_start_ns == 0 || self.same_start(parent.start_ns, p.parent_start_ns))
+            .then(|| parent.clone())
     }
 
     /// Ancestors of `p`, parent first, at most `max`.
@@ -149,7 +149,14 @@ impl ProcessTable {
     }
 
     /// A new process: it starts as a copy of its parent (fork inherits everything exec replaces).
-    pub fn on_fork(&mut self, pid: u32, start_ns: u64, ppid: u32, parent_start_ns: u64, comm: &str) -> ProcessRef {
+    pub fn on_fork(
+        &mut self,
+        pid: u32,
+        start_ns: u64,
+        ppid: u32,
+        parent_start_ns: u64,
+        comm: &str,
+    ) -> ProcessRef {
         let mut child = match self.procs.get(&ppid) {
             Some(parent) if parent_start_ns == 0 || self.same_start(parent.start_ns, parent_start_ns) => {
                 (**parent).clone()
@@ -191,7 +198,11 @@ impl ProcessTable {
     }
 
     pub fn stats(&self) -> TableStats {
-        TableStats { live: self.procs.len() - self.exited.len().min(self.procs.len()), exited: self.exited.len(), ..self.stats }
+        TableStats {
+            live: self.procs.len() - self.exited.len().min(self.procs.len()),
+            exited: self.exited.len(),
+            ..self.stats
+        }
     }
 }
 

@@ -16,16 +16,12 @@ pub enum DecodeError {
 }
 
 /// One record, borrowing its variable-length sections from the ring buffer.
+// Lives on the stack for one record and is never stored, so the size of the exec variant costs
+// a copy, not memory.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RawEvent<'a> {
-    Exec {
-        ev: ExecEvent,
-        exe: &'a [u8],
-        filename: &'a [u8],
-        cwd: &'a [u8],
-        cgroup: &'a [u8],
-        argv: &'a [u8],
-    },
+    Exec { ev: ExecEvent, exe: &'a [u8], filename: &'a [u8], cwd: &'a [u8], cgroup: &'a [u8], argv: &'a [u8] },
     Fork(ForkEvent),
     Exit(ExitEvent),
     Open { ev: OpenEvent, path: &'a [u8], base: &'a [u8] },
@@ -85,11 +81,8 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
         EventKind::Exec => {
             let ev: ExecEvent = read_fixed(bytes, name)?;
             let rest = &bytes[size_of::<ExecEvent>()..];
-            let [exe, filename, cwd, cgroup, argv] = sections(
-                rest,
-                [ev.exe_len, ev.script_len, ev.cwd_len, ev.cgroup_len, ev.argv_len],
-                name,
-            )?;
+            let [exe, filename, cwd, cgroup, argv] =
+                sections(rest, [ev.exe_len, ev.script_len, ev.cwd_len, ev.cgroup_len, ev.argv_len], name)?;
             RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv }
         }
         EventKind::Fork => RawEvent::Fork(read_fixed(bytes, name)?),
@@ -124,7 +117,13 @@ mod tests {
 
     #[test]
     fn open_record_with_sections() {
-        let ev = OpenEvent { header: header(EventKind::Open), ret: -2, path_len: 6, base_len: 4, ..Default::default() };
+        let ev = OpenEvent {
+            header: header(EventKind::Open),
+            ret: -2,
+            path_len: 6,
+            base_len: 4,
+            ..Default::default()
+        };
         let mut bytes = as_bytes(&ev);
         bytes.extend_from_slice(b"shadow/etc");
         match decode(&bytes).unwrap() {

@@ -194,7 +194,11 @@ impl Sensor {
             }
         }
         if !failures.is_empty() {
-            bail!("{} programs failed ({attached} attachments made):\n{}", failures.len(), failures.join("\n"));
+            bail!(
+                "{} programs failed ({attached} attachments made):\n{}",
+                failures.len(),
+                failures.join("\n")
+            );
         }
         Ok(Self { ebpf, attached })
     }

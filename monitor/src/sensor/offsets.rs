@@ -13,8 +13,7 @@ pub struct BtfOffsets {
 
 impl BtfOffsets {
     pub fn from_sys() -> Result<Self> {
-        let btf = Btf::from_file(VMLINUX_BTF)
-            .map_err(|e| anyhow!("cannot parse {VMLINUX_BTF}: {e}"))?;
+        let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| anyhow!("cannot parse {VMLINUX_BTF}: {e}"))?;
         Ok(Self { btf })
     }
 
@@ -58,10 +57,10 @@ impl BtfOffsets {
             }
             if mname.is_empty() {
                 let t = self.strip(self.btf.resolve_chained_type(m).ok()?).ok()?;
-                if let Type::Struct(inner) | Type::Union(inner) = &t {
-                    if let Some((bits, t)) = self.find_member(inner, name) {
-                        return Some((m.bit_offset() + bits, t));
-                    }
+                if let Type::Struct(inner) | Type::Union(inner) = &t
+                    && let Some((bits, t)) = self.find_member(inner, name)
+                {
+                    return Some((m.bit_offset() + bits, t));
                 }
             }
         }
@@ -85,7 +84,7 @@ impl BtfOffsets {
                 };
             }
         }
-        if total_bits % 8 != 0 {
+        if !total_bits.is_multiple_of(8) {
             bail!("kernel BTF: {ty}.{path} is a bitfield");
         }
         Ok(total_bits / 8)

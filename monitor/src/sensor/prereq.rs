@@ -16,7 +16,11 @@ const REQUIRED: &[(u32, &str, &str)] = &[
 ];
 /// Capabilities without which the daemon runs but knows less.
 const WANTED: &[(u32, &str, &str)] = &[
-    (19, "CAP_SYS_PTRACE", "read other users' /proc/<pid>/exe and cwd, so processes older than the daemon have them"),
+    (
+        19,
+        "CAP_SYS_PTRACE",
+        "read other users' /proc/<pid>/exe and cwd, so processes older than the daemon have them",
+    ),
     (2, "CAP_DAC_READ_SEARCH", "read other users' /proc entries and a tracefs that is not world-readable"),
 ];
 
@@ -43,9 +47,7 @@ pub fn tracefs() -> Result<PathBuf, String> {
     let target = std::ffi::CString::new(TRACEFS).expect("static path");
     let fstype = c"tracefs";
     // SAFETY: plain mount(2) with NUL-terminated strings and no data.
-    let rc = unsafe {
-        libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
-    };
+    let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         return Err(format!(

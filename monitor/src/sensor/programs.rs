@@ -32,7 +32,11 @@ pub const TRACEPOINT_PROGRAMS: &[Attachment] = &[
     one("sys_enter_sendmsg", &[("syscalls", "sys_enter_sendmsg")]),
     one(
         "sys_exit_sock_any",
-        &[("syscalls", "sys_exit_connect"), ("syscalls", "sys_exit_sendto"), ("syscalls", "sys_exit_sendmsg")],
+        &[
+            ("syscalls", "sys_exit_connect"),
+            ("syscalls", "sys_exit_sendto"),
+            ("syscalls", "sys_exit_sendmsg"),
+        ],
     ),
 ];
 

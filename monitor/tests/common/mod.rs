@@ -44,16 +44,11 @@ pub struct Daemon {
     stderr_thread: Option<std::thread::JoinHandle<()>>,
 }
 
+#[derive(Default)]
 pub struct Options<'a> {
     pub args: &'a [&'a str],
     /// Do not read the daemon's output until `resume_output` (a slow consumer).
     pub hold_output: bool,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Self { args: &[], hold_output: false }
-    }
 }
 
 impl Daemon {
@@ -176,7 +171,12 @@ impl Daemon {
     }
 
     /// Like `wait_for`, but panics with the events `context` selects, to show what came instead.
-    pub fn wait_for_or_show(&self, what: &str, pred: impl Fn(&Value) -> bool, context: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for_or_show(
+        &self,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+        context: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(v) = self.matching(&pred).into_iter().next() {
