@@ -583,3 +583,36 @@ fn creat_openat2_and_execveat_are_named_as_such() {
     assert_eq!(s(&ev, "evt.type"), "execve");
     d.stop();
 }
+
+fn ns_inode(kind: &str) -> u64 {
+    let link = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+    let text = link.to_string_lossy();
+    text.trim_start_matches(&format!("{kind}:[")).trim_end_matches(']').parse().unwrap()
+}
+
+#[test]
+fn namespaced_process_reports_its_own_pid_and_namespaces() {
+    require_root!();
+    let d = Daemon::start();
+    let pid = run(Command::new("unshare").args([
+        "--pid",
+        "--fork",
+        "--mount",
+        "--mount-proc",
+        "sh",
+        "-c",
+        "exec cat /etc/hostname",
+    ]));
+    let ev = d.wait_for("exec of cat in new pid and mount namespaces", |v| {
+        // unshare forks the namespaced child, which becomes sh and then cat.
+        s(v, "evt.type") == "execve" && s(v, "proc.name") == "cat" && u(v, "proc.ppid") == u64::from(pid)
+    });
+    assert_eq!(u(&ev, "proc.vpid"), 1, "first process of its pid namespace: {ev}");
+    assert_ne!(u(&ev, "proc.pid"), 1);
+    assert_ne!(u(&ev, "proc.pidns"), ns_inode("pid"));
+    assert_ne!(u(&ev, "proc.mntns"), ns_inode("mnt"));
+    let cat = u(&ev, "proc.pid") as u32;
+    // Paths still resolve to the real file inside the new mount namespace.
+    d.wait_for("open inside the namespaces", |v| is_open_of(v, cat, "/etc/hostname"));
+    d.stop();
+}

@@ -128,6 +128,8 @@ fn main() -> Result<()> {
                      Run `sudo -E cargo xtask test` to run them."
                 );
             }
+            run_checked(cargo().args(["fmt", "--all", "--", "--check"]))
+                .context("the code is not formatted: run `cargo fmt --all`")?;
             run_tests(cargo().args(["test", "--workspace", "--exclude", "monitor-ebpf"]).args(args))
         }
         Task::Bench(args) => {
