@@ -44,13 +44,15 @@ pub enum EventKind {
     Open = 4,
     Connect = 5,
     SendTo = 6,
+    /// The path of a cgroup id the kernel side had not announced yet.
+    Cgroup = 7,
 }
 
 /// Number of slots in the drop-counter map (index = EventKind as u32, plus [`LOST_ARGS_SLOT`]).
 pub const KIND_SLOTS: u32 = 8;
-/// Drop-counter slot for syscalls whose entry arguments could not be kept until their exit
-/// (the per-thread argument map was full), so no event could be made.
-pub const LOST_ARGS_SLOT: u32 = 7;
+/// Drop-counter slot (unused by any kind) for syscalls whose entry arguments could not be kept
+/// until their exit (the per-thread argument map was full), so no event could be made.
+pub const LOST_ARGS_SLOT: u32 = 0;
 
 impl EventKind {
     pub fn from_u16(v: u16) -> Option<Self> {
@@ -61,6 +63,7 @@ impl EventKind {
             4 => Self::Open,
             5 => Self::Connect,
             6 => Self::SendTo,
+            7 => Self::Cgroup,
             _ => return None,
         })
     }
@@ -73,6 +76,7 @@ impl EventKind {
             Self::Open => "open",
             Self::Connect => "connect",
             Self::SendTo => "sendto",
+            Self::Cgroup => "cgroup",
         }
     }
 }
@@ -300,6 +304,17 @@ pub struct ConnectEvent {
     pub daddr: [u8; 16],
     pub saddr: [u8; 16],
     pub unix_len: u16,
+    pub _pad: [u16; 3],
+}
+
+/// The cgroup v2 path of `header.cgroup_id`, sent before the first event of each cgroup the
+/// kernel side has not announced yet, so that a cgroup removed before userspace looks still
+/// resolves. A path section of `path_len` bytes follows.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct CgroupEvent {
+    pub header: EventHeader,
+    pub path_len: u16,
     pub _pad: [u16; 3],
 }
 

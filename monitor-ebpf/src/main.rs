@@ -10,13 +10,13 @@ mod record;
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     macros::{btf_tracepoint, map, tracepoint},
-    maps::HashMap,
+    maps::{HashMap, LruHashMap},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
-    ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
-    EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED,
-    OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
+    CgroupEvent, ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED,
+    EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV, OPEN_HAS_BASE,
+    OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
 };
 
 use kernel::{Task, is_daemon, off, rd};
@@ -52,6 +52,9 @@ struct SockArgs {
 static OPEN_ARGS: HashMap<u64, OpenArgs> = HashMap::with_max_entries(16384, 0);
 #[map]
 static SOCK_ARGS: HashMap<u64, SockArgs> = HashMap::with_max_entries(8192, 0);
+/// cgroup ids whose path userspace has been sent (by an exec or a cgroup record).
+#[map]
+static CGROUPS_ANNOUNCED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
 /// Threads inside execveat, so the exec they lead to is reported as execveat.
 #[map]
 static EXECVEAT_TIDS: HashMap<u32, u8> = HashMap::with_max_entries(4096, 0);
@@ -74,6 +77,24 @@ const ARG3: usize = 40;
 const ARG4: usize = 48;
 const ARG5: usize = 56;
 const RET: usize = 16;
+
+/// Sends the path of the current task's cgroup before its first event, so it resolves even if
+/// the cgroup is gone when userspace reads the event. Must run before the event's own record
+/// is begun: both use the same per-CPU buffer.
+#[inline(always)]
+fn announce_cgroup() {
+    let id = unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() };
+    if unsafe { CGROUPS_ANNOUNCED.get(&id) }.is_some() {
+        return;
+    }
+    let Some(mut rec) = Record::begin::<CgroupEvent>(EventKind::Cgroup) else { return };
+    let len = rec.append_cgroup_path(Task::current().cgroup_kn());
+    rec.fixed::<CgroupEvent>().path_len = len;
+    // Only what reached the ring counts as announced; a dropped one is sent again next time.
+    if rec.submit() {
+        let _ = CGROUPS_ANNOUNCED.insert(&id, &1, 0);
+    }
+}
 
 #[inline(always)]
 fn arg<T>(ctx: &TracePointContext, offset: usize) -> T {
@@ -163,7 +184,11 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         flags |= EXEC_PATH_TRUNCATED;
     }
     rec.fixed::<ExecEvent>().header.flags = flags;
-    rec.submit();
+    let cgroup_id = rec.fixed::<ExecEvent>().header.cgroup_id;
+    if rec.submit() {
+        // The exec record carries the cgroup path itself.
+        let _ = CGROUPS_ANNOUNCED.insert(&cgroup_id, &1, 0);
+    }
     0
 }
 
@@ -185,7 +210,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     ev.parent_start_ns = parent.process_start_ns();
     ev.start_ns = child.process_start_ns();
     ev.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or_default();
-    rec.submit();
+    let _ = rec.submit();
     0
 }
 
@@ -206,7 +231,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     ev.start_ns = task.process_start_ns();
     let group_code: i32 = rd(signal + off!(signal_group_exit_code));
     ev.exit_code = if group_code != 0 { group_code } else { rd(task.0 + off!(task_exit_code)) };
-    rec.submit();
+    let _ = rec.submit();
     0
 }
 
@@ -288,6 +313,7 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     let Some(args) = (unsafe { OPEN_ARGS.get(&id) }).copied() else { return 0 };
     let _ = OPEN_ARGS.remove(&id);
+    announce_cgroup();
     let ret: i64 = arg(ctx, RET);
     let Some(mut rec) = Record::begin::<OpenEvent>(EventKind::Open) else { return 0 };
     let ev: &mut OpenEvent = rec.fixed();
@@ -334,7 +360,7 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
         }
     }
     rec.fixed::<OpenEvent>().header.flags = flags;
-    rec.submit();
+    let _ = rec.submit();
     0
 }
 
@@ -412,6 +438,7 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
             return 0;
         }
     }
+    announce_cgroup();
     let kind = if is_connect { EventKind::Connect } else { EventKind::SendTo };
     let Some(mut rec) = Record::begin::<ConnectEvent>(kind) else { return 0 };
     let ev: &mut ConnectEvent = rec.fixed();
@@ -473,7 +500,7 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
         }
     }
     rec.fixed::<ConnectEvent>().family = family;
-    rec.submit();
+    let _ = rec.submit();
     0
 }
 

@@ -383,16 +383,17 @@ impl Record {
         self.append_walked()
     }
 
+    /// Hands the record to the ring buffer; false when it had no room (counted as a drop).
     #[inline(always)]
-    pub fn submit(self) {
-        self.output();
+    pub fn submit(self) -> bool {
+        self.output()
     }
 
     #[inline(always)]
-    fn output(&self) {
+    fn output(&self) -> bool {
         let len = black_box(self.off());
         if len > MAX_RECORD as u64 {
-            return;
+            return false;
         }
         // Only the record that takes the fill across the mark wakes the reader. A reader that
         // lags is awake already, and waking it again per record is what costs the most (an
@@ -404,6 +405,8 @@ impl Record {
         let data = unsafe { core::slice::from_raw_parts(self.rec as *const u8, len as usize) };
         if EVENTS.output::<[u8]>(data, flags as u64).is_err() {
             count_drop(self.kind);
+            return false;
         }
+        true
     }
 }

@@ -395,34 +395,46 @@ fn unified_cgroup_root() -> String {
         .expect("no cgroup2 mount")
 }
 
+/// A unique cgroup named like a docker scope, removed on drop (also when an assertion fails).
+struct FakeContainer {
+    id: String,
+    scope: String,
+}
+
+impl FakeContainer {
+    fn new() -> Self {
+        // A unique id shaped like a real one: 64 lowercase hex digits.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let id = format!(
+            "{:016x}{:016x}{:016x}{:016x}",
+            nanos,
+            u64::from(std::process::id()),
+            nanos.rotate_left(17),
+            !nanos
+        );
+        let scope = format!("{}/docker-{id}.scope", unified_cgroup_root());
+        std::fs::create_dir(&scope).unwrap();
+        Self { id, scope }
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.scope);
+    }
+}
+
 #[test]
 fn short_lived_container_cgroup_still_resolves() {
     require_root!();
-    // A unique id shaped like a real one: 64 lowercase hex digits.
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let id = format!(
-        "{:016x}{:016x}{:016x}{:016x}",
-        nanos,
-        u64::from(std::process::id()),
-        nanos.rotate_left(17),
-        !nanos
-    );
-    let scope = format!("{}/docker-{id}.scope", unified_cgroup_root());
-    std::fs::create_dir(&scope).unwrap();
-    // Removes the cgroup even when an assertion fails first.
-    struct Remove<'a>(&'a str);
-    impl Drop for Remove<'_> {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir(self.0);
-        }
-    }
-    let guard = Remove(&scope);
+    let c = FakeContainer::new();
+    let (id, scope) = (c.id.clone(), c.scope.clone());
     let d = Daemon::start();
     let script = format!("echo $$ > {scope}/cgroup.procs && exec cat /etc/hostname");
     let pid = run(Command::new("sh").args(["-c", &script]));
     // Gone before the daemon is asked about it.
-    std::fs::remove_dir(&scope).unwrap();
-    drop(guard);
+    drop(c);
     let ev = d.wait_for("open inside the container", |v| is_open_of(v, pid, "/etc/hostname"));
     assert_eq!(s(&ev, "container.id"), &id[..12], "{ev}");
     assert_eq!(s(&ev, "container.full_id"), id);
@@ -614,5 +626,24 @@ fn namespaced_process_reports_its_own_pid_and_namespaces() {
     let cat = u(&ev, "proc.pid") as u32;
     // Paths still resolve to the real file inside the new mount namespace.
     d.wait_for("open inside the namespaces", |v| is_open_of(v, cat, "/etc/hostname"));
+    d.stop();
+}
+
+#[test]
+fn cgroup_joined_without_exec_and_removed_before_the_daemon_reads_still_resolves() {
+    require_root!();
+    let c = FakeContainer::new();
+    let d = Daemon::start();
+    // The daemon reads nothing until the cgroup is gone; only what the kernel sent can name it.
+    d.pause();
+    let script = format!("echo $$ > {}/cgroup.procs && : < /etc/hostname", c.scope);
+    let pid = run(Command::new("sh").args(["-c", &script]));
+    let id = c.id.clone();
+    drop(c);
+    d.cont();
+    let ev = d.wait_for("open by a shell that moved itself into the container, named so", |v| {
+        is_open_of(v, pid, "/etc/hostname") && s(v, "container.id") == &id[..12]
+    });
+    assert_eq!(s(&ev, "proc.name"), "sh");
     d.stop();
 }

@@ -110,8 +110,8 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         |bytes: &[u8], counters: &mut Counters, enricher: &mut Enricher, out: &mut Vec<u8>| -> bool {
             match decode(bytes) {
                 Ok(raw) => {
+                    let Some(ev) = enricher.enrich(&raw) else { return false };
                     counters.events += 1;
-                    let ev = enricher.enrich(&raw);
                     // Writing into a Vec cannot fail.
                     let _ = if json {
                         renderer.write(&ev, &mut *out).and_then(|()| out.write_all(b"\n"))

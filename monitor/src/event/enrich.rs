@@ -115,8 +115,16 @@ impl Enricher {
         ev.process = p;
     }
 
-    pub fn enrich(&mut self, raw: &RawEvent<'_>) -> Event {
-        match raw {
+    /// The enriched event for a record; None for records that only inform the enricher.
+    pub fn enrich(&mut self, raw: &RawEvent<'_>) -> Option<Event> {
+        Some(match raw {
+            RawEvent::Cgroup { ev, path } => {
+                tracing::debug!(id = ev.header.cgroup_id, path = %String::from_utf8_lossy(path), "cgroup announced");
+                if !path.is_empty() {
+                    self.cgroups.learn(ev.header.cgroup_id, &lossy(path));
+                }
+                return None;
+            }
             RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv } => {
                 let h = &ev.header;
                 let cgroup_path = (!cgroup.is_empty()).then(|| lossy(cgroup));
@@ -236,7 +244,7 @@ impl Enricher {
                 self.attach_process(&mut out);
                 out
             }
-        }
+        })
     }
 }
 

@@ -1,7 +1,9 @@
 //! Turning ring-buffer records into typed events. Never panics: a short or malformed record is
 //! an error the caller counts and skips.
 
-use monitor_common::{ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent};
+use monitor_common::{
+    CgroupEvent, ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent,
+};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -26,6 +28,7 @@ pub enum RawEvent<'a> {
     Exit(ExitEvent),
     Open { ev: OpenEvent, path: &'a [u8], base: &'a [u8] },
     Connect { ev: ConnectEvent, unix_path: &'a [u8] },
+    Cgroup { ev: CgroupEvent, path: &'a [u8] },
 }
 
 impl RawEvent<'_> {
@@ -36,6 +39,7 @@ impl RawEvent<'_> {
             RawEvent::Exit(ev) => &ev.header,
             RawEvent::Open { ev, .. } => &ev.header,
             RawEvent::Connect { ev, .. } => &ev.header,
+            RawEvent::Cgroup { ev, .. } => &ev.header,
         }
     }
 }
@@ -98,6 +102,12 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
             let rest = &bytes[size_of::<ConnectEvent>()..];
             let [unix_path] = sections(rest, [ev.unix_len], name)?;
             RawEvent::Connect { ev, unix_path }
+        }
+        EventKind::Cgroup => {
+            let ev: CgroupEvent = read_fixed(bytes, name)?;
+            let rest = &bytes[size_of::<CgroupEvent>()..];
+            let [path] = sections(rest, [ev.path_len], name)?;
+            RawEvent::Cgroup { ev, path }
         }
     })
 }

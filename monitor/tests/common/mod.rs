@@ -143,6 +143,26 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Stops the daemon (SIGSTOP): the kernel keeps queueing records it reads after `cont`.
+    pub fn pause(&self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGSTOP) };
+        // kill() returns before the daemon stops: wait until it has.
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat)
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T')))
+        {
+            assert!(Instant::now() < deadline, "monitor did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn cont(&self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGCONT) };
+    }
+
     pub fn resume_output(&mut self) {
         if let Some(g) = self.stdout_gate.take() {
             let _ = g.send(());
