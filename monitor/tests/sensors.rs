@@ -191,13 +191,19 @@ fn fileless_memfd_exec_is_reported() {
     d.stop();
 }
 
+/// A connected loopback TCP connection: (client end, server end, server port).
+fn loopback_tcp_pair() -> (TcpStream, TcpStream, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client, server, port)
+}
+
 #[test]
 fn shell_with_a_socket_as_stdin_is_visible_at_exec() {
     require_root!();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let _server_side = listener.accept().unwrap();
+    let (stream, _server_side, port) = loopback_tcp_pair();
     let d = Daemon::start();
     let pid = run(Command::new("sh").args(["-c", "exit 0"]).stdin(Stdio::from(OwnedFd::from(stream))));
     let ev = d.wait_for("exec of sh with a socket stdin", |v| is(v, "execve", pid));
@@ -354,10 +360,7 @@ fn connects_and_sends_report_destination_and_result() {
 fn process_started_before_the_daemon_has_name_and_parent() {
     require_root!();
     // Its stdout is a TCP socket: the seed from /proc must name it as the exec sensor would.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let _server_side = listener.accept().unwrap();
+    let (stream, _server_side, port) = loopback_tcp_pair();
     let mut child = Command::new("sh")
         .args(["-c", "read x; exec 3</etc/hostname"])
         .stdin(Stdio::piped())
