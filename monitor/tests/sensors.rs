@@ -139,6 +139,26 @@ fn renamed_and_symlinked_binaries_report_the_real_executable() {
     d.stop();
 }
 
+/// Runs execveat(dirfd, path, [argv0], {}, flags) in a forked child that must exit 0; returns
+/// its pid.
+fn run_execveat(dirfd: i32, path: &std::ffi::CStr, argv0: &std::ffi::CStr, flags: i32) -> u32 {
+    let argv = [argv0.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    // SAFETY: the child only calls async-signal-safe functions before exec or _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        unsafe {
+            libc::syscall(libc::SYS_execveat, dirfd, path.as_ptr(), argv.as_ptr(), envp.as_ptr(), flags);
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(status, 0, "execveat of {path:?} did not run");
+    pid as u32
+}
+
 fn memfd_with(path: &str) -> OwnedFd {
     use std::os::fd::FromRawFd as _;
     // SAFETY: memfd_create with a valid name; the fd is owned from here on.
@@ -156,29 +176,9 @@ fn fileless_memfd_exec_is_reported() {
     let d = Daemon::start();
     let fd = memfd_with("/bin/true");
 
-    // fexecve: execveat(fd, "", ..., AT_EMPTY_PATH) in a forked child.
-    let argv = [c"fileless".as_ptr(), std::ptr::null()];
-    let envp = [std::ptr::null::<libc::c_char>()];
-    // SAFETY: the child only calls async-signal-safe functions before exec or _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        unsafe {
-            libc::syscall(
-                libc::SYS_execveat,
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                libc::AT_EMPTY_PATH,
-            );
-            libc::_exit(127);
-        }
-    }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(status, 0, "the memfd program did not run");
-    let ev = d.wait_for("fexecve of a memfd", |v| is(v, "execveat", pid as u32));
+    // fexecve: execveat(fd, "", ..., AT_EMPTY_PATH).
+    let pid = run_execveat(fd.as_raw_fd(), c"", c"fileless", libc::AT_EMPTY_PATH);
+    let ev = d.wait_for("fexecve of a memfd", |v| is(v, "execveat", pid));
     assert!(s(&ev, "proc.exepath").starts_with("/memfd:fileless"), "{ev}");
     assert!(b(&ev, "proc.is_exe_from_memfd"));
 
@@ -564,30 +564,10 @@ fn creat_openat2_and_execveat_are_named_as_such() {
     });
     assert!(b(&ev, "evt.is_open_read") && !b(&ev, "evt.is_open_write"), "{ev}");
 
-    // execveat with a path (not an fd) is still execveat; execve of /dev/fd/N is still execve.
-    let argv = [c"true".as_ptr(), std::ptr::null()];
-    let envp = [std::ptr::null::<libc::c_char>()];
-    // SAFETY: the child only calls async-signal-safe functions before exec or _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        unsafe {
-            libc::syscall(
-                libc::SYS_execveat,
-                libc::AT_FDCWD,
-                c"/bin/true".as_ptr(),
-                argv.as_ptr(),
-                envp.as_ptr(),
-                0,
-            );
-            libc::_exit(127);
-        }
-    }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(status, 0);
+    // execveat with a path (not an fd) is still execveat; a plain execve is execve.
+    let pid = run_execveat(libc::AT_FDCWD, c"/bin/true", c"true", 0);
     let ev = d.wait_for("execveat of a path", |v| {
-        u(v, "proc.pid") == pid as u64
+        u(v, "proc.pid") == u64::from(pid)
             && s(v, "proc.name") == "true"
             && s(v, "evt.type").starts_with("execve")
     });

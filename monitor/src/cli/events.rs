@@ -65,12 +65,15 @@ impl Output {
 fn report(drops: &KernelDrops, c: &Counters, written: u64, e: &Enricher) -> String {
     let s = e.stats();
     format!(
-        "{drops}; events: {} read, {} written; decode errors: {}; process table: {} entries, {} evictions",
+        "{drops}; events: {} read, {} written; decode errors: {}; process table: {} entries, {} evictions; \
+         cgroups: {} known, {} unresolved",
         c.events,
         written,
         c.decode_errors,
         s.processes.live + s.processes.exited,
-        s.processes.evictions
+        s.processes.evictions,
+        s.cgroups.entries,
+        s.cgroups.unresolved
     )
 }
 

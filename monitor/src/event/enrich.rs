@@ -102,6 +102,14 @@ impl Enricher {
         }
     }
 
+    /// A cgroup path the kernel reported (with an exec, or announced before a cgroup's first
+    /// event); empty when its walk failed.
+    fn learn_cgroup(&mut self, id: u64, path: &[u8]) {
+        if !path.is_empty() {
+            self.cgroups.learn(id, &lossy(path));
+        }
+    }
+
     /// The event's process: the one the table has for its pid (read from /proc if unknown).
     fn attach_process(&mut self, ev: &mut Event) {
         let p = self.processes.get_or_load(ev.pid);
@@ -119,18 +127,12 @@ impl Enricher {
     pub fn enrich(&mut self, raw: &RawEvent<'_>) -> Option<Event> {
         Some(match raw {
             RawEvent::Cgroup { ev, path } => {
-                tracing::debug!(id = ev.header.cgroup_id, path = %String::from_utf8_lossy(path), "cgroup announced");
-                if !path.is_empty() {
-                    self.cgroups.learn(ev.header.cgroup_id, &lossy(path));
-                }
+                self.learn_cgroup(ev.header.cgroup_id, path);
                 return None;
             }
             RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv } => {
                 let h = &ev.header;
-                let cgroup_path = (!cgroup.is_empty()).then(|| lossy(cgroup));
-                if let Some(path) = &cgroup_path {
-                    self.cgroups.learn(h.cgroup_id, path);
-                }
+                self.learn_cgroup(h.cgroup_id, cgroup);
                 let filename = lossy(filename);
                 let mut exe_path = lossy(exe);
                 if ev.header.flags & EXEC_EXE_UNLINKED != 0 {
@@ -169,14 +171,13 @@ impl Enricher {
                     pidns: ev.pidns,
                     mntns: ev.mntns,
                     tty: encode_dev(ev.tty_major, ev.tty_minor),
-                    cgroup_id: h.cgroup_id,
                     stdio: [stdio_info(&ev.stdio[0]), stdio_info(&ev.stdio[1]), stdio_info(&ev.stdio[2])],
                     source: "exec",
                     ..Default::default()
                 };
                 let evt_type = if h.flags & EXEC_EXECVEAT != 0 { "execveat" } else { "execve" };
                 let p = self.processes.on_exec(process);
-                let mut out = self.base_event(h, evt_type, 0, Detail::Exec { filename, cgroup_path });
+                let mut out = self.base_event(h, evt_type, 0, Detail::Exec { filename });
                 self.set_process(&mut out, Some(p));
                 out
             }

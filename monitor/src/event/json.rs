@@ -244,6 +244,7 @@ fn write_process_fields(
     m.put("proc.name", &p.comm)?;
     m.put("proc.exe", p.exe_arg0())?;
     m.put("proc.exepath", &p.exe_path)?;
+    m.put("proc.exe_ino", &p.exe_ino)?;
     m.put("proc.is_exe_from_memfd", &p.exe_from_memfd)?;
     m.put("proc.args", p.args())?;
     m.put("proc.cmdline", p.cmdline())?;

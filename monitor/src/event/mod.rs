@@ -43,7 +43,7 @@ pub struct Event {
 
 #[derive(Clone, Debug)]
 pub enum Detail {
-    Exec { filename: String, cgroup_path: Option<String> },
+    Exec { filename: String },
     Fork,
     Exit { code: i32 },
     Open(OpenInfo),

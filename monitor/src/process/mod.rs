@@ -46,7 +46,6 @@ pub struct Process {
     pub mntns: u32,
     /// Controlling terminal as a device number; 0 without one (Falco's proc.tty).
     pub tty: u32,
-    pub cgroup_id: u64,
     pub stdio: [StdioInfo; 3],
     /// Where the entry came from: "exec", "fork" or "proc" (seeded).
     pub source: &'static str,

@@ -109,7 +109,6 @@ pub fn read(pid: i32) -> Option<Process> {
         pidns: 0,
         mntns: 0,
         tty: stat.tty_nr.max(0) as u32,
-        cgroup_id: 0,
         stdio: [stdio_info(pid, 0), stdio_info(pid, 1), stdio_info(pid, 2)],
         source: "proc",
         ..Default::default()
