@@ -4,8 +4,11 @@
 //! Pipeline stages, one module each: [`sensor`] (load, attach, read, decode) -> [`process`]
 //! (process table) and [`container`] (cgroup -> container) -> [`event`] (the enriched event).
 
+pub mod alert;
 pub mod cli;
+pub mod config;
 pub mod container;
 pub mod event;
 pub mod process;
+pub mod rules;
 pub mod sensor;

@@ -1,6 +1,10 @@
 //! Command line: `monitor events` and friends.
 
 mod events;
+mod pipeline;
+mod replay;
+mod rules;
+mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -26,6 +30,13 @@ pub enum LogFormat {
 pub enum Command {
     /// Stream what the sensors see, one enriched event per line.
     Events(events::EventsArgs),
+    /// Load the sensors and the rules; write alerts to stdout.
+    Run(run::RunArgs),
+    /// Evaluate events recorded with `monitor events --json` against rules (no root needed).
+    Replay(replay::ReplayArgs),
+    /// Validate and list rules.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 pub fn init_logging(format: LogFormat) {
@@ -51,5 +62,8 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Events(args) => events::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Replay(args) => replay::run(args),
+        Command::Rules(cmd) => rules::run(cmd),
     }
 }

@@ -28,6 +28,7 @@ pub struct Enricher {
     pub cgroups: CgroupResolver,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall-clock time.
     boot_to_wall_ns: i128,
+    events: u64,
 }
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
@@ -70,6 +71,7 @@ impl Enricher {
             processes,
             cgroups: CgroupResolver::new(),
             boot_to_wall_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
+            events: 0,
         }
     }
 
@@ -84,8 +86,10 @@ impl Enricher {
 
     fn base_event(&mut self, h: &EventHeader, evt_type: &'static str, res: i64, detail: Detail) -> Event {
         let cg = self.cgroups.resolve(h.cgroup_id);
+        self.events += 1;
         Event {
             evt_type,
+            num: self.events,
             time_ns: i128::from(h.ts_ns) + self.boot_to_wall_ns,
             cpu: h.cpu,
             pid: h.pid,

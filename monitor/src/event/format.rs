@@ -95,6 +95,11 @@ pub fn endpoint(ip: Option<IpAddr>, port: u16) -> String {
     }
 }
 
+/// Falco's fd.name for a socket: `client:port->server:port`.
+pub fn connection_name(n: &super::NetInfo) -> String {
+    format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport))
+}
+
 pub fn fd_type_of_ip(ip: Option<IpAddr>, family: u16) -> &'static str {
     match (ip, family) {
         (Some(IpAddr::V4(_)), _) => "ipv4",

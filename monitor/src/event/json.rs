@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::enrich::MAX_ANCESTORS;
-use super::format::{endpoint, errno_name, is_open_create, is_open_read, is_open_write, open_flags};
+use super::format::{
+    connection_name, endpoint, errno_name, is_open_create, is_open_read, is_open_write, open_flags,
+};
 use super::{Detail, Event, Users};
 use crate::process::{Process, ProcessRef};
 
@@ -139,6 +141,7 @@ impl JsonRenderer {
     /// Writes `ev` as one JSON object keyed by Falco field names.
     pub fn write<W: Write + ?Sized>(&mut self, ev: &Event, out: &mut W) -> std::io::Result<()> {
         let mut m = Obj::open(out)?;
+        m.put("evt.num", &ev.num)?;
         m.put("evt.type", ev.evt_type)?;
         m.put("evt.dir", "<")?;
         m.put("evt.time", &rfc3339(ev.time_ns))?;
@@ -207,7 +210,7 @@ impl JsonRenderer {
                     m.put("fd.sport", &n.sport)?;
                     m.put("fd.cip", &ip(n.cip))?;
                     m.put("fd.cport", &n.cport)?;
-                    m.put("fd.name", &format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport)))?;
+                    m.put("fd.name", &connection_name(n))?;
                 }
                 m.put("fd.dest_from_socket", &n.from_socket)?;
             }

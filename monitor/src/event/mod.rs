@@ -2,11 +2,15 @@
 //! container, under Falco's field names.
 
 mod enrich;
+mod fields;
 mod format;
 mod json;
+pub mod replay;
 mod users;
 
 pub use enrich::{Enricher, EnricherStats};
+pub use fields::nix_hostname;
+pub use fields::{Field, FieldContext, FieldError, FieldType, FieldValue};
 pub use format::{errno_name, open_flags};
 pub use json::JsonRenderer;
 pub use users::Users;
@@ -22,6 +26,8 @@ pub struct Event {
     /// Falco's evt.type (execve, execveat, clone, procexit, open, openat, openat2, creat,
     /// connect, sendto, sendmsg).
     pub evt_type: &'static str,
+    /// Sequence number of the event since the daemon started (Falco's evt.num).
+    pub num: u64,
     /// Wall-clock time, ns since the Unix epoch.
     pub time_ns: i128,
     pub cpu: u32,

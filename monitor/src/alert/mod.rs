@@ -1,0 +1,104 @@
+//! Alerts: a rule that matched an event, in Falco's alert shape, and the per-rule rate limit.
+
+mod alerter;
+mod rate_limit;
+
+pub use alerter::{Alerter, AlerterOptions, AlerterStats};
+pub use rate_limit::{RateLimit, RateLimiter};
+
+use serde::Serialize;
+
+use crate::event::{Event, Field, FieldContext};
+use crate::rules::CompiledRule;
+use crate::rules::output::escape_control;
+
+/// Fields every alert carries besides those its rule's output names, so a SIEM can always
+/// tell what ran where (null when unknown, or when the event type has no such field).
+const CONTEXT_FIELDS: &[&str] = &[
+    "evt.type",
+    "evt.time",
+    "proc.pid",
+    "proc.ppid",
+    "proc.name",
+    "proc.exepath",
+    "proc.cmdline",
+    "proc.pname",
+    "user.uid",
+    "user.name",
+    "container.id",
+    "container.name",
+    "container.image.repository",
+    "k8s.ns.name",
+    "k8s.pod.name",
+];
+
+/// Fields only events with a file or socket have.
+const FD_CONTEXT_FIELDS: &[&str] = &["fd.name", "fd.sip", "fd.sport"];
+
+/// One alert, in Falco's JSON shape (keys in Falco's order); `suppressed` is ours and appears
+/// only when the rate limit held back alerts of this rule since the previous one.
+#[derive(Debug, Serialize)]
+pub struct Alert {
+    pub hostname: String,
+    pub output: String,
+    pub output_fields: serde_json::Map<String, serde_json::Value>,
+    pub priority: &'static str,
+    pub rule: String,
+    pub source: &'static str,
+    pub tags: Vec<String>,
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<u64>,
+}
+
+fn rfc3339_ns(ns: i128) -> String {
+    let ts = jiff::Timestamp::from_nanosecond(ns).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    jiff::fmt::temporal::DateTimePrinter::new().precision(Some(9)).timestamp_to_string(&ts)
+}
+
+impl Alert {
+    pub fn new(rule: &CompiledRule, ev: &Event, cx: &FieldContext, suppressed: u64) -> Self {
+        let mut fields = serde_json::Map::new();
+        let has_fd = matches!(ev.detail, crate::event::Detail::Open(_) | crate::event::Detail::Net(_));
+        let context = CONTEXT_FIELDS.iter().chain(if has_fd { FD_CONTEXT_FIELDS } else { &[] });
+        for name in context {
+            let v = Field::lookup(name, None).map(|f| f.extract(ev, cx).to_json()).unwrap_or_default();
+            fields.insert((*name).to_owned(), v);
+        }
+        for (name, v) in rule.output.fields(ev, cx) {
+            fields.insert(name.to_owned(), v.to_json());
+        }
+        let time = rfc3339_ns(ev.time_ns);
+        // Falco prefixes the output with the time of day and the priority.
+        let clock = time.get(11..29).unwrap_or("");
+        let output = format!("{clock}: {} {}", rule.priority.as_str(), rule.output.render(ev, cx));
+        Self {
+            hostname: cx.hostname.clone(),
+            output,
+            output_fields: fields,
+            priority: rule.priority.as_str(),
+            rule: rule.name.clone(),
+            source: "syscall",
+            tags: rule.tags.clone(),
+            time,
+            suppressed: (suppressed > 0).then_some(suppressed),
+        }
+    }
+
+    /// One JSON object, without a newline. Strings are JSON-escaped, so nothing a process
+    /// controls can end the line early.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serialising plain strings and maps into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, self);
+    }
+
+    /// One line of text: time, priority, output (already escaped), and the suppressed count.
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        let mut line = String::with_capacity(self.output.len() + 48);
+        escape_control(&self.output, &mut line);
+        if let Some(n) = self.suppressed {
+            line.push_str(&format!(" ({n} more alerts of this rule were suppressed by the rate limit)"));
+        }
+        out.extend_from_slice(line.as_bytes());
+    }
+}

@@ -1,0 +1,203 @@
+//! The daemon's main loop, shared by `monitor events` and `monitor run`: load the sensors, read
+//! the ring buffer, enrich, hand each event to a stage that renders what it produces (events or
+//! alerts), and write that from a thread of its own.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::event::{Enricher, Event, FieldContext};
+use crate::process::ProcessTable;
+use crate::sensor::{KernelDrops, Reader, Sensor, SensorConfig, decode::decode};
+
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+pub struct PipelineOptions {
+    pub ring_bytes: u32,
+    pub max_processes: usize,
+}
+
+/// What the pipeline does with each enriched event.
+pub trait Stage {
+    /// Appends what `ev` produces to `out` and returns how many records (lines) that is.
+    fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64;
+    /// This stage's part of the periodic report, given how many of its records were written.
+    fn report(&self, written: u64) -> String;
+    /// Called about once a second.
+    fn tick(&mut self) {}
+}
+
+#[derive(Default)]
+struct Counters {
+    events: u64,
+    decode_errors: u64,
+}
+
+/// Output runs on a thread of its own, so a consumer that stops reading (a paused terminal, a
+/// full pipe) stalls only the output: signals are still handled, and records the kernel then
+/// cannot queue are counted as drops.
+struct Output {
+    tx: tokio::sync::mpsc::Sender<(Vec<u8>, u64)>,
+    written: Arc<AtomicU64>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output {
+    fn start() -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(4);
+        let written = Arc::new(AtomicU64::new(0));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let w = written.clone();
+        std::thread::spawn(move || {
+            let mut stdout = std::io::stdout().lock();
+            while let Some((batch, events)) = rx.blocking_recv() {
+                if stdout.write_all(&batch).and_then(|()| stdout.flush()).is_err() {
+                    break;
+                }
+                w.fetch_add(events, Ordering::Relaxed);
+            }
+            let _ = done_tx.send(());
+        });
+        Self { tx, written, done }
+    }
+}
+
+fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher) -> String {
+    let s = e.stats();
+    format!(
+        "{drops}; events: {} read, {}; decode errors: {}; process table: {} entries, {} evictions; \
+         cgroups: {} known, {} unresolved",
+        c.events,
+        stage,
+        c.decode_errors,
+        s.processes.live + s.processes.exited,
+        s.processes.evictions,
+        s.cgroups.entries,
+        s.cgroups.unresolved
+    )
+}
+
+/// Decodes and enriches one record and hands the event to the stage; returns the records the
+/// stage wrote.
+fn handle(
+    bytes: &[u8],
+    counters: &mut Counters,
+    enricher: &mut Enricher,
+    stage: &mut impl Stage,
+    cx: &FieldContext,
+    out: &mut Vec<u8>,
+) -> u64 {
+    match decode(bytes) {
+        Ok(raw) => {
+            let Some(ev) = enricher.enrich(&raw) else { return 0 };
+            counters.events += 1;
+            stage.on_event(&ev, cx, out)
+        }
+        Err(e) => {
+            if counters.decode_errors == 0 {
+                tracing::warn!("skipping malformed record: {e} (further ones are only counted)");
+            }
+            counters.decode_errors += 1;
+            0
+        }
+    }
+}
+
+/// Records handled per drain; bounds the batch handed to the output thread.
+const DRAIN_BATCH: usize = 2048;
+/// How long shutdown waits for the output to take what was read.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+
+pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
+    let mut sensor = Sensor::load(&SensorConfig { ring_bytes: opts.ring_bytes })?;
+    let drop_counters = sensor.take_drops()?;
+    let mut reader = Reader::new(sensor.take_ring()?)?;
+    let mut table = ProcessTable::new(opts.max_processes);
+    table.seed_from_proc();
+    let mut enricher = Enricher::new(table);
+    tracing::info!(
+        attachments = sensor.attached(),
+        ring_buffer_bytes = opts.ring_bytes,
+        processes = enricher.stats().processes.live,
+        "sensors attached"
+    );
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let output = Output::start();
+    let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut batch_events = 0u64;
+    let mut counters = Counters::default();
+    let mut upkeep = tokio::time::interval(Duration::from_secs(1));
+    let mut last_report = Instant::now();
+    let mut last_drops = KernelDrops::default();
+    let mut resynced_at = 0u64;
+    let cx = FieldContext::default();
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            // A full batch waits for the output before more is read from the ring.
+            permit = output.tx.reserve(), if !batch.is_empty() => match permit {
+                Ok(p) => {
+                    p.send((std::mem::replace(&mut batch, Vec::with_capacity(256 * 1024)), batch_events));
+                    batch_events = 0;
+                }
+                Err(_) => {
+                    tracing::info!("output closed; stopping");
+                    break;
+                }
+            },
+            r = reader.drain(DRAIN_BATCH, |b| {
+                batch_events += handle(b, &mut counters, &mut enricher, stage, &cx, &mut batch);
+            }), if batch.is_empty() => {
+                r?;
+            }
+            _ = upkeep.tick() => {
+                let now = Instant::now();
+                enricher.tick(now);
+                stage.tick();
+                let drops = drop_counters.read()?;
+                if drops.lifecycle() > resynced_at {
+                    resynced_at = drops.lifecycle();
+                    let (added, retired) = enricher.processes.resync_from_proc(now);
+                    tracing::warn!(added, retired, "process records were lost; process table resynced from /proc");
+                }
+                if last_report.elapsed() >= DROP_REPORT_INTERVAL && drops != last_drops {
+                    last_report = now;
+                    eprintln!("monitor: {}", report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher));
+                    last_drops = drops;
+                }
+            }
+        }
+    }
+    // Detach first, then hand what was read to the output, within a deadline; what does not
+    // make it shows as the difference between events read and written.
+    drop(sensor);
+    let _ = tokio::time::timeout(
+        Duration::from_millis(50),
+        reader.drain(usize::MAX, |b| {
+            batch_events += handle(b, &mut counters, &mut enricher, stage, &cx, &mut batch);
+        }),
+    )
+    .await;
+    if !batch.is_empty() {
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, batch_events))).await;
+    }
+    drop(output.tx);
+    let _ = output.done.recv_timeout(SHUTDOWN_FLUSH);
+    eprintln!(
+        "monitor: {}",
+        report(
+            &drop_counters.read()?,
+            &counters,
+            stage.report(output.written.load(Ordering::Relaxed)),
+            &enricher
+        )
+    );
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `monitor run`: sensors + rules -> alerts on stdout.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use super::events::SensorArgs;
+use super::pipeline::{self, PipelineOptions, Stage};
+use crate::alert::{Alerter, AlerterOptions};
+use crate::config::{Config, OutputFormat};
+use crate::event::{Event, FieldContext};
+use crate::rules::{Loaded, Ruleset};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Alert format on stdout (default: the config file's output.format, else json).
+    #[arg(long, value_enum, env = "MONITOR_FORMAT")]
+    pub format: Option<OutputFormat>,
+    #[command(flatten)]
+    pub sensor: SensorArgs,
+}
+
+/// Where rules and the config come from; shared by run, replay and rules.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RulesArgs {
+    /// The config file (default /etc/monitor/monitor.yaml when it exists).
+    #[arg(long, env = "MONITOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A rules file or directory; repeat for several, loaded in order (later ones modify
+    /// earlier ones). `bundled` names the rules built into monitor. Replaces the config's list.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+}
+
+impl RulesArgs {
+    pub fn config(&self) -> Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if !self.rules.is_empty() {
+            config.rules = self.rules.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Loads the configured rules; any error is fatal, warnings (skipped rules) are logged.
+pub fn load_rules(config: &Config, explicit: bool) -> Result<Ruleset> {
+    let paths: Vec<PathBuf> = config
+        .rules
+        .iter()
+        .filter(|p| explicit || p.as_os_str() == crate::rules::BUNDLED || p.exists())
+        .cloned()
+        .collect();
+    let Loaded { ruleset, diagnostics } = Ruleset::load(&paths);
+    let mut errors = 0;
+    for d in &diagnostics {
+        match d.severity {
+            crate::rules::Severity::Error => {
+                errors += 1;
+                eprintln!("{}", d.render());
+            }
+            crate::rules::Severity::Warning => tracing::warn!("{}", d.headline()),
+        }
+    }
+    if errors > 0 {
+        bail!("{errors} error(s) in the rules; nothing was started (check them with `monitor rules check`)");
+    }
+    tracing::info!(
+        enabled = ruleset.enabled_count(),
+        skipped = ruleset.skipped.len(),
+        digest = %ruleset.digest,
+        "rules loaded"
+    );
+    Ok(ruleset)
+}
+
+pub fn alerter(config: &Config, ruleset: Ruleset, format: Option<OutputFormat>) -> Alerter {
+    Alerter::new(
+        ruleset,
+        AlerterOptions {
+            format: format.unwrap_or(config.output.format),
+            rate_limit: config.rate_limit,
+            matching: config.rule_matching,
+            min_priority: config.min_priority().unwrap_or(crate::rules::Priority::Debug),
+        },
+    )
+}
+
+struct AlertStage(Alerter);
+
+impl Stage for AlertStage {
+    fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
+        self.0.process(ev, cx, out)
+    }
+
+    fn report(&self, written: u64) -> String {
+        format!("{}; {written} alerts written", self.0.report())
+    }
+}
+
+pub async fn run(args: RunArgs) -> Result<()> {
+    let config = args.rules.config()?;
+    let ruleset = load_rules(&config, !args.rules.rules.is_empty())?;
+    let opts = PipelineOptions {
+        ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
+        max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
+    };
+    pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format))).await
+}

@@ -1,0 +1,138 @@
+//! The daemon's configuration file (default /etc/monitor/monitor.yaml). Unknown keys and wrong
+//! types are errors with file:line:column: the daemon never starts half-configured.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::alert::RateLimit;
+use crate::rules::Priority;
+
+pub const DEFAULT_PATH: &str = "/etc/monitor/monitor.yaml";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Falco's JSON alert shape, one object per line.
+    #[default]
+    Json,
+    /// One line of text per alert.
+    Text,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMatching {
+    /// Every matching rule raises its alert.
+    #[default]
+    All,
+    /// Only the first matching rule in load order (Falco's default).
+    First,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Rules files and directories, loaded in order; `bundled` is the rules built into the binary.
+    pub rules: Vec<PathBuf>,
+    pub output: OutputConfig,
+    /// Per-rule token bucket.
+    pub rate_limit: RateLimit,
+    pub rule_matching: RuleMatching,
+    /// Alerts below this priority are not raised.
+    pub min_priority: String,
+    pub ring_buffer_bytes: u32,
+    pub max_processes: usize,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    pub format: OutputFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            rules: vec![PathBuf::from(crate::rules::BUNDLED), PathBuf::from("/etc/monitor/rules.d")],
+            output: OutputConfig::default(),
+            rate_limit: RateLimit::default(),
+            rule_matching: RuleMatching::default(),
+            min_priority: "debug".to_owned(),
+            ring_buffer_bytes: monitor_common::DEFAULT_RING_BYTES,
+            max_processes: crate::process::table_default_max(),
+        }
+    }
+}
+
+impl Config {
+    /// The file given, or the default path when it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let path = match path {
+            Some(p) => p.to_owned(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read the config file: {e}", path.display()))?;
+        Self::parse(&path.display().to_string(), &text).map_err(anyhow::Error::msg)
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let config: Self = serde_saphyr::from_str(text).map_err(|e| {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid configuration");
+            match e.location() {
+                Some(l) => format!("{name}:{}:{}: {first}", l.line(), l.column()),
+                None => format!("{name}: {first}"),
+            }
+        })?;
+        config.min_priority().ok_or_else(|| {
+            format!(
+                "{name}: min_priority: unknown priority `{}` (expected one of {})",
+                config.min_priority,
+                Priority::NAMES
+            )
+        })?;
+        if !config.ring_buffer_bytes.is_power_of_two() || config.ring_buffer_bytes < 4096 {
+            return Err(format!(
+                "{name}: ring_buffer_bytes: {} is not a power of two of at least 4096",
+                config.ring_buffer_bytes
+            ));
+        }
+        Ok(config)
+    }
+
+    pub fn min_priority(&self) -> Option<Priority> {
+        Priority::parse(&self.min_priority)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c =
+            Config::parse("c.yaml", "rules: [bundled, /x]\nrate_limit: {per_second: 1, burst: 5}\n").unwrap();
+        assert_eq!(c.rules, [PathBuf::from("bundled"), PathBuf::from("/x")]);
+        assert_eq!(c.rate_limit, RateLimit { per_second: 1.0, burst: 5.0 });
+        assert_eq!(c.output.format, OutputFormat::Json);
+        assert_eq!(Config::parse("c.yaml", "").unwrap().rules.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_located() {
+        let e = Config::parse("c.yaml", "output:\n  format: json\nrulez: []\n").unwrap_err();
+        assert!(e.starts_with("c.yaml:3:1"), "{e}");
+        assert!(e.contains("rulez"), "{e}");
+        let e = Config::parse("c.yaml", "rate_limit:\n  per_second: fast\n").unwrap_err();
+        assert!(e.starts_with("c.yaml:2:"), "{e}");
+        let e = Config::parse("c.yaml", "min_priority: loud\n").unwrap_err();
+        assert!(e.contains("unknown priority `loud`"), "{e}");
+    }
+}

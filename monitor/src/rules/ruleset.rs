@@ -1,0 +1,297 @@
+//! The compiled ruleset: every loadable rule compiled, indexed by the event types it can match,
+//! with the rules that could not load and why. Immutable once built; reloads build a new one.
+
+use std::path::PathBuf;
+
+use super::compile::{Compiled, Compiler, Matcher, Problem};
+use super::loader::{Definitions, ExceptionDef, Priority, RuleDef};
+use super::output::OutputTemplate;
+use super::source::{Diagnostic, Severity, Span};
+use super::types::{EVENT_TYPES, TypeSet};
+use crate::event::{Event, FieldContext};
+
+pub struct CompiledRule {
+    pub name: String,
+    pub desc: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub source: String,
+    pub output: OutputTemplate,
+    pub enabled: bool,
+    /// The event types the rule can match.
+    pub types: TypeSet,
+    pub span: Span,
+}
+
+/// A rule that is not evaluated, and why.
+pub struct SkippedRule {
+    pub name: String,
+    pub reason: String,
+    pub span: Span,
+}
+
+pub struct Ruleset {
+    pub rules: Vec<CompiledRule>,
+    /// Per event type: (index into `rules`, the rule's matcher specialised for that type).
+    by_type: Vec<Vec<(usize, Matcher)>>,
+    pub skipped: Vec<SkippedRule>,
+    /// A digest of the loaded sources, to tell rulesets apart in logs and metrics.
+    pub digest: String,
+}
+
+/// The outcome of loading: a ruleset (possibly empty), with every error and warning.
+pub struct Loaded {
+    pub ruleset: Ruleset,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
+    }
+}
+
+/// Quotes a value for a synthesised condition so the parser reads it back unchanged.
+fn quote(v: &str) -> String {
+    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Falco's exceptions as condition text: `(f1 c1 v1 and f2 c2 v2) or ...`.
+fn exception_text(e: &ExceptionDef) -> Result<Option<String>, Diagnostic> {
+    let value_text = |comp: &str, v: &super::source::Node| -> Result<String, Diagnostic> {
+        let list_op = matches!(comp, "in" | "intersects" | "pmatch");
+        match &v.value {
+            super::source::Value::Seq(items) => {
+                let parts: Result<Vec<_>, _> = items
+                    .iter()
+                    .map(|i| {
+                        i.scalar_text().map(|t| quote(&t)).ok_or_else(|| {
+                            Diagnostic::error(
+                                Some(i.span.clone()),
+                                format!("expected a value, found {}", i.kind()),
+                            )
+                        })
+                    })
+                    .collect();
+                Ok(format!("({})", parts?.join(", ")))
+            }
+            _ => {
+                let t = v.scalar_text().ok_or_else(|| {
+                    Diagnostic::error(Some(v.span.clone()), format!("expected a value, found {}", v.kind()))
+                })?;
+                Ok(if list_op { format!("({})", quote(&t)) } else { quote(&t) })
+            }
+        }
+    };
+    if e.values.is_empty() || e.fields.is_empty() {
+        return Ok(None);
+    }
+    let mut alternatives = Vec::new();
+    if e.single_field {
+        let comp = e.comps[0].as_str();
+        if matches!(comp, "in" | "intersects" | "pmatch") {
+            let items: Result<Vec<_>, _> = e
+                .values
+                .iter()
+                .map(|v| {
+                    v.scalar_text().map(|t| quote(&t)).ok_or_else(|| {
+                        Diagnostic::error(
+                            Some(v.span.clone()),
+                            format!("expected a value, found {}", v.kind()),
+                        )
+                    })
+                })
+                .collect();
+            alternatives.push(format!("{} {comp} ({})", e.fields[0], items?.join(", ")));
+        } else {
+            for v in &e.values {
+                alternatives.push(format!("{} {comp} {}", e.fields[0], value_text(comp, v)?));
+            }
+        }
+    } else {
+        for tuple in &e.values {
+            let super::source::Value::Seq(vals) = &tuple.value else {
+                return Err(Diagnostic::error(
+                    Some(tuple.span.clone()),
+                    format!(
+                        "exception `{}`: expected a list of {} values, found {}",
+                        e.name,
+                        e.fields.len(),
+                        tuple.kind()
+                    ),
+                ));
+            };
+            if vals.len() != e.fields.len() {
+                return Err(Diagnostic::error(
+                    Some(tuple.span.clone()),
+                    format!(
+                        "exception `{}`: expected {} values (one per field), found {}",
+                        e.name,
+                        e.fields.len(),
+                        vals.len()
+                    ),
+                ));
+            }
+            let terms: Result<Vec<_>, _> = e
+                .fields
+                .iter()
+                .zip(&e.comps)
+                .zip(vals)
+                .map(|((f, c), v)| value_text(c, v).map(|t| format!("{f} {c} {t}")))
+                .collect();
+            alternatives.push(format!("({})", terms?.join(" and ")));
+        }
+    }
+    Ok(Some(alternatives.join(" or ")))
+}
+
+impl Ruleset {
+    pub fn empty() -> Self {
+        Self {
+            rules: Vec::new(),
+            by_type: vec![Vec::new(); EVENT_TYPES.len()],
+            skipped: Vec::new(),
+            digest: String::new(),
+        }
+    }
+
+    /// Loads and compiles rules files and directories, in order.
+    pub fn load(paths: &[PathBuf]) -> Loaded {
+        Self::from_definitions(Definitions::load_paths(paths))
+    }
+
+    pub fn from_definitions(defs: Definitions) -> Loaded {
+        let mut diagnostics = defs.diagnostics.clone();
+        let mut ruleset = Self::empty();
+        ruleset.digest = digest(&defs);
+        let mut compiler = Compiler::new(&defs);
+        let mut macro_names: Vec<&String> = defs.macros.keys().collect();
+        macro_names.sort();
+        for name in macro_names {
+            if let Some(d) = compiler.check_macro_syntax(name) {
+                diagnostics.push(d);
+            }
+        }
+        for rule in &defs.rules {
+            let skip = |reason: String, span: Span| SkippedRule { name: rule.name.clone(), reason, span };
+            match compile_rule(&mut compiler, rule) {
+                Ok((compiled, Compiled { matcher, foreign_types })) => {
+                    let idx = ruleset.rules.len();
+                    let types = types_of(&matcher);
+                    if types.is_empty() {
+                        ruleset.skipped.push(skip(no_types_reason(&foreign_types), rule.span.clone()));
+                        continue;
+                    }
+                    if compiled.enabled {
+                        for t in 0..EVENT_TYPES.len() {
+                            if types.contains(t) {
+                                ruleset.by_type[t].push((idx, matcher.specialize(t)));
+                            }
+                        }
+                    }
+                    ruleset.rules.push(CompiledRule { types, ..compiled });
+                }
+                Err(Problem::Error(d)) => diagnostics.push(d),
+                Err(Problem::Unsupported { reason, at, matcher, foreign_types }) => {
+                    // A rule for events we never see is skipped for that, whatever its fields.
+                    let reason =
+                        if types_of(&matcher).is_empty() { no_types_reason(&foreign_types) } else { reason };
+                    ruleset.skipped.push(skip(reason, at));
+                }
+            }
+        }
+        for s in &ruleset.skipped {
+            diagnostics.push(Diagnostic::warning(
+                Some(s.span.clone()),
+                format!("rule `{}` skipped: {}", s.name, s.reason),
+            ));
+        }
+        Loaded { ruleset, diagnostics }
+    }
+
+    /// Indices of the enabled rules that match `ev`, in rule order.
+    pub fn matching(&self, ev: &Event, cx: &FieldContext, out: &mut Vec<usize>) {
+        let Some(t) = TypeSet::index_of(ev.evt_type) else { return };
+        for (idx, m) in &self.by_type[t] {
+            if m.eval(ev, cx) {
+                out.push(*idx);
+            }
+        }
+    }
+
+    /// How many rule evaluations an event of this type costs.
+    pub fn rules_for_type(&self, evt_type: &str) -> usize {
+        TypeSet::index_of(evt_type).map_or(0, |t| self.by_type[t].len())
+    }
+
+    pub fn enabled_count(&self) -> usize {
+        self.rules.iter().filter(|r| r.enabled).count()
+    }
+}
+
+fn digest(defs: &Definitions) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in &defs.files {
+        f.name.hash(&mut h);
+        f.text.hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+fn types_of(m: &Matcher) -> TypeSet {
+    let mut types = TypeSet::EMPTY;
+    for t in 0..EVENT_TYPES.len() {
+        if !matches!(m.specialize(t), Matcher::False) {
+            types.insert(t);
+        }
+    }
+    types
+}
+
+fn no_types_reason(foreign: &[String]) -> String {
+    if foreign.is_empty() {
+        "matches no event type the monitor traces".to_owned()
+    } else {
+        format!("matches only event types the monitor does not trace ({})", foreign.join(", "))
+    }
+}
+
+fn compile_rule(compiler: &mut Compiler, rule: &RuleDef) -> Result<(CompiledRule, Compiled), Problem> {
+    if rule.source != "syscall" {
+        return Err(Problem::Unsupported {
+            reason: format!("source `{}` (this monitor evaluates syscall rules)", rule.source),
+            at: rule.span.clone(),
+            matcher: Matcher::True,
+            foreign_types: Vec::new(),
+        });
+    }
+    let mut text = rule.condition.clone();
+    let mut extra = Vec::new();
+    for e in &rule.exceptions {
+        if let Some(t) = exception_text(e).map_err(Problem::Error)? {
+            extra.push((e.node.clone(), t));
+        }
+    }
+    if let Some((node, _)) = extra.first() {
+        let joined = extra.iter().map(|(_, t)| format!("({t})")).collect::<Vec<_>>().join(" or ");
+        text = text.and_not(node, joined);
+    }
+    let compiled_condition = compiler.compile(&text)?;
+    let compiled = CompiledRule {
+        name: rule.name.clone(),
+        desc: rule.desc.clone(),
+        priority: rule.priority,
+        tags: rule.tags.clone(),
+        source: rule.source.clone(),
+        output: OutputTemplate::parse(&rule.output),
+        enabled: rule.enabled,
+        types: TypeSet::EMPTY,
+        span: rule.span.clone(),
+    };
+    Ok((compiled, compiled_condition))
+}
