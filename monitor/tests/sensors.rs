@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 
-use common::{Daemon, Options, b, canonical, gettid, is, is_open_of, own_comm, s, u};
+use common::{Daemon, FakeContainer, Options, b, canonical, gettid, is, is_open_of, own_comm, s, u};
 use serde_json::Value;
 
 fn run(cmd: &mut Command) -> u32 {
@@ -387,47 +387,6 @@ fn process_started_before_the_daemon_has_name_and_parent() {
     d.stop();
 }
 
-fn unified_cgroup_root() -> String {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2")
-                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
-        })
-        .expect("no cgroup2 mount")
-}
-
-/// A unique cgroup named like a docker scope, removed on drop (also when an assertion fails).
-struct FakeContainer {
-    id: String,
-    scope: String,
-}
-
-impl FakeContainer {
-    fn new() -> Self {
-        // A unique id shaped like a real one: 64 lowercase hex digits.
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-        let id = format!(
-            "{:016x}{:016x}{:016x}{:016x}",
-            nanos,
-            u64::from(std::process::id()),
-            nanos.rotate_left(17),
-            !nanos
-        );
-        let scope = format!("{}/docker-{id}.scope", unified_cgroup_root());
-        std::fs::create_dir(&scope).unwrap();
-        Self { id, scope }
-    }
-}
-
-impl Drop for FakeContainer {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.scope);
-    }
-}
-
 #[test]
 fn short_lived_container_cgroup_still_resolves() {
     require_root!();
@@ -455,7 +414,7 @@ fn short_lived_container_cgroup_still_resolves() {
 fn overrunning_a_tiny_ring_buffer_is_counted_not_silent() {
     require_root!();
     // A 4 KiB ring and a consumer that does not read: the flood must show up as drops.
-    let d = Daemon::start_with(Options { args: &["--ring-buffer-bytes", "4096"], hold_output: true });
+    let d = Daemon::start_with(Options { args: &["--ring-buffer-bytes", "4096"], hold_output: true, ..Default::default() });
     let status = Command::new("sh")
         .args(["-c", "i=0; while [ $i -lt 5000 ]; do : < /etc/hostname; i=$((i+1)); done"])
         .status()

@@ -75,6 +75,11 @@ impl Alerter {
         written
     }
 
+    /// About once a second.
+    pub fn tick(&mut self) {
+        self.ruleset.refresh_identities();
+    }
+
     pub fn report(&self) -> String {
         format!(
             "rules: {} enabled, {} skipped; evaluations: {}; alerts: {} raised, {} suppressed by the rate limit",

@@ -97,6 +97,10 @@ impl Stage for AlertStage {
     fn report(&self, written: u64) -> String {
         format!("{}; {written} alerts written", self.0.report())
     }
+
+    fn tick(&mut self) {
+        self.0.tick();
+    }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {

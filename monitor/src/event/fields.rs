@@ -70,6 +70,7 @@ enum Id {
     ProcMntNs,
     ProcDuration,
     ProcScript,
+    ProcProcDir,
     ProcPName,
     ProcPExe,
     ProcPExePath,
@@ -196,6 +197,7 @@ static FIELDS: &[FieldDef] = fields! {
     "proc.mntns" Int None ProcMntNs;
     "proc.duration" Int None ProcDuration;
     "proc.script" Str None ProcScript;
+    "proc.procdir" Str None ProcProcDir;
     "proc.pname" Str None ProcPName;
     "proc.pexe" Str None ProcPExe;
     "proc.pexepath" Str None ProcPExePath;
@@ -446,6 +448,15 @@ impl Field {
             ProcMntNs => p.map_or(V::Null, |p| V::Int(p.mntns.into())),
             ProcDuration => p.map_or(V::Null, |p| V::Int(cx.boottime_ns().saturating_sub(p.start_ns) as i64)),
             ProcScript => opt_str(p.and_then(|p| p.script.as_deref())),
+            // The process's own /proc directory as seen from the host and from its pid
+            // namespace, so rules can tell /proc/self from another process's entry.
+            ProcProcDir => {
+                let vpid = p.map_or(ev.pid, |p| p.vpid);
+                V::List(vec![
+                    V::Str(Cow::Owned(format!("/proc/{}", ev.pid))),
+                    V::Str(Cow::Owned(format!("/proc/{vpid}"))),
+                ])
+            }
             ProcPName => self.ancestor(ev, 1, |a| V::Str(Cow::Borrowed(&a.comm))),
             ProcPExe => self.ancestor(ev, 1, |a| V::Str(Cow::Borrowed(a.exe_arg0()))),
             ProcPExePath => self.ancestor(ev, 1, |a| V::Str(Cow::Borrowed(&a.exe_path))),

@@ -5,6 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use base64::Engine as _;
 use ipnet::IpNet;
 
@@ -81,8 +84,45 @@ enum Test {
     InBool([bool; 2]),
     InNets(Vec<IpNet>),
     PMatch(PathTrie),
+    /// fd.name against literal paths: by name, and by the files' identity so that another
+    /// name for the same file (a hard link, a bind mount) matches too.
+    Path(HashSet<String>, Arc<PathIdentities>),
     Type(TypeSet),
     Field { op: Op, other: Box<(Field, Vec<Transformer>)> },
+}
+
+/// The (device, inode) of literal paths rules name, refreshed as files are replaced.
+#[derive(Debug)]
+pub struct PathIdentities {
+    paths: Vec<String>,
+    ids: ArcSwap<HashSet<(u64, u64)>>,
+}
+
+impl PathIdentities {
+    fn new(paths: Vec<String>) -> Arc<Self> {
+        let p = Arc::new(Self { paths, ids: ArcSwap::from_pointee(HashSet::new()) });
+        p.refresh();
+        p
+    }
+
+    /// Re-reads the identities; a replaced file (new inode) is picked up here.
+    pub fn refresh(&self) {
+        use std::os::unix::fs::MetadataExt as _;
+        let ids: HashSet<(u64, u64)> = self
+            .paths
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .filter(|m| m.is_file())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        if **self.ids.load() != ids {
+            self.ids.store(Arc::new(ids));
+        }
+    }
+
+    fn contains(&self, dev: u64, ino: u64) -> bool {
+        self.ids.load().contains(&(dev, ino))
+    }
 }
 
 /// Path prefixes by component: `/etc` matches /etc and /etc/x, not /etcx.
@@ -124,6 +164,8 @@ pub struct Compiler<'d> {
     /// The first unsupported thing met; compilation goes on to find errors.
     unsupported: Option<(String, Span)>,
     foreign_types: Vec<String>,
+    /// Every identity set made, for the ruleset to refresh.
+    pub identities: Vec<Arc<PathIdentities>>,
 }
 
 impl<'d> Compiler<'d> {
@@ -134,6 +176,7 @@ impl<'d> Compiler<'d> {
             expanding: Vec::new(),
             unsupported: None,
             foreign_types: Vec::new(),
+            identities: Vec::new(),
         }
     }
 
@@ -292,6 +335,9 @@ impl<'d> Compiler<'d> {
                     _ if field.name() == "evt.type" => {
                         Test::Type(self.type_set(items.iter().map(|(v, _)| v.as_str())))
                     }
+                    Op::In if c.lhs.name == "fd.name" && c.lhs.transformers.is_empty() => {
+                        self.path_test(items.iter().map(|(v, _)| v.clone()).collect())
+                    }
                     _ => self.in_list(&field_name, ty, &items)?,
                 };
                 (test, false)
@@ -318,6 +364,8 @@ impl<'d> Compiler<'d> {
                             && c.lhs.transformers.is_empty()
                         {
                             (Test::Type(self.type_set([v.as_str()])), *op == Op::Ne)
+                        } else if c.lhs.name == "fd.name" && c.lhs.transformers.is_empty() && v.starts_with('/') {
+                            (self.path_test(vec![v.clone()]), *op == Op::Ne)
                         } else {
                             (Test::Eq(constant(ty, v).ok_or_else(|| ty_err(expected_of(ty)))?), *op == Op::Ne)
                         }
@@ -408,6 +456,12 @@ impl<'d> Compiler<'d> {
             }
         }
         out
+    }
+
+    fn path_test(&mut self, names: Vec<String>) -> Test {
+        let ids = PathIdentities::new(names.iter().filter(|n| n.starts_with('/')).cloned().collect());
+        self.identities.push(ids.clone());
+        Test::Path(names.into_iter().collect(), ids)
     }
 
     fn in_list(&self, field_name: &str, ty: FieldType, items: &[(String, Span)]) -> Result<Test, Diagnostic> {
@@ -565,6 +619,13 @@ impl Test {
             (Self::InBool(set), FieldValue::Bool(b)) => set[usize::from(*b)],
             (Self::InNets(nets), FieldValue::Ip(ip)) => nets.iter().any(|n| n.contains(ip)),
             (Self::PMatch(trie), FieldValue::Str(s)) => trie.matches(s),
+            (Self::Path(names, ids), FieldValue::Str(s)) => {
+                names.contains(s.as_ref())
+                    || match &ev.detail {
+                        crate::event::Detail::Open(o) if o.ino != 0 => ids.contains(u64::from(o.dev), o.ino),
+                        _ => false,
+                    }
+            }
             (Self::Type(set), FieldValue::Str(s)) => TypeSet::index_of(s).is_some_and(|i| set.contains(i)),
             (Self::Field { op, other }, v) => {
                 let (field, tr) = other.as_ref();

@@ -35,6 +35,7 @@ pub struct Ruleset {
     /// Per event type: (index into `rules`, the rule's matcher specialised for that type).
     by_type: Vec<Vec<(usize, Matcher)>>,
     pub skipped: Vec<SkippedRule>,
+    identities: Vec<std::sync::Arc<super::compile::PathIdentities>>,
     /// A digest of the loaded sources, to tell rulesets apart in logs and metrics.
     pub digest: String,
 }
@@ -155,6 +156,7 @@ impl Ruleset {
             rules: Vec::new(),
             by_type: vec![Vec::new(); EVENT_TYPES.len()],
             skipped: Vec::new(),
+            identities: Vec::new(),
             digest: String::new(),
         }
     }
@@ -204,6 +206,7 @@ impl Ruleset {
                 }
             }
         }
+        ruleset.identities = std::mem::take(&mut compiler.identities);
         for s in &ruleset.skipped {
             diagnostics.push(Diagnostic::warning(
                 Some(s.span.clone()),
@@ -220,6 +223,13 @@ impl Ruleset {
             if m.eval(ev, cx) {
                 out.push(*idx);
             }
+        }
+    }
+
+    /// Re-reads the identities of files rules name by path (a replaced file has a new inode).
+    pub fn refresh_identities(&self) {
+        for i in &self.identities {
+            i.refresh();
         }
     }
 

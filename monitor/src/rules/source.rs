@@ -356,7 +356,15 @@ pub fn parse_yaml(file: &Arc<SourceFile>) -> Result<Node, Diagnostic> {
                 Span { file: file.clone(), start: start.min(file.text.len()), len: 1 }
             });
             let message = e.to_string();
-            let first = message.lines().next().unwrap_or("invalid YAML").to_owned();
+            let first = message.lines().next().unwrap_or("invalid YAML");
+            // The position is in our prefix already.
+            let first = match first.split_once(": ") {
+                Some((_, rest)) if first.starts_with("error: line ") => {
+                    rest.split_once(": ").filter(|(pos, _)| pos.contains("column")).map_or(rest, |(_, m)| m)
+                }
+                _ => first,
+            };
+            let first = first.to_owned();
             Err(Diagnostic::error(span, format!("invalid YAML: {first}")))
         }
     }

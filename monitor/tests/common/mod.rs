@@ -1,5 +1,6 @@
-//! Shared by the kernel tests: starts the real daemon (`monitor events --json`), collects what
-//! it reports, and lets each test pick out the events of its own processes.
+//! Shared by the kernel tests: starts the real daemon (`monitor events --json`, or `monitor run`
+//! for alerts), collects what it reports, and lets each test pick out the events or alerts of
+//! its own processes.
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader};
@@ -46,6 +47,8 @@ pub struct Daemon {
 
 #[derive(Default)]
 pub struct Options<'a> {
+    /// The subcommand and its flags; default `events --json`.
+    pub command: &'a [&'a str],
     pub args: &'a [&'a str],
     /// Do not read the daemon's output until `resume_output` (a slow consumer).
     pub hold_output: bool,
@@ -57,8 +60,19 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Options<'_>) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_monitor"))
-            .args(["events", "--json"])
+        let command: &[&str] = if opts.command.is_empty() { &["events", "--json"] } else { opts.command };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitor"));
+        // A daemon outliving its test would keep every probe attached.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .args(command)
             .args(opts.args)
             .env("MONITOR_LOG_FORMAT", "text")
             .stdin(Stdio::null())
@@ -298,4 +312,95 @@ pub fn canonical(path: &str) -> String {
 pub fn gettid() -> u32 {
     // SAFETY: no preconditions.
     unsafe { libc::gettid() as u32 }
+}
+
+pub fn unified_cgroup_root() -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).unwrap().to_owned())
+        })
+        .expect("no cgroup2 mount")
+}
+
+/// A unique cgroup named like a docker scope, removed on drop (also when an assertion fails).
+/// A process that writes its pid to `{scope}/cgroup.procs` is, to the daemon, in a container.
+pub struct FakeContainer {
+    pub id: String,
+    pub scope: String,
+}
+
+impl FakeContainer {
+    pub fn new() -> Self {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // A unique id shaped like a real one: 64 lowercase hex digits.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let id = format!("{:016x}{:016x}{:016x}{:016x}", nanos, u64::from(std::process::id()), seq, !nanos);
+        let scope = format!("{}/docker-{id}.scope", unified_cgroup_root());
+        std::fs::create_dir(&scope).unwrap();
+        Self { id, scope }
+    }
+
+    /// `sh -c` text that moves the shell into this container's cgroup, then runs `script`.
+    pub fn enter(&self, script: &str) -> String {
+        format!("echo $$ > {}/cgroup.procs && {script}", self.scope)
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        // Processes left in the cgroup (a failed test) keep it busy: move them out first.
+        if let Ok(procs) = std::fs::read_to_string(format!("{}/cgroup.procs", self.scope)) {
+            let root = format!("{}/cgroup.procs", unified_cgroup_root());
+            for pid in procs.lines() {
+                let _ = std::fs::write(&root, pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.scope);
+    }
+}
+
+/// One `monitor run` daemon with the bundled rules shared by every test of a test binary: the
+/// tests run in parallel and each picks out the alerts of its own processes. It is started
+/// from a thread that never ends, so PDEATHSIG fires only when the test process exits.
+pub fn shared_alert_daemon() -> &'static Daemon {
+    static DAEMON: std::sync::OnceLock<&'static Daemon> = std::sync::OnceLock::new();
+    DAEMON.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let d: &'static Daemon = Box::leak(Box::new(Daemon::start_with(Options {
+                command: &["run", "--format", "json"],
+                // Every alert, however many a test raises.
+                args: &["--config", "/dev/null"],
+                ..Default::default()
+            })));
+            tx.send(d).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("alert daemon started")
+    })
+}
+
+/// Alert helpers: the rule name and an output field.
+pub fn rule(v: &Value) -> &str {
+    s(v, "rule")
+}
+
+pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.get("output_fields").and_then(|f| f.get(key)).unwrap_or(&Value::Null)
+}
+
+/// Whether `v` is an alert of `rule_name` about process `pid`.
+pub fn alert_for(v: &Value, rule_name: &str, pid: u32) -> bool {
+    rule(v) == rule_name && field(v, "proc.pid").as_u64() == Some(u64::from(pid))
 }
