@@ -414,7 +414,11 @@ fn short_lived_container_cgroup_still_resolves() {
 fn overrunning_a_tiny_ring_buffer_is_counted_not_silent() {
     require_root!();
     // A 4 KiB ring and a consumer that does not read: the flood must show up as drops.
-    let d = Daemon::start_with(Options { args: &["--ring-buffer-bytes", "4096"], hold_output: true, ..Default::default() });
+    let d = Daemon::start_with(Options {
+        args: &["--ring-buffer-bytes", "4096"],
+        hold_output: true,
+        ..Default::default()
+    });
     let status = Command::new("sh")
         .args(["-c", "i=0; while [ $i -lt 5000 ]; do : < /etc/hostname; i=$((i+1)); done"])
         .status()

@@ -88,7 +88,10 @@ enum Test {
     /// name for the same file (a hard link, a bind mount) matches too.
     Path(HashSet<String>, Arc<PathIdentities>),
     Type(TypeSet),
-    Field { op: Op, other: Box<(Field, Vec<Transformer>)> },
+    Field {
+        op: Op,
+        other: Box<(Field, Vec<Transformer>)>,
+    },
 }
 
 /// The (device, inode) of literal paths rules name, refreshed as files are replaced.
@@ -364,7 +367,10 @@ impl<'d> Compiler<'d> {
                             && c.lhs.transformers.is_empty()
                         {
                             (Test::Type(self.type_set([v.as_str()])), *op == Op::Ne)
-                        } else if c.lhs.name == "fd.name" && c.lhs.transformers.is_empty() && v.starts_with('/') {
+                        } else if c.lhs.name == "fd.name"
+                            && c.lhs.transformers.is_empty()
+                            && v.starts_with('/')
+                        {
                             (self.path_test(vec![v.clone()]), *op == Op::Ne)
                         } else {
                             (Test::Eq(constant(ty, v).ok_or_else(|| ty_err(expected_of(ty)))?), *op == Op::Ne)

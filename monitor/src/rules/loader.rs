@@ -327,9 +327,9 @@ impl Definitions {
                 }
                 ("output", KeyMode::Append) => {
                     rule.output.push(' ');
-                    rule.output.push_str(&scalar(node, "output")?);
+                    rule.output.push_str(scalar(node, "output")?.trim_end());
                 }
-                ("output", KeyMode::Replace) => rule.output = scalar(node, "output")?,
+                ("output", KeyMode::Replace) => rule.output = scalar(node, "output")?.trim_end().to_owned(),
                 ("desc", KeyMode::Append) => {
                     rule.desc.push(' ');
                     rule.desc.push_str(&scalar(node, "desc")?);
@@ -519,9 +519,16 @@ fn new_rule(name: &str, item: &Node) -> Result<RuleDef, Diagnostic> {
     Ok(RuleDef {
         name: name.to_owned(),
         span: item.get("rule").map_or_else(|| item.span.clone(), |n| n.span.clone()),
-        desc: item.get("desc").map(|d| scalar(d, "desc")).transpose()?.unwrap_or_default(),
+        desc: item
+            .get("desc")
+            .map(|d| scalar(d, "desc"))
+            .transpose()?
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned(),
         condition: LocatedText::new(cond, scalar(cond, "condition")?),
-        output: scalar(need("output")?, "output")?,
+        // Folded scalars (`output: >`) end in a newline that is not part of the message.
+        output: scalar(need("output")?, "output")?.trim_end().to_owned(),
         priority: priority(need("priority")?)?,
         tags: item.get("tags").map(|t| string_list(t, "tags")).transpose()?.unwrap_or_default(),
         enabled: item.get("enabled").map(|e| boolean(e, "enabled")).transpose()?.unwrap_or(true),

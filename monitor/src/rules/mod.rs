@@ -15,3 +15,6 @@ pub mod types;
 pub use loader::{BUNDLED, Priority};
 pub use ruleset::{CompiledRule, Loaded, Ruleset, SkippedRule};
 pub use source::{Diagnostic, Severity};
+
+#[cfg(test)]
+mod tests;

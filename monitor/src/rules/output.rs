@@ -38,7 +38,10 @@ impl OutputTemplate {
             }
             let mut name = after[..len].to_owned();
             let mut arg = None;
-            if after[len..].starts_with('[')
+            // Only fields that take an argument take `[...]`: "%proc.name[%proc.pid]" is two fields.
+            let takes_arg = Field::lookup(&name, None).map_or(true, |f| f.is_multi());
+            if takes_arg
+                && after[len..].starts_with('[')
                 && let Some(end) = after[len..].find(']')
             {
                 arg = Some(after[len + 1..len + end].to_owned());

@@ -1,0 +1,173 @@
+//! `monitor rules` and `monitor replay`, no root needed: Falco's stock rulesets load, errors are
+//! located and fail the check, and recorded events raise the alerts they should.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn monitor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(args)
+        .env("MONITOR_LOG_FORMAT", "text")
+        .output()
+        .expect("run monitor")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Falco's stock rules (../shared/falco beside the project; MONITOR_FALCO_RULES overrides).
+fn falco_dir() -> PathBuf {
+    let candidates = [
+        std::env::var_os("MONITOR_FALCO_RULES").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco")),
+        Some(PathBuf::from("/work/shared/falco")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.join("falco_rules.yaml").is_file()).unwrap_or_else(|| {
+        panic!("Falco's stock rules not found: put them in ../shared/falco beside the project or set MONITOR_FALCO_RULES")
+    })
+}
+
+/// (loaded, skipped, errors) from `monitor rules check`'s summary line.
+fn check_counts(out: &Output) -> (u64, u64, u64) {
+    let stdout = text(&out.stdout);
+    let line = stdout.lines().find(|l| l.contains("rules loaded")).unwrap_or_else(|| {
+        panic!("no summary:\n{stdout}\n{}", text(&out.stderr));
+    });
+    let num = |before: &str| -> u64 {
+        let head = line.split(before).next().unwrap();
+        head.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).last().unwrap().parse().unwrap()
+    };
+    (num(" rules loaded"), num(" skipped"), num(" errors"))
+}
+
+#[test]
+fn falco_stock_rulesets_load_without_errors() {
+    let dir = falco_dir();
+    let stable = dir.join("falco_rules.yaml");
+    let incubating = dir.join("falco-incubating_rules.yaml");
+    let sandbox = dir.join("falco-sandbox_rules.yaml");
+    // What loads today (Falco rules 5.1.0); these may grow as the monitor learns fields and
+    // event types, never shrink.
+    let cases: [(&str, Vec<&PathBuf>, u64); 4] = [
+        ("falco_rules.yaml", vec![&stable], 14),
+        ("falco-incubating_rules.yaml", vec![&incubating], 22),
+        ("falco-sandbox_rules.yaml", vec![&sandbox], 25),
+        ("all three in Falco's order", vec![&stable, &incubating, &sandbox], 61),
+    ];
+    for (name, files, at_least) in cases {
+        let mut args = vec!["rules", "check"];
+        args.extend(files.iter().map(|p| p.to_str().unwrap()));
+        let out = monitor(&args);
+        let (loaded, skipped, errors) = check_counts(&out);
+        eprintln!("{name}: {loaded} rules loaded, {skipped} skipped");
+        assert!(out.status.success(), "{name}: check failed:\n{}", text(&out.stderr));
+        assert_eq!(errors, 0, "{name}:\n{}", text(&out.stderr));
+        assert!(
+            loaded >= at_least,
+            "{name}: only {loaded} rules load (was {at_least})\n{}",
+            text(&out.stderr)
+        );
+        // Every skip says which rule and why, at file:line:column.
+        let stderr = text(&out.stderr);
+        let skip_lines = stderr.lines().filter(|l| l.contains("skipped:")).count() as u64;
+        assert_eq!(skip_lines, skipped, "{stderr}");
+        for l in stderr.lines().filter(|l| l.contains("skipped:")) {
+            assert!(
+                l.contains(".yaml:") && (l.contains("not supported") || l.contains("event types")),
+                "{l}"
+            );
+        }
+    }
+}
+
+#[test]
+fn user_rules_on_top_of_falco_rules_use_its_macros_and_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("falco_rules.local.yaml");
+    std::fs::write(
+        &local,
+        "- list: my_shells\n  items: [shell_binaries, nu]\n\
+         - rule: My shell rule\n  desc: uses Falco's macros\n  condition: spawned_process and proc.name in (my_shells) and not user_known_shell_spawn_activities\n  output: shell %proc.name\n  priority: NOTICE\n\
+         - macro: user_known_shell_spawn_activities\n  condition: (proc.pname = make)\n  override:\n    condition: replace\n\
+         - rule: Terminal shell in container\n  enabled: false\n",
+    )
+    .unwrap();
+    let falco = falco_dir().join("falco_rules.yaml");
+    let out = monitor(&["rules", "list", "--json", falco.to_str().unwrap(), local.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rules: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find =
+        |name: &str| rules.iter().find(|r| r["rule"] == name).unwrap_or_else(|| panic!("{name} not listed"));
+    assert_eq!(find("My shell rule")["status"], "enabled");
+    assert_eq!(find("My shell rule")["event_types"], serde_json::json!(["execve", "execveat"]));
+    assert_eq!(find("Terminal shell in container")["status"], "disabled");
+    assert_eq!(find("Directory traversal monitored file read")["status"], "skipped");
+}
+
+#[test]
+fn errors_fail_the_check_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "- rule: Broken\n  desc: d\n  condition: proc.name = bash and not_a_macro\n  output: o\n  priority: WARNING\n\
+         - rule: Fine\n  desc: d\n  condition: proc.name = zsh\n  output: o\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let out = monitor(&["rules", "check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("{}:3:35: unknown macro `not_a_macro`", bad.display())), "{stderr}");
+    assert!(stderr.contains("3 |   condition: proc.name = bash and not_a_macro"), "{stderr}");
+    // One bad rule does not hide the others.
+    assert_eq!(check_counts(&out), (1, 0, 1));
+}
+
+#[test]
+fn bundled_rules_load_cleanly() {
+    let out = monitor(&["rules", "check", "bundled"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (loaded, skipped, errors) = check_counts(&out);
+    assert!(loaded >= 20, "{loaded}");
+    assert_eq!((skipped, errors), (0, 0), "{}", text(&out.stderr));
+    // Every bundled rule carries a MITRE ATT&CK technique id.
+    let out = monitor(&["rules", "list", "--json", "bundled"]);
+    for line in text(&out.stdout).lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let tags = r["tags"].as_array().unwrap();
+        assert!(tags.iter().any(|t| t.as_str().unwrap().starts_with('T')), "{line}");
+    }
+}
+
+#[test]
+fn replay_raises_the_alerts_recorded_events_call_for() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recorded_events.jsonl");
+    let out = monitor(&["replay", fixture, "--rules", "bundled"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let alerts: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut rules: Vec<&str> = alerts.iter().map(|a| a["rule"].as_str().unwrap()).collect();
+    rules.sort();
+    rules.dedup();
+    // The recording: cat /etc/shadow, cat /etc/hostname, id, uname, a connect to :4444,
+    // `echo hi | tr`, ls /etc, and `curl file:///dev/null | sh`.
+    assert_eq!(
+        rules,
+        [
+            "Connection to a port used by miners or reverse shells",
+            "Downloaded script piped into a shell",
+            "Sensitive file read by an unexpected program"
+        ],
+        "{}",
+        text(&out.stdout)
+    );
+    let shadow = alerts.iter().find(|a| a["rule"] == "Sensitive file read by an unexpected program").unwrap();
+    assert_eq!(shadow["output_fields"]["fd.name"], "/etc/shadow");
+    assert_eq!(shadow["output_fields"]["proc.name"], "cat");
+    assert_eq!(shadow["source"], "syscall");
+    assert_eq!(shadow["priority"], "Warning");
+    assert!(shadow["time"].as_str().unwrap().ends_with('Z'));
+    assert!(text(&out.stderr).contains("rule evaluations/s"));
+}
