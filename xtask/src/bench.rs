@@ -19,6 +19,10 @@ pub struct BenchArgs {
     /// Scale the iteration counts (1.0 = defaults).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// What the daemon runs during the syscall benchmarks: `run` (rules, alerts) or `events`
+    /// (every event rendered as JSON).
+    #[arg(long, default_value = "run")]
+    daemon: String,
 }
 
 struct Workload {
@@ -116,11 +120,11 @@ struct Daemon {
     stderr: std::thread::JoinHandle<Vec<String>>,
 }
 
-fn start_daemon(bin: &Path) -> Result<Daemon> {
+fn start_daemon(bin: &Path, args: &[&str], stdout: &Path) -> Result<Daemon> {
     let mut child = Command::new(bin)
-        .args(["events", "--json"])
+        .args(args)
         .env("MONITOR_LOG_FORMAT", "text")
-        .stdout(Stdio::from(std::fs::File::create("/dev/null")?))
+        .stdout(Stdio::from(std::fs::File::create(stdout)?))
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
@@ -204,7 +208,11 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
         for (i, w) in ws.iter().enumerate() {
             without[i].push(time_per_op(w));
         }
-        let d = start_daemon(bin)?;
+        let daemon_args: &[&str] = match args.daemon.as_str() {
+            "events" => &["events", "--json"],
+            _ => &["run", "--config", "/dev/null", "--rules", "bundled"],
+        };
+        let d = start_daemon(bin, daemon_args, Path::new("/dev/null"))?;
         let pid = d.child.id();
         let cpu0 = proc_cpu_ns(pid);
         let t0 = Instant::now();
@@ -237,5 +245,114 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
         cpu_ns as f64 / events.max(1) as f64
     );
     println!("daemon: peak RSS {:.1} MiB; kernel drops {drops}", hwm as f64 / 1024.0);
+    rules_bench(bin, args)
+}
+
+/// Falco's stock rules beside the project, if present.
+fn falco_rules() -> Option<Vec<std::path::PathBuf>> {
+    let dirs = [crate::workspace_root().join("../shared/falco"), std::path::PathBuf::from("/work/shared/falco")];
+    let dir = dirs.into_iter().find(|d| d.join("falco_rules.yaml").is_file())?;
+    Some(
+        ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect(),
+    )
+}
+
+/// Events of a mixed workload recorded with `monitor events --json`, for the engine benchmark.
+fn record_events(bin: &Path, out: &Path) -> Result<()> {
+    let d = start_daemon(bin, &["events", "--json"], out)?;
+    for _ in 0..3 {
+        open_close(2_000);
+        open_missing(500);
+        fork_exec(50);
+        tcp_connect(100);
+        let _ = Command::new("sh")
+            .args(["-c", "cat /etc/hostname | tr a-z A-Z | wc -l; id; ls /etc > /dev/null; uname -a"])
+            .stdout(Stdio::null())
+            .status();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop_daemon(d)?;
+    Ok(())
+}
+
+/// (events/s, rule evaluations/s, alerts) of `monitor replay` over the recording.
+fn replay_rate(bin: &Path, events: &Path, rules: &[&Path], repeat: u32) -> Result<(f64, f64, u64)> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("replay").arg(events).args(["--config", "/dev/null", "--repeat", &repeat.to_string()]);
+    for r in rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let out = cmd.env("MONITOR_LOG_FORMAT", "text").stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        bail!("monitor replay failed:\n{stderr}");
+    }
+    let line = stderr.lines().find(|l| l.contains("rule evaluations/s")).context("no replay summary")?;
+    let before = |key: &str| -> f64 {
+        line.split(key)
+            .next()
+            .and_then(|h| h.rsplit(|c: char| !(c.is_ascii_digit() || c == '.')).find(|s| !s.is_empty()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let alerts = line
+        .split("alerts: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok((before(" events/s"), before(" rule evaluations/s"), alerts))
+}
+
+/// Rule evaluation throughput on recorded events: an empty ruleset (the replay's own cost, the
+/// baseline), the bundled rules, and Falco's stock rules, in one run.
+fn rules_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
+    let dir = crate::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let events = dir.join("recorded_events.jsonl");
+    record_events(bin, &events)?;
+    let n = std::fs::read_to_string(&events)?.lines().count();
+    let empty = dir.join("empty_rules.yaml");
+    std::fs::write(&empty, "[]\n")?;
+    let repeat = ((200_000.0 * args.scale) as usize / n.max(1)).max(1) as u32;
+    let bundled = Path::new("bundled");
+    let mut sets: Vec<(&str, Vec<&Path>)> = vec![("no rules (baseline)", vec![&empty]), ("bundled rules", vec![bundled])];
+    let falco = falco_rules();
+    if let Some(f) = &falco {
+        sets.push(("Falco stock rules (3 files)", f.iter().map(|p| p.as_path()).collect()));
+    } else {
+        eprintln!("xtask bench: Falco's stock rules not found beside the project; skipping that ruleset");
+    }
+    println!();
+    println!("rule engine on {n} recorded events x{repeat} (monitor replay, median of {} runs):", args.rounds.max(1));
+    println!("{:<30} {:>14} {:>12} {:>18} {:>8}", "ruleset", "events/s", "ns/event", "evaluations/s", "ratio");
+    let mut base_ns = 0.0;
+    for (name, rules) in sets {
+        let mut rates = Vec::new();
+        let mut evals = Vec::new();
+        let mut alerts = 0;
+        for _ in 0..args.rounds.max(1) {
+            let (r, e, a) = replay_rate(bin, &events, &rules, repeat)?;
+            rates.push(r);
+            evals.push(e);
+            alerts = a;
+        }
+        let rate = median(&mut rates);
+        let ns = 1e9 / rate.max(1.0);
+        if base_ns == 0.0 {
+            base_ns = ns;
+        }
+        println!(
+            "{:<30} {:>14.0} {:>12.0} {:>18.0} {:>7.2}x  ({alerts} alerts)",
+            name,
+            rate,
+            ns,
+            median(&mut evals),
+            ns / base_ns
+        );
+    }
     Ok(())
 }

@@ -26,7 +26,8 @@ enum Task {
     Setup,
     /// Build the daemon (release) with its kernel programs.
     Build,
-    /// Set up, build, and run `monitor events` (needs root); extra arguments go to monitor.
+    /// Set up, build, and run `monitor run` with the bundled rules (needs root); extra arguments go
+    /// to monitor instead (`cargo xtask run -- events --json`).
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -116,7 +117,7 @@ fn main() -> Result<()> {
             if !is_root() {
                 bail!("the daemon loads eBPF programs and needs root: run `sudo -E cargo xtask run`");
             }
-            let args = if args.is_empty() { vec!["events".to_owned()] } else { args };
+            let args = if args.is_empty() { vec!["run".to_owned(), "--format".to_owned(), "text".to_owned()] } else { args };
             eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
             run_checked(Command::new(bin).args(args))
         }

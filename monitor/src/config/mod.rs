@@ -126,6 +126,19 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let c = Config::parse("deploy/monitor.yaml", include_str!("../../../deploy/monitor.yaml")).unwrap();
+        let d = Config::default();
+        assert_eq!(c.rules, d.rules);
+        assert_eq!(c.output.format, d.output.format);
+        assert_eq!(c.rate_limit, d.rate_limit);
+        assert_eq!(c.rule_matching, d.rule_matching);
+        assert_eq!(c.min_priority, d.min_priority);
+        assert_eq!(c.ring_buffer_bytes, d.ring_buffer_bytes);
+        assert_eq!(c.max_processes, d.max_processes);
+    }
+
+    #[test]
     fn unknown_keys_and_wrong_types_are_located() {
         let e = Config::parse("c.yaml", "output:\n  format: json\nrulez: []\n").unwrap_err();
         assert!(e.starts_with("c.yaml:3:1"), "{e}");
