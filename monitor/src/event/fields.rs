@@ -55,6 +55,7 @@ enum Id {
     ProcName,
     ProcExe,
     ProcExePath,
+    ProcExeOriginal,
     ProcExeIno,
     ProcIsExeFromMemfd,
     ProcArgs,
@@ -182,6 +183,7 @@ static FIELDS: &[FieldDef] = fields! {
     "proc.name" Str None ProcName;
     "proc.exe" Str None ProcExe;
     "proc.exepath" Str None ProcExePath;
+    "proc.exe_original" Str None ProcExeOriginal;
     "proc.exe_ino" Int None ProcExeIno;
     "proc.is_exe_from_memfd" Bool None ProcIsExeFromMemfd;
     "proc.args" Str None ProcArgs;
@@ -433,6 +435,14 @@ impl Field {
             ProcName => proc_str(|p| &p.comm),
             ProcExe => proc_str(Process::exe_arg0),
             ProcExePath => proc_str(|p| &p.exe_path),
+            // The system binary this executable is a byte-identical copy of (renamed, moved, or
+            // run from a memfd); otherwise the executable's own path.
+            ProcExeOriginal => p.map_or(V::Null, |p| {
+                match cx.exe_identity.borrow_mut().original_of(p.pid, &p.exe_path, p.exe_ino) {
+                    Some(orig) => V::Str(Cow::Owned(orig)),
+                    None => V::Str(Cow::Borrowed(&p.exe_path)),
+                }
+            }),
             ProcExeIno => p.map_or(V::Null, |p| V::Int(p.exe_ino as i64)),
             ProcIsExeFromMemfd => p.map_or(V::Null, |p| V::Bool(p.exe_from_memfd)),
             ProcArgs => proc_str(Process::args),
@@ -725,6 +735,7 @@ impl FieldValue<'_> {
 /// What extraction needs beyond the event: name lookups and the host's name.
 pub struct FieldContext {
     pub users: RefCell<Users>,
+    pub exe_identity: RefCell<super::exe_identity::ExeIdentity>,
     pub groups: RefCell<Users>,
     pub hostname: String,
 }
@@ -733,6 +744,7 @@ impl Default for FieldContext {
     fn default() -> Self {
         Self {
             users: RefCell::new(Users::new("/etc/passwd")),
+            exe_identity: RefCell::new(Default::default()),
             groups: RefCell::new(Users::new("/etc/group")),
             hostname: nix_hostname(),
         }

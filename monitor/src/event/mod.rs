@@ -2,6 +2,7 @@
 //! container, under Falco's field names.
 
 mod enrich;
+mod exe_identity;
 mod fields;
 mod format;
 mod json;
