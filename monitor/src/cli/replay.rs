@@ -27,7 +27,7 @@ pub struct ReplayArgs {
 
 pub fn run(args: ReplayArgs) -> Result<()> {
     let config = args.rules.config()?;
-    let ruleset = load_rules(&config, !args.rules.rules.is_empty())?;
+    let ruleset = load_rules(&config)?;
     let reader: Box<dyn std::io::BufRead> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

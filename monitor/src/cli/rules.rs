@@ -37,13 +37,7 @@ pub struct ListArgs {
 
 fn load(args: &PathsArgs) -> Result<Loaded> {
     let config = RulesArgs { config: args.config.clone(), rules: args.paths.clone() }.config()?;
-    let explicit = !args.paths.is_empty();
-    let paths: Vec<PathBuf> = config
-        .rules
-        .into_iter()
-        .filter(|p| explicit || p.as_os_str() == crate::rules::BUNDLED || p.exists())
-        .collect();
-    Ok(Ruleset::load(&paths))
+    Ok(Ruleset::load(&config.rule_paths()))
 }
 
 pub fn run(cmd: RulesCommand) -> Result<()> {

@@ -38,20 +38,15 @@ impl RulesArgs {
     pub fn config(&self) -> Result<Config> {
         let mut config = Config::load(self.config.as_deref())?;
         if !self.rules.is_empty() {
-            config.rules = self.rules.clone();
+            config.rules = Some(self.rules.clone());
         }
         Ok(config)
     }
 }
 
 /// Loads the configured rules; any error is fatal, warnings (skipped rules) are logged.
-pub fn load_rules(config: &Config, explicit: bool) -> Result<Ruleset> {
-    let paths: Vec<PathBuf> = config
-        .rules
-        .iter()
-        .filter(|p| explicit || p.as_os_str() == crate::rules::BUNDLED || p.exists())
-        .cloned()
-        .collect();
+pub fn load_rules(config: &Config) -> Result<Ruleset> {
+    let paths = config.rule_paths();
     let Loaded { ruleset, diagnostics } = Ruleset::load(&paths);
     let mut errors = 0;
     for d in &diagnostics {
@@ -105,7 +100,7 @@ impl Stage for AlertStage {
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = args.rules.config()?;
-    let ruleset = load_rules(&config, !args.rules.rules.is_empty())?;
+    let ruleset = load_rules(&config)?;
     let opts = PipelineOptions {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),

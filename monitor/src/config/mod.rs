@@ -9,6 +9,7 @@ use crate::alert::RateLimit;
 use crate::rules::Priority;
 
 pub const DEFAULT_PATH: &str = "/etc/monitor/monitor.yaml";
+pub const DEFAULT_RULES_DIR: &str = "/etc/monitor/rules.d";
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -34,7 +35,8 @@ pub enum RuleMatching {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Rules files and directories, loaded in order; `bundled` is the rules built into the binary.
-    pub rules: Vec<PathBuf>,
+    /// None: the defaults (see [`Config::rule_paths`]).
+    pub rules: Option<Vec<PathBuf>>,
     pub output: OutputConfig,
     /// Per-rule token bucket.
     pub rate_limit: RateLimit,
@@ -54,7 +56,7 @@ pub struct OutputConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            rules: vec![PathBuf::from(crate::rules::BUNDLED), PathBuf::from("/etc/monitor/rules.d")],
+            rules: None,
             output: OutputConfig::default(),
             rate_limit: RateLimit::default(),
             rule_matching: RuleMatching::default(),
@@ -106,6 +108,18 @@ impl Config {
         Ok(config)
     }
 
+    /// The rules paths to load. Given paths must exist; of the defaults (the bundled rules, then
+    /// /etc/monitor/rules.d), a missing directory is skipped.
+    pub fn rule_paths(&self) -> Vec<PathBuf> {
+        match &self.rules {
+            Some(paths) => paths.clone(),
+            None => [PathBuf::from(crate::rules::BUNDLED), PathBuf::from(DEFAULT_RULES_DIR)]
+                .into_iter()
+                .filter(|p| p.as_os_str() == crate::rules::BUNDLED || p.exists())
+                .collect(),
+        }
+    }
+
     pub fn min_priority(&self) -> Option<Priority> {
         Priority::parse(&self.min_priority)
     }
@@ -119,17 +133,18 @@ mod tests {
     fn defaults_and_overrides() {
         let c =
             Config::parse("c.yaml", "rules: [bundled, /x]\nrate_limit: {per_second: 1, burst: 5}\n").unwrap();
-        assert_eq!(c.rules, [PathBuf::from("bundled"), PathBuf::from("/x")]);
+        assert_eq!(c.rule_paths(), [PathBuf::from("bundled"), PathBuf::from("/x")]);
         assert_eq!(c.rate_limit, RateLimit { per_second: 1.0, burst: 5.0 });
         assert_eq!(c.output.format, OutputFormat::Json);
-        assert_eq!(Config::parse("c.yaml", "").unwrap().rules.len(), 2);
+        assert_eq!(Config::parse("c.yaml", "").unwrap().rule_paths()[0], PathBuf::from("bundled"));
     }
 
     #[test]
     fn the_documented_example_is_the_defaults() {
         let c = Config::parse("deploy/monitor.yaml", include_str!("../../../deploy/monitor.yaml")).unwrap();
         let d = Config::default();
-        assert_eq!(c.rules, d.rules);
+        assert_eq!(c.rules.unwrap(), [PathBuf::from("bundled"), PathBuf::from(DEFAULT_RULES_DIR)]);
+        assert_eq!(d.rule_paths()[0], PathBuf::from("bundled"));
         assert_eq!(c.output.format, d.output.format);
         assert_eq!(c.rate_limit, d.rate_limit);
         assert_eq!(c.rule_matching, d.rule_matching);
