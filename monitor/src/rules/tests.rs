@@ -395,3 +395,50 @@ proptest::proptest! {
         let _ = load(&s);
     }
 }
+
+#[test]
+fn alerter_applies_matching_policy_priority_floor_and_rate_limit() {
+    use crate::alert::{Alerter, AlerterOptions, RateLimit};
+    use crate::config::{OutputFormat, RuleMatching};
+    let yaml = "- rule: first\n  desc: d\n  condition: evt.type = openat\n  output: one %fd.name\n  priority: WARNING\n\
+                - rule: second\n  desc: d\n  condition: fd.name = /etc/shadow\n  output: two\n  priority: DEBUG\n";
+    let alerter = |matching, min_priority, rate_limit| {
+        Alerter::new(
+            load(yaml).ruleset,
+            AlerterOptions { format: OutputFormat::Json, rate_limit, matching, min_priority },
+        )
+    };
+    let cx = FieldContext::default();
+    let ev = open("/etc/shadow", 0);
+    let rules_of = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let unlimited = RateLimit { per_second: 0.0, burst: 0.0 };
+    let mut out = Vec::new();
+    let mut a = alerter(RuleMatching::All, super::Priority::Debug, unlimited);
+    assert_eq!(a.process(&ev, &cx, &mut out), 2);
+    assert_eq!(rules_of(&out), ["first", "second"]);
+    out.clear();
+    let mut a = alerter(RuleMatching::First, super::Priority::Debug, unlimited);
+    a.process(&ev, &cx, &mut out);
+    assert_eq!(rules_of(&out), ["first"]);
+    out.clear();
+    let mut a = alerter(RuleMatching::All, super::Priority::Notice, unlimited);
+    a.process(&ev, &cx, &mut out);
+    assert_eq!(rules_of(&out), ["first"]);
+    // A burst of 2, then nothing for a while: the held-back count rides on the next alert.
+    let mut a =
+        alerter(RuleMatching::First, super::Priority::Debug, RateLimit { per_second: 0.001, burst: 2.0 });
+    out.clear();
+    for _ in 0..5 {
+        a.process(&ev, &cx, &mut out);
+    }
+    assert_eq!(rules_of(&out).len(), 2);
+    assert_eq!((a.stats.alerts, a.stats.suppressed), (2, 3));
+    assert!(a.report().contains("3 suppressed"), "{}", a.report());
+}
