@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 
 use super::enrich::MAX_ANCESTORS;
-use super::format::{errno_name, is_open_create, is_open_read, is_open_write, open_flags};
+use super::format::{basename, dirname, errno_name, is_open_create, is_open_read, is_open_write, open_flags};
 use super::{Detail, Event, Users};
 use crate::process::Process;
 
@@ -664,18 +664,6 @@ fn evt_args(ev: &Event) -> String {
         Detail::Exit { code } => format!("status={code}"),
         Detail::Fork => format!("res={}", ev.res),
     }
-}
-
-fn dirname(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &path[..i],
-        None => "",
-    }
-}
-
-fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// What a field holds for one event; borrowed from the event where it can be.

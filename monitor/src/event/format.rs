@@ -95,6 +95,20 @@ pub fn endpoint(ip: Option<IpAddr>, port: u16) -> String {
     }
 }
 
+/// Falco's fd.directory: the path without its last component.
+pub fn dirname(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+/// Falco's fd.filename: the last component.
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// Falco's fd.name for a socket: `client:port->server:port`.
 pub fn connection_name(n: &super::NetInfo) -> String {
     format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport))

@@ -10,25 +10,14 @@ use serde::Serialize;
 
 use super::enrich::MAX_ANCESTORS;
 use super::format::{
-    connection_name, endpoint, errno_name, is_open_create, is_open_read, is_open_write, open_flags,
+    basename, connection_name, dirname, endpoint, errno_name, is_open_create, is_open_read, is_open_write,
+    open_flags,
 };
 use super::{Detail, Event, Users};
 use crate::process::{Process, ProcessRef};
 
 fn rfc3339(ns: i128) -> String {
     jiff::Timestamp::from_nanosecond(ns).map(|t| t.to_string()).unwrap_or_default()
-}
-
-fn dirname(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &path[..i],
-        None => "",
-    }
-}
-
-fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 const ANAME: [&str; MAX_ANCESTORS] = [

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::compile::{Compiled, Compiler, Matcher, Problem};
 use super::loader::{Definitions, ExceptionDef, Priority, RuleDef};
 use super::output::OutputTemplate;
-use super::source::{Diagnostic, Severity, Span};
+use super::source::{Diagnostic, Node, Severity, Span, Value};
 use super::types::{EVENT_TYPES, TypeSet};
 use crate::event::{Event, FieldContext};
 
@@ -61,31 +61,25 @@ fn quote(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A scalar value quoted for a condition.
+fn quoted_scalar(v: &Node) -> Result<String, Diagnostic> {
+    v.scalar_text().map(|t| quote(&t)).ok_or_else(|| {
+        Diagnostic::error(Some(v.span.clone()), format!("expected a value, found {}", v.kind()))
+    })
+}
+
+/// Values as a condition list: `("a", "b")`.
+fn quoted_list(items: &[Node]) -> Result<String, Diagnostic> {
+    Ok(format!("({})", items.iter().map(quoted_scalar).collect::<Result<Vec<_>, _>>()?.join(", ")))
+}
+
 /// Falco's exceptions as condition text: `(f1 c1 v1 and f2 c2 v2) or ...`.
 fn exception_text(e: &ExceptionDef) -> Result<Option<String>, Diagnostic> {
-    let value_text = |comp: &str, v: &super::source::Node| -> Result<String, Diagnostic> {
-        let list_op = matches!(comp, "in" | "intersects" | "pmatch");
+    let value_text = |comp: &str, v: &Node| -> Result<String, Diagnostic> {
         match &v.value {
-            super::source::Value::Seq(items) => {
-                let parts: Result<Vec<_>, _> = items
-                    .iter()
-                    .map(|i| {
-                        i.scalar_text().map(|t| quote(&t)).ok_or_else(|| {
-                            Diagnostic::error(
-                                Some(i.span.clone()),
-                                format!("expected a value, found {}", i.kind()),
-                            )
-                        })
-                    })
-                    .collect();
-                Ok(format!("({})", parts?.join(", ")))
-            }
-            _ => {
-                let t = v.scalar_text().ok_or_else(|| {
-                    Diagnostic::error(Some(v.span.clone()), format!("expected a value, found {}", v.kind()))
-                })?;
-                Ok(if list_op { format!("({})", quote(&t)) } else { quote(&t) })
-            }
+            Value::Seq(items) => quoted_list(items),
+            _ if matches!(comp, "in" | "intersects" | "pmatch") => quoted_list(std::slice::from_ref(v)),
+            _ => quoted_scalar(v),
         }
     };
     if e.values.is_empty() || e.fields.is_empty() {
@@ -95,19 +89,7 @@ fn exception_text(e: &ExceptionDef) -> Result<Option<String>, Diagnostic> {
     if e.single_field {
         let comp = e.comps[0].as_str();
         if matches!(comp, "in" | "intersects" | "pmatch") {
-            let items: Result<Vec<_>, _> = e
-                .values
-                .iter()
-                .map(|v| {
-                    v.scalar_text().map(|t| quote(&t)).ok_or_else(|| {
-                        Diagnostic::error(
-                            Some(v.span.clone()),
-                            format!("expected a value, found {}", v.kind()),
-                        )
-                    })
-                })
-                .collect();
-            alternatives.push(format!("{} {comp} ({})", e.fields[0], items?.join(", ")));
+            alternatives.push(format!("{} {comp} {}", e.fields[0], quoted_list(&e.values)?));
         } else {
             for v in &e.values {
                 alternatives.push(format!("{} {comp} {}", e.fields[0], value_text(comp, v)?));
@@ -115,7 +97,7 @@ fn exception_text(e: &ExceptionDef) -> Result<Option<String>, Diagnostic> {
         }
     } else {
         for tuple in &e.values {
-            let super::source::Value::Seq(vals) = &tuple.value else {
+            let Value::Seq(vals) = &tuple.value else {
                 return Err(Diagnostic::error(
                     Some(tuple.span.clone()),
                     format!(
