@@ -250,7 +250,8 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
 
 /// Falco's stock rules beside the project, if present.
 fn falco_rules() -> Option<Vec<std::path::PathBuf>> {
-    let dirs = [crate::workspace_root().join("../shared/falco"), std::path::PathBuf::from("/work/shared/falco")];
+    let dirs =
+        [crate::workspace_root().join("../shared/falco"), std::path::PathBuf::from("/work/shared/falco")];
     let dir = dirs.into_iter().find(|d| d.join("falco_rules.yaml").is_file())?;
     Some(
         ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]
@@ -319,7 +320,8 @@ fn rules_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
     std::fs::write(&empty, "[]\n")?;
     let repeat = ((200_000.0 * args.scale) as usize / n.max(1)).max(1) as u32;
     let bundled = Path::new("bundled");
-    let mut sets: Vec<(&str, Vec<&Path>)> = vec![("no rules (baseline)", vec![&empty]), ("bundled rules", vec![bundled])];
+    let mut sets: Vec<(&str, Vec<&Path>)> =
+        vec![("no rules (baseline)", vec![&empty]), ("bundled rules", vec![bundled])];
     let falco = falco_rules();
     if let Some(f) = &falco {
         sets.push(("Falco stock rules (3 files)", f.iter().map(|p| p.as_path()).collect()));
@@ -327,8 +329,14 @@ fn rules_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
         eprintln!("xtask bench: Falco's stock rules not found beside the project; skipping that ruleset");
     }
     println!();
-    println!("rule engine on {n} recorded events x{repeat} (monitor replay, median of {} runs):", args.rounds.max(1));
-    println!("{:<30} {:>14} {:>12} {:>18} {:>8}", "ruleset", "events/s", "ns/event", "evaluations/s", "ratio");
+    println!(
+        "rule engine on {n} recorded events x{repeat} (monitor replay, median of {} runs):",
+        args.rounds.max(1)
+    );
+    println!(
+        "{:<30} {:>14} {:>12} {:>18} {:>8}",
+        "ruleset", "events/s", "ns/event", "evaluations/s", "ratio"
+    );
     let mut base_ns = 0.0;
     for (name, rules) in sets {
         let mut rates = Vec::new();

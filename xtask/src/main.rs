@@ -117,7 +117,11 @@ fn main() -> Result<()> {
             if !is_root() {
                 bail!("the daemon loads eBPF programs and needs root: run `sudo -E cargo xtask run`");
             }
-            let args = if args.is_empty() { vec!["run".to_owned(), "--format".to_owned(), "text".to_owned()] } else { args };
+            let args = if args.is_empty() {
+                vec!["run".to_owned(), "--format".to_owned(), "text".to_owned()]
+            } else {
+                args
+            };
             eprintln!("xtask: running {} {}", bin.display(), args.join(" "));
             run_checked(Command::new(bin).args(args))
         }

@@ -458,13 +458,14 @@ impl Field {
             ProcMntNs => p.map_or(V::Null, |p| V::Int(p.mntns.into())),
             ProcDuration => p.map_or(V::Null, |p| V::Int(cx.boottime_ns().saturating_sub(p.start_ns) as i64)),
             ProcScript => opt_str(p.and_then(|p| p.script.as_deref())),
-            // The process's own /proc directory as seen from the host and from its pid
-            // namespace, so rules can tell /proc/self from another process's entry.
+            // The process's own /proc directory, with a trailing slash, as seen from the host and
+            // from its pid namespace: `fd.name startswith val(proc.procdir)` tells a process's
+            // own /proc entries (also through task/<tid>/) from another's.
             ProcProcDir => {
                 let vpid = p.map_or(ev.pid, |p| p.vpid);
                 V::List(vec![
-                    V::Str(Cow::Owned(format!("/proc/{}", ev.pid))),
-                    V::Str(Cow::Owned(format!("/proc/{vpid}"))),
+                    V::Str(Cow::Owned(format!("/proc/{}/", ev.pid))),
+                    V::Str(Cow::Owned(format!("/proc/{vpid}/"))),
                 ])
             }
             ProcPName => self.ancestor(ev, 1, |a| V::Str(Cow::Borrowed(&a.comm))),

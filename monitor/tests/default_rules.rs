@@ -1,0 +1,874 @@
+//! The bundled default rules (rules/monitor_rules.yaml) end to end: for every rule, the real
+//! thing done for real raises it through the real daemon, and a harmless action close to it
+//! does not. Tests run in parallel against one shared daemon and pick out the alerts of their
+//! own processes; a few start a daemon of their own with extra rules files.
+//!
+//! Nothing here changes the host: writes below system directories happen on a tmpfs in a
+//! throw-away mount namespace, "containers" are cgroups named like docker scopes, and the
+//! addresses connections go to are put on the loopback interface for the test and removed
+//! afterwards (also when it fails).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Daemon, FakeContainer, Options, alert_for, field, rule, shared_alert_daemon};
+use serde_json::Value;
+
+// Every rule of the bundled file, by name.
+const FILELESS: &str = "Fileless execution from memory";
+const REVERSE_SHELL: &str = "Reverse shell";
+const SERVICE_SHELL: &str = "Shell spawned by a network service";
+const PIPE_TO_SHELL: &str = "Downloaded script piped into a shell";
+const CONTAINER_SHELL: &str = "Shell spawned in a container";
+const INTERPRETER_SHELL: &str = "Shell spawned by an interpreter";
+const TERMINAL_SHELL: &str = "Interactive shell with a terminal";
+const SENSITIVE_READ: &str = "Sensitive file read by an unexpected program";
+const ENVIRON_READ: &str = "Environment of another process read";
+const SYSTEM_WRITE: &str = "Write below a system directory";
+const NETWORK_TOOL: &str = "Network tool run in a container";
+const USER_MANAGEMENT: &str = "User management tool run in a container";
+const SCHEDULING_TOOL: &str = "Scheduling tool run in a container";
+const NAMESPACE_TOOL: &str = "Namespace or mount tool run in a container";
+const SETUID: &str = "Setuid or setgid bit set, or capabilities granted";
+const PACKAGE_MANAGER: &str = "Package manager run in a container";
+const DISCOVERY: &str = "Discovery command run in a container";
+const OS_RELEASE: &str = "OS release read in a container";
+const METADATA: &str = "Container contacted the cloud metadata service";
+const SUSPICIOUS_PORT: &str = "Connection to a port used by miners or reverse shells";
+const SHELL_CONNECT: &str = "Shell opened a network connection";
+const INTERPRETER_CONNECT: &str = "Interpreter in a container connected outside the private networks";
+const UNEXPECTED_DESTINATION: &str = "Container connected to an unexpected destination";
+
+/// The rules this file has a trigger and a benign twin for.
+const TESTED_RULES: &[&str] = &[
+    FILELESS,
+    REVERSE_SHELL,
+    SERVICE_SHELL,
+    PIPE_TO_SHELL,
+    CONTAINER_SHELL,
+    INTERPRETER_SHELL,
+    TERMINAL_SHELL,
+    SENSITIVE_READ,
+    ENVIRON_READ,
+    SYSTEM_WRITE,
+    NETWORK_TOOL,
+    USER_MANAGEMENT,
+    SCHEDULING_TOOL,
+    NAMESPACE_TOOL,
+    SETUID,
+    PACKAGE_MANAGER,
+    DISCOVERY,
+    OS_RELEASE,
+    METADATA,
+    SUSPICIOUS_PORT,
+    SHELL_CONNECT,
+    INTERPRETER_CONNECT,
+    UNEXPECTED_DESTINATION,
+];
+
+/// monitor_suspicious_ports, as the rules file has it.
+const SUSPICIOUS_PORTS: &[u16] =
+    &[1337, 3333, 4444, 4445, 5555, 6666, 6667, 7777, 9999, 12345, 14433, 14444, 31337, 45560, 45700];
+
+// ---------------------------------------------------------------------------------------------
+// Running things
+
+/// A command in a session of its own (no controlling terminal, so a test run from a terminal
+/// does not look interactive), with no input and quiet output.
+fn cmd(program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Runs `c` to the end, whatever its exit status; returns its pid (which a program it execs
+/// keeps).
+fn run(c: &mut Command) -> u32 {
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// Like `run`, but `c` must succeed.
+fn run_ok(c: &mut Command) -> u32 {
+    let mut child = c.stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    let pid = child.id();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{c:?} failed ({status}):\n{err}");
+    pid
+}
+
+/// `program args...` run inside the container: a shell moves itself into the container's
+/// cgroup, then execs the program, which keeps the shell's pid.
+fn in_container(c: &FakeContainer, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
+    let mut sh = cmd("sh");
+    sh.arg("-c").arg(c.enter(r#"exec "$0" "$@""#)).arg(program).args(args);
+    sh
+}
+
+/// An installed program by name: an executable ELF file (not a wrapper script such as a pyenv
+/// shim, which would start a shell first), from the system directories before $PATH.
+fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            let mut magic = [0u8; 4];
+            std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF"
+        })
+}
+
+/// The path of an installed program, or the calling test is skipped, loudly.
+macro_rules! require_tool {
+    ($name:expr) => {
+        match tool($name) {
+            Some(p) => p,
+            None => {
+                eprintln!("SKIPPED {}: `{}` is not installed", module_path!(), $name);
+                return;
+            }
+        }
+    };
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("monitor-rules-test").tempdir().unwrap()
+}
+
+fn symlink(target: &Path, link: &Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+/// Python that connects to `ip:port` over TCP.
+fn py_connect(ip: &str, port: u16) -> String {
+    format!("import socket; socket.create_connection(('{ip}', {port})).close()")
+}
+
+/// An address on the loopback interface for the life of the value: connections to it stay on
+/// this machine, yet look like connections to that address.
+struct LoopbackAddress(&'static str);
+
+impl LoopbackAddress {
+    fn add(ip: &'static str) -> Self {
+        let out = Command::new("ip")
+            .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+            .output()
+            .expect("run `ip` (iproute2)");
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Left over from a run that was killed: ours all the same, removed on drop.
+        assert!(out.status.success() || err.contains("File exists"), "ip addr add {ip}/32 dev lo: {err}");
+        Self(ip)
+    }
+
+    /// A listener on the address, on a port the kernel picks.
+    fn listen(&self) -> (TcpListener, u16) {
+        let l = TcpListener::bind((self.0, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, port)
+    }
+}
+
+impl Drop for LoopbackAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"]).output();
+    }
+}
+
+fn listen_loopback() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    field(v, key).as_str().unwrap_or("")
+}
+
+fn num(v: &Value, key: &str) -> Option<u64> {
+    field(v, key).as_u64()
+}
+
+/// An alert about process `pid`, or its child.
+fn involves(v: &Value, pid: u32) -> bool {
+    num(v, "proc.pid") == Some(u64::from(pid)) || num(v, "proc.ppid") == Some(u64::from(pid))
+}
+
+fn show(alerts: &[Value]) -> String {
+    alerts.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// The alert of `rule_name` about process `pid`; shows the alerts about `pid` when none comes.
+fn expect_alert(d: &Daemon, rule_name: &str, pid: u32) -> Value {
+    d.wait_for_or_show(
+        &format!("`{rule_name}` for pid {pid}"),
+        |v| alert_for(v, rule_name, pid),
+        |v| involves(v, pid),
+    )
+}
+
+/// The alert of `rule_name` about a child of process `ppid`.
+fn expect_alert_of_child(d: &Daemon, rule_name: &str, ppid: u32) -> Value {
+    d.wait_for_or_show(
+        &format!("`{rule_name}` for a child of pid {ppid}"),
+        |v| rule(v) == rule_name && num(v, "proc.ppid") == Some(u64::from(ppid)),
+        |v| involves(v, ppid),
+    )
+}
+
+/// No alert of `rule_name` about process `pid` or its children so far. Call it once the daemon
+/// has handled what `pid` did: after an alert for something done later (the kernel hands events
+/// over through one ordered ring), or after `barrier`.
+fn assert_no_alert(d: &Daemon, rule_name: &str, pid: u32, what: &str) {
+    let found = d.matching(|v| rule(v) == rule_name && involves(v, pid));
+    assert!(found.is_empty(), "{what} (pid {pid}) raised `{rule_name}`:\n{}", show(&found));
+}
+
+/// Returns once `d` has handled everything done before the call: the alert for a read of
+/// /etc/shadow done now comes after every earlier event.
+fn barrier(d: &Daemon) {
+    let pid = run_ok(cmd("cat").arg("/etc/shadow"));
+    expect_alert(d, SENSITIVE_READ, pid);
+}
+
+fn assert_host(a: &Value) {
+    assert_eq!(text(a, "container.id"), "host", "{a}");
+}
+
+fn assert_in(a: &Value, c: &FakeContainer) {
+    assert_eq!(text(a, "container.id"), c.short_id(), "{a}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rules file itself
+
+#[test]
+fn every_bundled_rule_has_a_test() {
+    let yaml = include_str!("../../rules/monitor_rules.yaml");
+    let names: Vec<&str> = yaml.lines().filter_map(|l| l.strip_prefix("- rule:")).map(str::trim).collect();
+    assert!(names.len() >= TESTED_RULES.len(), "found only {names:?}");
+    for name in &names {
+        assert!(TESTED_RULES.contains(name), "bundled rule `{name}` has no test here");
+    }
+    for name in TESTED_RULES {
+        assert!(names.contains(name), "`{name}` is tested here but is not a bundled rule");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution
+
+#[test]
+fn fileless_execution_from_memory() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    // Benign: the same program run from its file.
+    let benign = run_ok(cmd(&py).args(["-c", "import os; os.execv('/bin/true', ['true'])"]));
+    let code = "import os\n\
+                fd = os.memfd_create('fileless', 0)\n\
+                data = memoryview(open('/bin/true', 'rb').read())\n\
+                while data: data = data[os.write(fd, data):]\n\
+                os.execv(f'/proc/self/fd/{fd}', ['fileless'])";
+    let pid = run_ok(cmd(&py).args(["-c", code]));
+    let a = expect_alert(d, FILELESS, pid);
+    assert!(text(&a, "proc.exepath").starts_with("/memfd:fileless"), "{a}");
+    // Named after the file exec'd, /proc/self/fd/<n>.
+    assert!(text(&a, "proc.name").parse::<u32>().is_ok(), "{a}");
+    assert_host(&a);
+    assert_no_alert(d, FILELESS, benign, "python exec'ing /bin/true from disk");
+}
+
+#[test]
+fn reverse_shell() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    // Benign: a shell reading its input from a pipe.
+    let mut child = cmd("sh").args(["-c", "read -r line; true"]).stdin(Stdio::piped()).spawn().unwrap();
+    let benign = child.id();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+
+    let (_listener, port) = listen_loopback();
+    let code = format!(
+        "import os, socket\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         for i in (0, 1, 2): os.dup2(s.fileno(), i)\n\
+         os.execv('/bin/sh', ['sh', '-c', 'true'])"
+    );
+    let pid = run_ok(cmd(&py).args(["-c", &code]));
+    let a = expect_alert(d, REVERSE_SHELL, pid);
+    assert_eq!(text(&a, "proc.name"), "sh", "{a}");
+    assert!(text(&a, "proc.stdin.name").ends_with(&format!("->127.0.0.1:{port}")), "{a}");
+    assert!(text(&a, "proc.stdout.name").ends_with(&format!("->127.0.0.1:{port}")), "{a}");
+    assert_host(&a);
+    assert_no_alert(d, REVERSE_SHELL, benign, "a shell reading a pipe");
+}
+
+#[test]
+fn shell_spawned_by_a_network_service() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    // Python under other names: the process is called what it was started as.
+    let dir = tempdir();
+    let (nginx, mytool) = (dir.path().join("nginx"), dir.path().join("mytool"));
+    symlink(&py, &nginx);
+    symlink(&py, &mytool);
+    let code = "import subprocess; subprocess.run(['sh', '-c', 'true'], check=True)";
+    let benign = run_ok(cmd(&mytool).args(["-c", code]));
+    let service = run_ok(cmd(&nginx).args(["-c", code]));
+    let a = expect_alert_of_child(d, SERVICE_SHELL, service);
+    assert_eq!((text(&a, "proc.name"), text(&a, "proc.pname")), ("sh", "nginx"), "{a}");
+    assert_eq!(text(&a, "proc.cmdline"), "sh -c true", "{a}");
+    assert_host(&a);
+    assert_no_alert(d, SERVICE_SHELL, benign, "a program called mytool starting a shell");
+}
+
+#[test]
+fn downloaded_script_piped_into_a_shell() {
+    require_root!();
+    let fetch = match (tool("curl"), tool("wget")) {
+        (Some(_), _) => "curl -s file:///dev/null | sh",
+        // Port 1 refuses at once; the shell still reads wget's (empty) output.
+        (None, Some(_)) => "wget -q -O - http://127.0.0.1:1/ | sh",
+        (None, None) => {
+            eprintln!("SKIPPED downloaded_script_piped_into_a_shell: neither curl nor wget is installed");
+            return;
+        }
+    };
+    let d = shared_alert_daemon();
+    // Benign: a shell reading a script from a pipe fed by something that does not download.
+    let benign = run(cmd("sh").args(["-c", "echo true | sh"]));
+    let outer = run(cmd("sh").args(["-c", fetch]));
+    let a = expect_alert_of_child(d, PIPE_TO_SHELL, outer);
+    assert_eq!(text(&a, "proc.name"), "sh", "{a}");
+    assert_eq!(text(&a, "proc.pcmdline"), format!("sh -c {fetch}"), "{a}");
+    assert_host(&a);
+    assert_no_alert(d, PIPE_TO_SHELL, benign, "echo true | sh");
+}
+
+#[test]
+fn shell_spawned_in_a_container() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let host = run_ok(cmd("sh").args(["-c", "id"]));
+    let pid = run_ok(&mut in_container(&c, "sh", &["-c", "id"]));
+    let a = expect_alert(d, CONTAINER_SHELL, pid);
+    assert_eq!(text(&a, "container.id"), c.short_id(), "{a}");
+    assert_eq!(text(&a, "container.id").len(), 12);
+    assert_eq!(text(&a, "proc.cmdline"), "sh -c id", "{a}");
+    assert_eq!(text(&a, "evt.type"), "execve", "{a}");
+    assert_no_alert(d, CONTAINER_SHELL, host, "sh -c id on the host");
+}
+
+#[test]
+fn renamed_and_fileless_copies_of_a_shell_are_shells() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let dir = tempdir();
+    let shell = std::fs::canonicalize("/bin/sh").unwrap();
+    // A copy under an innocent name: neither its name nor its path says shell.
+    let copy = dir.path().join("innocent");
+    std::fs::copy(&shell, &copy).unwrap();
+    let pid = run_ok(&mut in_container(&c, &copy, &["-c", "id; true"]));
+    let a = expect_alert(d, CONTAINER_SHELL, pid);
+    assert_eq!(text(&a, "proc.name"), "innocent", "{a}");
+    assert_eq!(text(&a, "proc.exe_original"), shell.to_str().unwrap(), "{a}");
+    assert_in(&a, &c);
+    // The same shell loaded into a memfd and run from there; it stays alive for a moment so its
+    // executable can be read through /proc.
+    let code = format!(
+        "import os\n\
+         fd = os.memfd_create('x', 0)\n\
+         data = memoryview(open('{}', 'rb').read())\n\
+         while data: data = data[os.write(fd, data):]\n\
+         os.execv(f'/proc/self/fd/{{fd}}', ['x', '-c', 'sleep 0.5; true'])",
+        shell.display()
+    );
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", &code]));
+    let a = expect_alert(d, CONTAINER_SHELL, pid);
+    assert!(text(&a, "proc.exepath").starts_with("/memfd:x"), "{a}");
+    assert_eq!(text(&a, "proc.exe_original"), shell.to_str().unwrap(), "{a}");
+    expect_alert(d, FILELESS, pid);
+    // A copy of a program that is not a shell stays what it is.
+    let other = dir.path().join("innocent2");
+    std::fs::copy("/bin/true", &other).unwrap();
+    let benign = run_ok(&mut in_container(&c, &other, &[]));
+    barrier(d);
+    assert_no_alert(d, CONTAINER_SHELL, benign, "a renamed copy of true");
+}
+
+#[test]
+fn shell_spawned_by_an_interpreter() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let code = "import subprocess; subprocess.run(['sh', '-c', 'true'], check=True)";
+    // Benign: the same on the host, where build and admin scripts do it all day.
+    let host = run_ok(cmd(&py).args(["-c", code]));
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", code]));
+    let a = expect_alert_of_child(d, INTERPRETER_SHELL, pid);
+    assert_eq!((text(&a, "proc.name"), text(&a, "proc.pname")), ("sh", "python3"), "{a}");
+    assert!(text(&a, "proc.pcmdline").contains("subprocess"), "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, INTERPRETER_SHELL, host, "python starting a shell on the host");
+}
+
+#[test]
+fn interactive_shell_with_a_terminal() {
+    require_root!();
+    let script = require_tool!("script");
+    let d = shared_alert_daemon();
+    // `script` runs `$SHELL -c <command>` on a new pseudo-terminal: a shell on a terminal whose
+    // parent is `script`, not a shell or a terminal emulator. That shell starts another shell
+    // (not last, so it is not exec'd in place): one with a shell for a parent, which is benign.
+    let s = run_ok(cmd(&script).env("SHELL", "/bin/sh").args(["-qc", "sh -c 'sh -c true; :'", "/dev/null"]));
+    let a = expect_alert_of_child(d, TERMINAL_SHELL, s);
+    assert_eq!(text(&a, "proc.pname"), "script", "{a}");
+    assert_ne!(num(&a, "proc.tty"), Some(0), "{a}");
+    assert!(num(&a, "proc.tty").is_some(), "{a}");
+    assert_host(&a);
+    let terminal_shell = num(&a, "proc.pid").unwrap() as u32;
+    barrier(d);
+    let found =
+        d.matching(|v| rule(v) == TERMINAL_SHELL && num(v, "proc.ppid") == Some(u64::from(terminal_shell)));
+    assert!(found.is_empty(), "a shell started by the terminal's shell raised it:\n{}", show(&found));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sensitive files
+
+#[test]
+fn sensitive_file_read_by_an_unexpected_program() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let benign = run_ok(cmd("cat").arg("/etc/hostname"));
+    let pid = run_ok(cmd("cat").arg("/etc/shadow"));
+    let a = expect_alert(d, SENSITIVE_READ, pid);
+    assert_eq!(text(&a, "fd.name"), "/etc/shadow", "{a}");
+    assert_eq!(text(&a, "proc.name"), "cat", "{a}");
+    assert_eq!(text(&a, "proc.cmdline"), "cat /etc/shadow", "{a}");
+    assert_host(&a);
+    assert_no_alert(d, SENSITIVE_READ, benign, "cat /etc/hostname");
+}
+
+#[test]
+fn environment_of_another_process_read() {
+    require_root!();
+    let d = shared_alert_daemon();
+    // Benign: a process reading its own environment (the daemon sees /proc/<its pid>/environ).
+    let benign = run_ok(cmd("cat").arg("/proc/self/environ"));
+    // ... also through its thread's directory (/proc/<pid>/task/<tid>/environ).
+    let benign_task = run_ok(cmd("cat").arg("/proc/thread-self/environ"));
+    // Another process: one of ours, so that reading it is allowed wherever the test runs.
+    let mut other = cmd("sleep").arg("60").spawn().unwrap();
+    let environ = format!("/proc/{}/environ", other.id());
+    let pid = run_ok(cmd("cat").arg(&environ));
+    let _ = other.kill();
+    let _ = other.wait();
+    let a = expect_alert(d, ENVIRON_READ, pid);
+    assert_eq!(text(&a, "fd.name"), environ, "{a}");
+    assert_eq!(text(&a, "proc.name"), "cat", "{a}");
+    assert_host(&a);
+    assert_no_alert(d, ENVIRON_READ, benign, "cat /proc/self/environ");
+    assert_no_alert(d, ENVIRON_READ, benign_task, "cat /proc/thread-self/environ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes to system locations
+
+#[test]
+fn write_below_a_system_directory() {
+    require_root!();
+    let unshare = require_tool!("unshare");
+    let d = shared_alert_daemon();
+    let dir = tempdir();
+    // Benign: a file written in a temporary directory, and a system file read.
+    let benign = run_ok(cmd("touch").arg(dir.path().join("file")));
+    let reader = run_ok(cmd("cat").arg("/etc/hostname"));
+    // The writes land on a tmpfs mounted over the directory in a mount namespace of their own:
+    // the path is the system one, the host's directory is untouched.
+    for target in ["/etc/cron.d", "/usr/local/bin"] {
+        let file = format!("{target}/monitor-rules-test");
+        let script = format!("mount -t tmpfs monitor-test {target} && exec touch {file}");
+        let pid = run_ok(cmd(&unshare).args(["--mount", "--propagation", "private", "sh", "-c", &script]));
+        let a = d.wait_for_or_show(
+            &format!("`{SYSTEM_WRITE}` for {file}"),
+            |v| alert_for(v, SYSTEM_WRITE, pid) && text(v, "fd.name") == file,
+            |v| involves(v, pid),
+        );
+        assert_eq!(text(&a, "proc.name"), "touch", "{a}");
+        assert!(text(&a, "evt.arg.flags").contains("O_CREAT"), "{a}");
+        assert_host(&a);
+        assert!(!Path::new(&file).exists(), "{file} was written on the host");
+    }
+    assert_no_alert(d, SYSTEM_WRITE, benign, "touch in a temporary directory");
+    assert_no_alert(d, SYSTEM_WRITE, reader, "cat /etc/hostname");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools that rarely belong in a running container
+
+/// `program args` on the host is benign; the same in a container raises `rule_name`.
+fn container_only(rule_name: &str, program: &Path, args: &[&str]) -> Value {
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let host = run(cmd(program).args(args));
+    let pid = run(&mut in_container(&c, program, args));
+    let a = expect_alert(d, rule_name, pid);
+    assert_in(&a, &c);
+    assert_eq!(text(&a, "evt.type"), "execve", "{a}");
+    assert_no_alert(d, rule_name, host, &format!("{} on the host", program.display()));
+    a
+}
+
+#[test]
+fn network_tool_run_in_a_container() {
+    require_root!();
+    // A harmless program under the name of netcat.
+    let dir = tempdir();
+    let nc = dir.path().join("nc");
+    symlink(Path::new("/bin/true"), &nc);
+    let a = container_only(NETWORK_TOOL, &nc, &["-h"]);
+    assert_eq!(text(&a, "proc.name"), "nc", "{a}");
+}
+
+#[test]
+fn user_management_tool_run_in_a_container() {
+    require_root!();
+    let dir = tempdir();
+    // The real useradd only prints its usage; a stand-in when it is not installed.
+    let useradd = tool("useradd").unwrap_or_else(|| {
+        let p = dir.path().join("useradd");
+        symlink(Path::new("/bin/true"), &p);
+        p
+    });
+    let a = container_only(USER_MANAGEMENT, &useradd, &["--help"]);
+    assert_eq!(text(&a, "proc.name"), "useradd", "{a}");
+    assert_eq!(text(&a, "proc.cmdline"), "useradd --help", "{a}");
+}
+
+#[test]
+fn scheduling_tool_run_in_a_container() {
+    require_root!();
+    // Not the real crontab: a harmless program under its name.
+    let dir = tempdir();
+    let crontab = dir.path().join("crontab");
+    symlink(Path::new("/bin/true"), &crontab);
+    let a = container_only(SCHEDULING_TOOL, &crontab, &["-l"]);
+    assert_eq!(text(&a, "proc.name"), "crontab", "{a}");
+}
+
+#[test]
+fn namespace_or_mount_tool_run_in_a_container() {
+    require_root!();
+    let nsenter = require_tool!("nsenter");
+    let a = container_only(NAMESPACE_TOOL, &nsenter, &["--help"]);
+    assert_eq!(text(&a, "proc.name"), "nsenter", "{a}");
+}
+
+#[test]
+fn package_manager_run_in_a_container() {
+    require_root!();
+    let dpkg = require_tool!("dpkg");
+    let a = container_only(PACKAGE_MANAGER, &dpkg, &["--version"]);
+    assert_eq!(text(&a, "proc.cmdline"), "dpkg --version", "{a}");
+}
+
+#[test]
+fn discovery_command_run_in_a_container() {
+    require_root!();
+    let id = require_tool!("id");
+    let a = container_only(DISCOVERY, &id, &[]);
+    assert_eq!(text(&a, "proc.name"), "id", "{a}");
+}
+
+#[test]
+fn setuid_bit_set_in_a_container() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt as _;
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let dir = tempdir();
+    let file = dir.path().join("program");
+    std::fs::write(&file, "").unwrap();
+    let path = file.to_str().unwrap();
+    // Benign: an ordinary mode change, in the container too.
+    let benign = run_ok(&mut in_container(&c, "chmod", &["644", path]));
+    let pid = run_ok(&mut in_container(&c, "chmod", &["u+s", path]));
+    let a = expect_alert(d, SETUID, pid);
+    assert_eq!(text(&a, "proc.cmdline"), format!("chmod u+s {path}"), "{a}");
+    assert_in(&a, &c);
+    assert_ne!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o4000, 0, "chmod u+s did nothing");
+    assert_no_alert(d, SETUID, benign, "chmod 644 in a container");
+}
+
+#[test]
+fn os_release_read_in_a_container() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let host = run_ok(cmd("cat").arg("/etc/os-release"));
+    let pid = run_ok(&mut in_container(&c, "cat", &["/etc/os-release"]));
+    let a = expect_alert(d, OS_RELEASE, pid);
+    // /etc/os-release is usually a symlink: the file read is what it points to.
+    assert_eq!(text(&a, "fd.name"), common::canonical("/etc/os-release"), "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, OS_RELEASE, host, "cat /etc/os-release on the host");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network
+
+#[test]
+fn container_contacted_the_cloud_metadata_service() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let metadata = LoopbackAddress::add("169.254.169.254");
+    let (_listener, port) = metadata.listen();
+    let (_local, local_port) = listen_loopback();
+    // Benign: the host asking (the node's own agents do), and the container talking to a
+    // local service.
+    let host = run_ok(cmd(&py).args(["-c", &py_connect("169.254.169.254", port)]));
+    let local = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("127.0.0.1", local_port)]));
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("169.254.169.254", port)]));
+    let a = expect_alert(d, METADATA, pid);
+    assert_eq!(text(&a, "fd.sip"), "169.254.169.254", "{a}");
+    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(text(&a, "evt.type"), "connect", "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, METADATA, host, "the host connecting to the metadata address");
+    assert_no_alert(d, METADATA, local, "a container connecting to 127.0.0.1");
+}
+
+#[test]
+fn connection_to_a_port_used_by_miners_or_reverse_shells() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let (_listener, port) = SUSPICIOUS_PORTS
+        .iter()
+        .find_map(|&p| TcpListener::bind(("127.0.0.1", p)).ok().map(|l| (l, p)))
+        .expect("every suspicious port is taken");
+    // Benign: the same connection to an ordinary port.
+    let (_ordinary, ordinary_port) =
+        std::iter::repeat_with(listen_loopback).find(|(_, p)| !SUSPICIOUS_PORTS.contains(p)).unwrap();
+    let benign = run_ok(cmd(&py).args(["-c", &py_connect("127.0.0.1", ordinary_port)]));
+    let pid = run_ok(cmd(&py).args(["-c", &py_connect("127.0.0.1", port)]));
+    let a = expect_alert(d, SUSPICIOUS_PORT, pid);
+    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(text(&a, "fd.sip"), "127.0.0.1", "{a}");
+    assert_host(&a);
+    assert_no_alert(d, SUSPICIOUS_PORT, benign, &format!("a connection to port {ordinary_port}"));
+}
+
+#[test]
+fn shell_opened_a_network_connection() {
+    require_root!();
+    let bash = require_tool!("bash");
+    let d = shared_alert_daemon();
+    let remote = LoopbackAddress::add("192.0.2.10");
+    let (_listener, port) = remote.listen();
+    let (_local, local_port) = listen_loopback();
+    // Benign: a shell talking to a local service.
+    let benign = run_ok(cmd(&bash).args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{local_port}")]));
+    let pid = run_ok(cmd(&bash).args(["-c", &format!("exec 3<>/dev/tcp/192.0.2.10/{port}")]));
+    let a = expect_alert(d, SHELL_CONNECT, pid);
+    assert_eq!(text(&a, "fd.sip"), "192.0.2.10", "{a}");
+    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(text(&a, "proc.name"), "bash", "{a}");
+    assert_host(&a);
+    assert_no_alert(d, SHELL_CONNECT, benign, "bash connecting to 127.0.0.1");
+}
+
+#[test]
+fn interpreter_in_a_container_connected_outside_the_private_networks() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let public = LoopbackAddress::add("203.0.113.10");
+    let (_listener, port) = public.listen();
+    let (_local, local_port) = listen_loopback();
+    // Benign: the interpreter talking to a local service.
+    let benign = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("127.0.0.1", local_port)]));
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("203.0.113.10", port)]));
+    let a = expect_alert(d, INTERPRETER_CONNECT, pid);
+    assert_eq!(text(&a, "fd.sip"), "203.0.113.10", "{a}");
+    assert_eq!(text(&a, "proc.name"), "python3", "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, INTERPRETER_CONNECT, benign, "python in a container connecting to 127.0.0.1");
+    assert_no_alert(d, UNEXPECTED_DESTINATION, benign, "python in a container connecting to 127.0.0.1");
+}
+
+#[test]
+fn container_connected_to_an_unexpected_destination() {
+    require_root!();
+    let bash = require_tool!("bash");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let public = LoopbackAddress::add("192.0.2.20");
+    let (_listener, port) = public.listen();
+    let (_local, local_port) = listen_loopback();
+    let connect = |ip: &str, port: u16| {
+        run_ok(&mut in_container(&c, &bash, &["-c", &format!("exec 3<>/dev/tcp/{ip}/{port}")]))
+    };
+    // Benign: a local service, and DNS (port 53) on the same address, which is allowed.
+    let local = connect("127.0.0.1", local_port);
+    let dns = TcpListener::bind("192.0.2.20:53").ok().map(|l| (l, connect("192.0.2.20", 53)));
+    let pid = connect("192.0.2.20", port);
+    let a = expect_alert(d, UNEXPECTED_DESTINATION, pid);
+    assert_eq!(text(&a, "fd.sip"), "192.0.2.20", "{a}");
+    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, UNEXPECTED_DESTINATION, local, "a container connecting to 127.0.0.1");
+    match dns {
+        Some((_l, dns)) => {
+            assert_no_alert(d, UNEXPECTED_DESTINATION, dns, "a container connecting to port 53")
+        }
+        None => eprintln!("note: 192.0.2.20:53 is taken; the DNS exception was not checked"),
+    }
+}
+
+/// A user extends our allow list from a file of their own, without editing ours.
+#[test]
+fn allowed_destinations_extend_from_a_users_rules_file() {
+    require_root!();
+    let bash = require_tool!("bash");
+    let dir = tempdir();
+    let extra = dir.path().join("override.yaml");
+    std::fs::write(
+        &extra,
+        "- list: monitor_allowed_outbound_destinations\n  \
+         items: [\"198.51.100.0/24\"]\n  \
+         override:\n    \
+         items: append\n",
+    )
+    .unwrap();
+    let tuned = Daemon::start_with(Options {
+        command: &["run", "--format", "json"],
+        args: &["--config", "/dev/null", "--rules", "bundled", "--rules", extra.to_str().unwrap()],
+        ..Default::default()
+    });
+    let shared = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let allowed = LoopbackAddress::add("198.51.100.7");
+    let (_listener, port) = allowed.listen();
+    let pid = run_ok(&mut in_container(&c, &bash, &["-c", &format!("exec 3<>/dev/tcp/198.51.100.7/{port}")]));
+    // Without the user's file the destination is unexpected...
+    let a = expect_alert(shared, UNEXPECTED_DESTINATION, pid);
+    assert_eq!(text(&a, "fd.sip"), "198.51.100.7", "{a}");
+    assert_in(&a, &c);
+    // ...with it, it is not; the daemon did see the connection (the shell rule, which the list
+    // does not cover, fired for it).
+    let shell = expect_alert(&tuned, SHELL_CONNECT, pid);
+    assert_eq!(text(&shell, "fd.sip"), "198.51.100.7", "{shell}");
+    assert_no_alert(&tuned, UNEXPECTED_DESTINATION, pid, "a connection to the user's allowed network");
+    tuned.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine: literal paths match by file identity
+
+#[test]
+fn hard_link_to_a_watched_file_matches_by_identity() {
+    require_root!();
+    let dir = tempdir();
+    let base = PathBuf::from(common::canonical(dir.path().to_str().unwrap()));
+    let (secret, alias, copy) = (base.join("secret"), base.join("alias"), base.join("copy"));
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::write(&copy, "s3cret\n").unwrap();
+    let rules = base.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: Test secret read\n  \
+             desc: the test's secret file opened, by whatever name\n  \
+             condition: evt.type in (open, openat) and fd.name = {}\n  \
+             output: Test secret read (file=%fd.name)\n  \
+             priority: WARNING\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_with(Options {
+        command: &["run", "--format", "json"],
+        args: &["--config", "/dev/null", "--rules", "bundled", "--rules", rules.to_str().unwrap()],
+        ..Default::default()
+    });
+    std::fs::hard_link(&secret, &alias).unwrap();
+    // Benign: a different file with the same content.
+    let benign = run_ok(cmd("cat").arg(&copy));
+    let direct = run_ok(cmd("cat").arg(&secret));
+    let pid = run_ok(cmd("cat").arg(&alias));
+    let a = expect_alert(&d, "Test secret read", pid);
+    assert_eq!(text(&a, "fd.name"), alias.to_str().unwrap(), "{a}");
+    assert_eq!(text(&a, "proc.name"), "cat", "{a}");
+    let a = expect_alert(&d, "Test secret read", direct);
+    assert_eq!(text(&a, "fd.name"), secret.to_str().unwrap(), "{a}");
+    assert_no_alert(&d, "Test secret read", benign, "cat of a copy");
+    d.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Everyday work raises nothing
+
+#[test]
+fn compiler_pipeline_and_plain_reads_raise_no_alert() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let dir = tempdir();
+    let dir_name = dir.path().to_str().unwrap().to_owned();
+    let mut pids = Vec::new();
+    if let Some(cc) = tool("cc") {
+        let src = dir.path().join("main.c");
+        std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+        pids.push(run_ok(cmd(cc).arg("-o").arg(dir.path().join("main")).arg(&src)));
+    } else if let Some(rustc) = tool("rustc") {
+        let src = dir.path().join("main.rs");
+        std::fs::write(&src, "fn main() {}\n").unwrap();
+        pids.push(run_ok(cmd(rustc).arg("-o").arg(dir.path().join("main")).arg(&src)));
+    } else {
+        eprintln!("note: neither cc nor rustc is installed; no compiler was run");
+    }
+    pids.push(run_ok(cmd("sh").args(["-c", "cat /etc/hostname | tr a-z A-Z | sort | wc -l"])));
+    pids.push(run_ok(cmd("cat").arg("/etc/hostname")));
+    std::thread::sleep(Duration::from_secs(2));
+    barrier(d);
+    let ours = |v: &Value| {
+        [num(v, "proc.pid"), num(v, "proc.ppid")].iter().flatten().any(|p| pids.contains(&(*p as u32)))
+            || text(v, "proc.cmdline").contains(&dir_name)
+    };
+    let found = d.matching(ours);
+    assert!(found.is_empty(), "everyday commands raised alerts:\n{}", show(&found));
+}
