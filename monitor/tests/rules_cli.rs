@@ -171,3 +171,32 @@ fn replay_raises_the_alerts_recorded_events_call_for() {
     assert!(shadow["time"].as_str().unwrap().ends_with('Z'));
     assert!(text(&out.stderr).contains("rule evaluations/s"));
 }
+
+#[test]
+fn a_bad_config_is_refused_with_file_line_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("monitor.yaml");
+    std::fs::write(&config, "rules: [bundled]\nrate_limit:\n  per_second: 10\n  burts: 5\n").unwrap();
+    for args in [vec!["rules", "check"], vec!["replay", "/dev/null"], vec!["run"]] {
+        let mut args = args.clone();
+        args.extend(["--config", config.to_str().unwrap()]);
+        let out = monitor(&args);
+        assert!(!out.status.success(), "{args:?} accepted a bad config");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{}:4:3", config.display())) && stderr.contains("burts"),
+            "{args:?}: {stderr}"
+        );
+        // Refused before anything was loaded or attached.
+        assert!(!stderr.contains("sensors attached"), "{stderr}");
+    }
+    // A rules path the config names must exist.
+    std::fs::write(&config, "rules: [/nonexistent/rules.yaml]\n").unwrap();
+    let out = monitor(&["rules", "check", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("/nonexistent/rules.yaml: cannot read rules"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -61,6 +61,9 @@ pub fn load_rules(config: &Config) -> Result<Ruleset> {
     if errors > 0 {
         bail!("{errors} error(s) in the rules; nothing was started (check them with `monitor rules check`)");
     }
+    if ruleset.enabled_count() == 0 {
+        tracing::warn!(paths = ?paths, "no enabled rules were loaded: no alerts will be raised");
+    }
     tracing::info!(
         enabled = ruleset.enabled_count(),
         skipped = ruleset.skipped.len(),
