@@ -419,7 +419,7 @@ impl Field {
             EvtTime | EvtRawTime => V::Int(ev.time_ns as i64),
             EvtNum => V::Int(ev.num as i64),
             EvtCpu => V::Int(ev.cpu.into()),
-            EvtRes => V::Str(Cow::Owned(errno_name(ev.res))),
+            EvtRes => V::Str(errno_name(ev.res)),
             EvtRawRes => V::Int(ev.res),
             EvtFailed => V::Bool(ev.res < 0),
             EvtIsOpenRead => open.map_or(V::Null, |o| V::Bool(is_open_read(o.flags))),

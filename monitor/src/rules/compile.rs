@@ -611,7 +611,15 @@ impl Test {
                 ordered(*op, ord)
             }
             (Self::Contains(p), FieldValue::Str(s)) => s.contains(p.as_str()),
-            (Self::IContains(p), FieldValue::Str(s)) => s.to_lowercase().contains(p.as_str()),
+            (Self::IContains(p), FieldValue::Str(s)) => {
+                if p.is_ascii() {
+                    // No lowercased copy per event: ASCII case folding in place.
+                    p.is_empty()
+                        || s.as_bytes().windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+                } else {
+                    s.to_lowercase().contains(p.as_str())
+                }
+            }
             (Self::StartsWith(p), FieldValue::Str(s)) => s.starts_with(p.as_str()),
             (Self::EndsWith(p), FieldValue::Str(s)) => s.ends_with(p.as_str()),
             (Self::BContains(p), FieldValue::Str(s)) => {
