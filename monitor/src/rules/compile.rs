@@ -78,6 +78,8 @@ enum Test {
     BStartsWith(Vec<u8>),
     EndsWith(String),
     Glob(globset::GlobMatcher),
+    /// Several globs on one field, or'ed: matched in one pass.
+    GlobSet(globset::GlobSet),
     Regex(regex::Regex),
     InStr(HashSet<String>),
     InInt(HashSet<i64>),
@@ -627,6 +629,7 @@ impl Test {
             }
             (Self::BStartsWith(p), FieldValue::Str(s)) => s.as_bytes().starts_with(p),
             (Self::Glob(g), FieldValue::Str(s)) => g.is_match(s.as_ref()),
+            (Self::GlobSet(g), FieldValue::Str(s)) => g.is_match(s.as_ref()),
             (Self::Regex(r), FieldValue::Str(s)) => r.is_match(s),
             (Self::InStr(set), FieldValue::Str(s)) => set.contains(s.as_ref()),
             (Self::InInt(set), FieldValue::Int(i)) => set.contains(i),
@@ -745,6 +748,7 @@ impl Matcher {
                         m => out.push(m),
                     }
                 }
+                merge_globs(&mut out);
                 match out.len() {
                     0 => Self::False,
                     1 => out.pop().expect("one"),
@@ -774,6 +778,47 @@ impl Matcher {
                 }
             }
         }
+    }
+}
+
+/// `f glob a or f glob b or ...` -> one glob set on `f`, which matches all patterns in one pass
+/// instead of one pass per pattern.
+fn merge_globs(terms: &mut Vec<Matcher>) {
+    let glob_field = |m: &Matcher| match m {
+        Matcher::Check(c) if !c.negate && c.transformers.is_empty() && matches!(c.test, Test::Glob(_)) => {
+            Some(c.field.name())
+        }
+        _ => None,
+    };
+    let mut fields: Vec<String> = terms.iter().filter_map(glob_field).collect();
+    fields.sort();
+    fields.dedup();
+    for field in fields {
+        let idx: Vec<usize> =
+            (0..terms.len()).filter(|&i| glob_field(&terms[i]).as_ref() == Some(&field)).collect();
+        if idx.len() < 2 {
+            continue;
+        }
+        let mut builder = globset::GlobSetBuilder::new();
+        for &i in &idx {
+            if let Matcher::Check(c) = &terms[i]
+                && let Test::Glob(g) = &c.test
+            {
+                builder.add(g.glob().clone());
+            }
+        }
+        let Ok(set) = builder.build() else { continue };
+        let Matcher::Check(first) = &terms[idx[0]] else { continue };
+        let merged = Matcher::Check(Box::new(CheckMatcher {
+            field: first.field.clone(),
+            transformers: Vec::new(),
+            test: Test::GlobSet(set),
+            negate: false,
+        }));
+        for &i in idx.iter().rev() {
+            terms.remove(i);
+        }
+        terms.push(merged);
     }
 }
 

@@ -139,6 +139,10 @@ fn string_operators() {
         ("fd.name glob '/etc/*'", true),
         ("fd.name glob '/e?c/sh[a-z]dow'", true),
         ("fd.name glob '/etc'", false),
+        // Or'ed globs on one field are matched as one set.
+        ("fd.name glob '/x/*' or fd.name glob '/etc/sh*' or proc.name = zsh", true),
+        ("fd.name glob '/x/*' or fd.name glob '/y/*' or proc.name = zsh", false),
+        ("fd.name glob '/x/*' or fd.name iglob '/ETC/SHADOW'", true),
         ("fd.name iglob '/ETC/*'", true),
         ("fd.name regex '/etc/s.*w'", true),
         // Falco's regex is a full match.
