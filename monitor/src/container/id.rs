@@ -17,11 +17,11 @@ pub struct ContainerId {
 impl ContainerId {
     /// The 12-hex short id (Falco's container.id).
     pub fn short(&self) -> &str {
-        &self.full[..12]
+        self.full.get(..12).unwrap_or(&self.full)
     }
 }
 
-fn is_hex64(s: &str) -> bool {
+pub fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 const SYSTEM_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin"];
 /// Executables larger than this are not compared (a copy of a shell or tool is far smaller).
-const MAX_COMPARE_BYTES: u64 = 64 << 20;
+const MAX_COMPARE_BYTES: u64 = 16 << 20;
 /// How long the index of system binaries is trusted before a miss rebuilds it.
 const INDEX_TTL: Duration = Duration::from_secs(600);
 const CACHE_MAX: usize = 16384;

@@ -335,6 +335,12 @@ impl Field {
         Ok(field)
     }
 
+    /// Known to the registry but not filled yet (container runtime and Kubernetes metadata):
+    /// it reads as null.
+    pub fn is_unfilled(&self) -> bool {
+        matches!(self.def.id, ContainerMeta | K8sMeta)
+    }
+
     pub fn ty(&self) -> FieldType {
         self.def.ty
     }

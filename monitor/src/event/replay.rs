@@ -151,7 +151,7 @@ pub fn event_from_json(line: &str) -> Result<Event, ReplayError> {
             full: full.to_owned(),
             runtime: intern(o.str("container.type").unwrap_or(""), RUNTIMES),
         })
-        .filter(|c| c.full.len() >= 12);
+        .filter(|c| crate::container::is_hex64(&c.full));
     Ok(Event {
         evt_type,
         num: o.int("evt.num") as u64,

@@ -171,7 +171,14 @@ pub struct Compiler<'d> {
     foreign_types: Vec<String>,
     /// Every identity set made, for the ruleset to refresh.
     pub identities: Vec<Arc<PathIdentities>>,
+    depth: usize,
+    /// The first field used that the monitor knows but does not fill yet.
+    pub unfilled: Option<(String, Span)>,
 }
+
+/// Nesting of a condition with its macros expanded; deeper is refused (the matcher's evaluation
+/// recurses as deep).
+const MAX_EXPANDED_DEPTH: usize = 1000;
 
 impl<'d> Compiler<'d> {
     pub fn new(defs: &'d Definitions) -> Self {
@@ -182,12 +189,15 @@ impl<'d> Compiler<'d> {
             unsupported: None,
             foreign_types: Vec::new(),
             identities: Vec::new(),
+            depth: 0,
+            unfilled: None,
         }
     }
 
     /// Compiles a rule's condition (and its exceptions, already folded into the text).
     pub fn compile(&mut self, text: &LocatedText) -> Result<Compiled, Problem> {
         self.unsupported = None;
+        self.unfilled = None;
         self.foreign_types.clear();
         let expr = parse_located(text).map_err(Problem::Error)?;
         let matcher = self.expr(&expr, text).map_err(Problem::Error)?;
@@ -203,14 +213,18 @@ impl<'d> Compiler<'d> {
     fn type_set<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> TypeSet {
         let mut set = TypeSet::EMPTY;
         for n in names {
-            // Falco's fork-family names all arrive as our one process-creation event.
-            let ours = if matches!(n, "fork" | "vfork" | "clone3") { "clone" } else { n };
-            match TypeSet::index_of(ours) {
+            // fork, vfork and clone3 are not aliased to our clone event: under `!=` or `not in` an
+            // alias would exclude the clone events the rule means to keep.
+            match TypeSet::index_of(n) {
                 Some(i) => set.insert(i),
                 None => self.foreign_types.push(n.to_owned()),
             }
         }
         set
+    }
+
+    pub fn is_list(&self, name: &str) -> bool {
+        self.defs.lists.contains_key(name)
     }
 
     /// Checks a macro's own syntax, used or not.
@@ -229,6 +243,26 @@ impl<'d> Compiler<'d> {
     }
 
     fn expr(&mut self, e: &Expr, text: &LocatedText) -> Result<Matcher, Diagnostic> {
+        self.depth += 1;
+        let r = self.expr_inner(e, text);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, e: &Expr, text: &LocatedText) -> Result<Matcher, Diagnostic> {
+        if self.depth > MAX_EXPANDED_DEPTH {
+            let at = match e {
+                Expr::Macro { at, .. } => at.clone(),
+                Expr::Check(c) => c.at.clone(),
+                _ => 0..0,
+            };
+            return Err(Diagnostic::error(
+                Some(text.span(at)),
+                format!(
+                    "the condition nests deeper than {MAX_EXPANDED_DEPTH} levels once its macros are expanded"
+                ),
+            ));
+        }
         Ok(match e {
             Expr::And(t) => Matcher::And(t.iter().map(|e| self.expr(e, text)).collect::<Result<_, _>>()?),
             Expr::Or(t) => Matcher::Or(t.iter().map(|e| self.expr(e, text)).collect::<Result<_, _>>()?),
@@ -265,7 +299,12 @@ impl<'d> Compiler<'d> {
 
     fn field(&mut self, f: &FieldExpr, text: &LocatedText) -> Result<Option<Field>, Diagnostic> {
         match Field::lookup(&f.name, f.arg.as_deref()) {
-            Ok(field) => Ok(Some(field)),
+            Ok(field) => {
+                if field.is_unfilled() && self.unfilled.is_none() {
+                    self.unfilled = Some((f.display_name(), text.span(f.at.clone())));
+                }
+                Ok(Some(field))
+            }
             Err(FieldError::Unsupported) => {
                 if self.unsupported.is_none() {
                     let via = match self.expanding.last() {
@@ -417,7 +456,9 @@ impl<'d> Compiler<'d> {
                     }
                     Op::Glob | Op::IGlob => {
                         text_only(*op)?;
-                        let g = globset::GlobBuilder::new(v)
+                        // fnmatch, which Falco uses, has no {a,b} alternatives: braces are literal.
+                        let pattern = v.replace('{', "[{]").replace('}', "[}]");
+                        let g = globset::GlobBuilder::new(&pattern)
                             .case_insensitive(*op == Op::IGlob)
                             .literal_separator(false)
                             .backslash_escape(true)
@@ -695,8 +736,26 @@ fn compare_values(op: Op, a: &FieldValue, b: &FieldValue) -> bool {
 impl CheckMatcher {
     fn eval(&self, ev: &Event, cx: &FieldContext) -> bool {
         let v = transform(self.field.extract(ev, cx), &self.transformers);
-        if v.is_null() {
-            return false;
+        match &v {
+            FieldValue::Null => return false,
+            // No ancestors (or no addresses): nothing to compare, as with a missing value.
+            FieldValue::List(items) if items.is_empty() => return false,
+            _ => {}
+        }
+        if let Test::Field { other, .. } = &self.test {
+            // A missing right-hand field fails the check whatever the operator (Falco's rule).
+            let (field, tr) = other.as_ref();
+            if matches!(transform(field.extract(ev, cx), tr), FieldValue::Null) {
+                return false;
+            }
+        }
+        // Falco applies `!=` to each ancestor: proc.aname != bash holds when some ancestor is
+        // not bash. For addresses and ports it means none is equal.
+        if self.negate
+            && self.field.is_multi()
+            && let FieldValue::List(items) = &v
+        {
+            return items.iter().any(|i| !self.test.one(i, ev, cx));
         }
         self.test.one(&v, ev, cx) != self.negate
     }

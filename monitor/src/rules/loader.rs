@@ -311,12 +311,35 @@ impl Definitions {
                 format!("cannot modify rule `{name}`: no rule of that name is defined before"),
             ));
         };
+        if let Mode::Append = mode {
+            // Falco's `append: true` extends a rule's condition and exceptions, nothing else.
+            if item.get("condition").is_none() && item.get("exceptions").is_none() {
+                return Err(err(
+                    item,
+                    format!("`append: true` on rule `{name}` needs a `condition` or `exceptions` to append"),
+                ));
+            }
+            for (key, node) in keys(item) {
+                if !matches!(key.as_str(), "rule" | "append" | "condition" | "exceptions") {
+                    self.diagnostics.push(Diagnostic::warning(
+                        Some(node.span.clone()),
+                        format!(
+                            "`{key}` is ignored in an `append: true` item (only condition and exceptions \
+                             are appended; use `override:` to change it)"
+                        ),
+                    ));
+                }
+            }
+        }
         let rule = &mut self.rules[i];
         for (key, node) in keys(item) {
             if matches!(
                 key.as_str(),
                 "rule" | "override" | "append" | "warn_evttypes" | "skip-if-unknown-filter"
             ) {
+                continue;
+            }
+            if matches!(mode, Mode::Append) && !matches!(key.as_str(), "condition" | "exceptions") {
                 continue;
             }
             let how = mode.for_key(&key);
@@ -491,12 +514,14 @@ fn exceptions(node: &Node) -> Result<Vec<ExceptionDef>, Diagnostic> {
                 Some(f) => (vec![scalar(f, "fields")?], true),
                 None => (Vec::new(), false),
             };
-            let comps = match e.get("comps") {
+            let mut comps = match e.get("comps") {
                 Some(c @ Node { value: Value::Seq(_), .. }) => string_list(c, "comps")?,
                 Some(c) => vec![scalar(c, "comps")?],
-                None if single_field => vec!["in".to_owned()],
-                None => vec!["=".to_owned(); fields.len()],
+                None => Vec::new(),
             };
+            if comps.is_empty() {
+                comps = if single_field { vec!["in".to_owned()] } else { vec!["=".to_owned(); fields.len()] };
+            }
             if !single_field && comps.len() != fields.len() {
                 return Err(err(
                     e,

@@ -61,25 +61,29 @@ fn quote(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A scalar value quoted for a condition.
-fn quoted_scalar(v: &Node) -> Result<String, Diagnostic> {
-    v.scalar_text().map(|t| quote(&t)).ok_or_else(|| {
+/// A scalar value for a condition: quoted, except the name of a list, which Falco expands.
+fn quoted_scalar(v: &Node, is_list: &dyn Fn(&str) -> bool) -> Result<String, Diagnostic> {
+    v.scalar_text().map(|t| if is_list(&t) { t } else { quote(&t) }).ok_or_else(|| {
         Diagnostic::error(Some(v.span.clone()), format!("expected a value, found {}", v.kind()))
     })
 }
 
-/// Values as a condition list: `("a", "b")`.
-fn quoted_list(items: &[Node]) -> Result<String, Diagnostic> {
-    Ok(format!("({})", items.iter().map(quoted_scalar).collect::<Result<Vec<_>, _>>()?.join(", ")))
+/// Values as a condition list: `("a", "b", some_list)`.
+fn quoted_list(items: &[Node], is_list: &dyn Fn(&str) -> bool) -> Result<String, Diagnostic> {
+    let parts = items.iter().map(|i| quoted_scalar(i, is_list)).collect::<Result<Vec<_>, _>>()?;
+    Ok(format!("({})", parts.join(", ")))
 }
 
 /// Falco's exceptions as condition text: `(f1 c1 v1 and f2 c2 v2) or ...`.
-fn exception_text(e: &ExceptionDef) -> Result<Option<String>, Diagnostic> {
+fn exception_text(e: &ExceptionDef, is_list: &dyn Fn(&str) -> bool) -> Result<Option<String>, Diagnostic> {
     let value_text = |comp: &str, v: &Node| -> Result<String, Diagnostic> {
         match &v.value {
-            Value::Seq(items) => quoted_list(items),
-            _ if matches!(comp, "in" | "intersects" | "pmatch") => quoted_list(std::slice::from_ref(v)),
-            _ => quoted_scalar(v),
+            Value::Seq(items) => quoted_list(items, is_list),
+            _ if matches!(comp, "in" | "intersects" | "pmatch") => {
+                quoted_list(std::slice::from_ref(v), is_list)
+            }
+            // A list name only means its items where a list is expected.
+            _ => quoted_scalar(v, &|_| false),
         }
     };
     if e.values.is_empty() || e.fields.is_empty() {
@@ -87,9 +91,9 @@ fn exception_text(e: &ExceptionDef) -> Result<Option<String>, Diagnostic> {
     }
     let mut alternatives = Vec::new();
     if e.single_field {
-        let comp = e.comps[0].as_str();
+        let comp = e.comps.first().map_or("in", String::as_str);
         if matches!(comp, "in" | "intersects" | "pmatch") {
-            alternatives.push(format!("{} {comp} {}", e.fields[0], quoted_list(&e.values)?));
+            alternatives.push(format!("{} {comp} {}", e.fields[0], quoted_list(&e.values, is_list)?));
         } else {
             for v in &e.values {
                 alternatives.push(format!("{} {comp} {}", e.fields[0], value_text(comp, v)?));
@@ -164,6 +168,17 @@ impl Ruleset {
             let skip = |reason: String, span: Span| SkippedRule { name: rule.name.clone(), reason, span };
             match compile_rule(&mut compiler, rule) {
                 Ok((compiled, Compiled { matcher, foreign_types })) => {
+                    if let Some((field, at)) = compiler.unfilled.take() {
+                        diagnostics.push(Diagnostic::warning(
+                            Some(at),
+                            format!(
+                                "rule `{}` uses `{field}`, which the monitor does not fill yet (container \
+                                 runtime and Kubernetes metadata are not queried yet): it reads as null, so \
+                                 checks on it are false",
+                                rule.name
+                            ),
+                        ));
+                    }
                     let idx = ruleset.rules.len();
                     let types = types_of(&matcher);
                     if types.is_empty() {
@@ -265,7 +280,7 @@ fn compile_rule(compiler: &mut Compiler, rule: &RuleDef) -> Result<(CompiledRule
     let mut text = rule.condition.clone();
     let mut extra = Vec::new();
     for e in &rule.exceptions {
-        if let Some(t) = exception_text(e).map_err(Problem::Error)? {
+        if let Some(t) = exception_text(e, &|n| compiler.is_list(n)).map_err(Problem::Error)? {
             extra.push((e.node.clone(), t));
         }
     }

@@ -163,9 +163,11 @@ impl Node {
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Float(f) => Some(self.raw_text().map_or_else(|| f.to_string(), str::to_owned)),
-            Value::Bool(b) => Some(b.to_string()),
+            // As written: `yes`, `0x1F` and `1_000` are names and numbers to the rules language,
+            // not YAML's booleans and integers.
+            Value::Int(i) => Some(self.raw_text().map_or_else(|| i.to_string(), |t| t.trim().to_owned())),
+            Value::Float(f) => Some(self.raw_text().map_or_else(|| f.to_string(), |t| t.trim().to_owned())),
+            Value::Bool(b) => Some(self.raw_text().map_or_else(|| b.to_string(), |t| t.trim().to_owned())),
             _ => None,
         }
     }

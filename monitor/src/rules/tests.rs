@@ -446,3 +446,87 @@ fn alerter_applies_matching_policy_priority_floor_and_rate_limit() {
     assert_eq!((a.stats.alerts, a.stats.suppressed), (2, 3));
     assert!(a.report().contains("3 suppressed"), "{}", a.report());
 }
+
+#[test]
+fn falco_semantics_at_the_edges() {
+    let mut orphan = exec();
+    orphan.ancestors.clear();
+    // A missing right-hand field or no ancestors at all: nothing to compare, the check fails.
+    assert!(!matches("proc.name != val(proc.pname)", &orphan));
+    assert!(!matches("proc.aname != bash", &orphan));
+    assert!(!matches("proc.aname exists", &orphan));
+    // With ancestors nginx and systemd, `!=` holds when some ancestor differs (Falco's rule).
+    assert!(matches("proc.aname != nginx", &exec()));
+    assert!(!matches("proc.aname in (zsh)", &exec()));
+    // fork/vfork/clone3 are not our clone event: excluding them keeps clone events.
+    let clone = event("clone", Detail::Fork);
+    assert!(matches("evt.type in (clone, execve) and evt.type != fork", &clone));
+    // fnmatch has no brace alternatives.
+    assert!(!matches("proc.name glob '{bash,zsh}'", &exec()));
+    assert!(matches("proc.name glob 'ba[s]h'", &exec()));
+}
+
+#[test]
+fn yaml_scalars_keep_their_text_and_exceptions_expand_list_names() {
+    let l = load(
+        "- list: odd\n  items: [yes, 0x1F, 1_000, bash]\n\
+         - list: exc_names\n  items: [bash]\n\
+         - rule: r\n  desc: d\n  condition: evt.type = execve and proc.name in (odd)\n  output: o\n  priority: INFO\n\
+         \x20 exceptions:\n    - {name: by_list, fields: proc.name, values: [exc_names]}\n\
+         - rule: s\n  desc: d\n  condition: evt.type = execve and proc.name in (odd)\n  output: o\n  priority: INFO\n",
+    );
+    assert!(errors(&l).is_empty(), "{:?}", errors(&l));
+    let cx = FieldContext::default();
+    let names = |ev: &Event| {
+        let mut out = Vec::new();
+        l.ruleset.matching(ev, &cx, &mut out);
+        out.iter().map(|&i| l.ruleset.rules[i].name.clone()).collect::<Vec<_>>()
+    };
+    // bash is excepted from r through the list, not from s.
+    assert_eq!(names(&exec()), ["s"]);
+    let mut yes = exec();
+    yes.process = Some(process("yes", "/usr/bin/yes", &[]));
+    assert_eq!(names(&yes), ["r", "s"], "`yes` must stay a name, not become `true`");
+    let mut hex = exec();
+    hex.process = Some(process("0x1F", "/tmp/0x1F", &[]));
+    assert_eq!(names(&hex), ["r", "s"]);
+}
+
+#[test]
+fn hostile_rules_are_errors_not_crashes() {
+    // An empty comps list.
+    let l = load(
+        "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n\
+         \x20 exceptions:\n    - {name: e, fields: proc.name, comps: [], values: [bash]}\n",
+    );
+    assert!(errors(&l).is_empty(), "{:?}", errors(&l));
+    // Macros each nesting within the parser's limit, nesting far beyond it once expanded.
+    let mut yaml = String::new();
+    let depth = 150;
+    for i in 0..40 {
+        let open = "proc.name = a and (".repeat(depth);
+        let close = ")".repeat(depth);
+        let next = if i == 39 { "proc.name = b".to_owned() } else { format!("m{}", i + 1) };
+        yaml.push_str(&format!("- macro: m{i}\n  condition: \"{open}{next}{close}\"\n"));
+    }
+    yaml.push_str(
+        "- rule: r\n  desc: d\n  condition: evt.type = execve and m0\n  output: o\n  priority: INFO\n",
+    );
+    let l = std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || errors(&load(&yaml)))
+        .unwrap()
+        .join()
+        .expect("deep macros must not crash the loader");
+    assert!(l.iter().any(|e| e.contains("once its macros are expanded")), "{l:?}");
+    // Legacy append changes only the condition and exceptions.
+    let l = load(
+        "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n\
+         - rule: r\n  condition: and proc.name = bash\n  priority: DEBUG\n  enabled: false\n  append: true\n\
+         - rule: r\n  priority: DEBUG\n  append: true\n",
+    );
+    let r = &l.ruleset.rules[0];
+    assert!(r.enabled && r.priority == super::Priority::Informational);
+    assert!(errors(&l).iter().any(|e| e.contains("needs a `condition` or `exceptions`")), "{:?}", errors(&l));
+    assert!(l.diagnostics.iter().any(|d| d.message.contains("`priority` is ignored")));
+}
