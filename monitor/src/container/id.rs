@@ -12,6 +12,46 @@ pub struct ContainerId {
     pub full: String,
     /// docker, containerd, cri-o, podman, or "unknown" for a bare id under an unknown parent.
     pub runtime: &'static str,
+    /// For Kubernetes containers, what the kubepods path says about the pod.
+    pub pod: Option<PodCgroup>,
+}
+
+/// What a kubelet's cgroup layout tells about a pod: its UID and QoS class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodCgroup {
+    /// The pod UID as Kubernetes writes it (dashes; the systemd driver's underscores undone).
+    pub uid: String,
+    /// guaranteed, burstable or besteffort.
+    pub qos: &'static str,
+}
+
+fn is_pod_uid(s: &str) -> bool {
+    s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// The pod of a kubepods path: `/kubepods/burstable/pod<uid>/...` (cgroupfs driver) or
+/// `/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid_with_underscores>.slice/...`
+/// (systemd driver). Pods of the guaranteed class sit directly under kubepods.
+pub fn pod_from_cgroup_path(path: &str) -> Option<PodCgroup> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let start = comps.iter().position(|c| *c == "kubepods" || *c == "kubepods.slice")?;
+    let mut qos = "guaranteed";
+    for c in &comps[start + 1..] {
+        let stem = c.strip_suffix(".slice").unwrap_or(c);
+        if stem == "burstable" || stem.ends_with("-burstable") {
+            qos = "burstable";
+        } else if stem == "besteffort" || stem.ends_with("-besteffort") {
+            qos = "besteffort";
+        }
+        let candidate = stem.strip_prefix("pod").or_else(|| stem.rfind("-pod").map(|i| &stem[i + 4..]));
+        if let Some(uid) = candidate {
+            let uid = uid.replace('_', "-");
+            if is_pod_uid(&uid) {
+                return Some(PodCgroup { uid, qos });
+            }
+        }
+    }
+    None
 }
 
 impl ContainerId {
@@ -48,7 +88,7 @@ fn runtime_of_parent(parent: &str) -> &'static str {
 /// One path component: `<prefix>-<id>.scope`, `<prefix>-<id>`, or a bare `<id>`.
 fn component_id(comp: &str, parent: &str) -> Option<ContainerId> {
     if is_hex64(comp) {
-        return Some(ContainerId { full: comp.to_owned(), runtime: runtime_of_parent(parent) });
+        return Some(ContainerId { full: comp.to_owned(), runtime: runtime_of_parent(parent), pod: None });
     }
     let stem = comp.strip_suffix(".scope").unwrap_or(comp);
     let (prefix, id) = stem.rsplit_once('-')?;
@@ -60,13 +100,19 @@ fn component_id(comp: &str, parent: &str) -> Option<ContainerId> {
     if prefix.ends_with("-conmon") {
         return None;
     }
-    Some(ContainerId { full: id.to_owned(), runtime })
+    Some(ContainerId { full: id.to_owned(), runtime, pod: None })
 }
 
 /// The container a cgroup v2 path belongs to, or None for host processes.
 pub fn container_from_cgroup_path(path: &str) -> Option<ContainerId> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    comps.iter().enumerate().rev().find_map(|(i, c)| component_id(c, if i > 0 { comps[i - 1] } else { "" }))
+    let mut id = comps
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, c)| component_id(c, if i > 0 { comps[i - 1] } else { "" }))?;
+    id.pod = pod_from_cgroup_path(path);
+    Some(id)
 }
 
 #[cfg(test)]
@@ -99,6 +145,28 @@ mod tests {
         check(&format!("/machine.slice/libpod-{ID}.scope/container"), "podman");
         check(&format!("/libpod_parent/libpod-{ID}"), "podman");
         check(&format!("/docker-{ID}.scope"), "docker");
+    }
+
+    #[test]
+    fn pod_uid_and_qos_class_from_kubepods_paths() {
+        let uid = "0d3ae0b0-5e3c-4e2f-9f0a-1b2c3d4e5f60";
+        let systemd_uid = uid.replace('-', "_");
+        for (path, qos) in [
+            (format!("/kubepods/besteffort/pod{uid}/{ID}"), "besteffort"),
+            (format!("/kubepods/pod{uid}/{ID}"), "guaranteed"),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"
+                ),
+                "burstable",
+            ),
+            (format!("/kubepods.slice/kubepods-pod{systemd_uid}.slice/crio-{ID}.scope"), "guaranteed"),
+        ] {
+            let c = container_from_cgroup_path(&path).unwrap();
+            assert_eq!(c.pod, Some(PodCgroup { uid: uid.to_owned(), qos }), "{path}");
+        }
+        assert_eq!(container_from_cgroup_path(&format!("/docker/{ID}")).unwrap().pod, None);
+        assert_eq!(pod_from_cgroup_path("/kubepods.slice/kubepods-burstable.slice"), None);
     }
 
     #[test]

@@ -4,4 +4,4 @@ mod cgroup;
 mod id;
 
 pub use cgroup::{CgroupResolver, CgroupStats};
-pub use id::{ContainerId, container_from_cgroup_path, is_hex64};
+pub use id::{ContainerId, PodCgroup, container_from_cgroup_path, is_hex64, pod_from_cgroup_path};

@@ -121,6 +121,9 @@ enum Id {
     ContainerMeta,
     /// Kubernetes metadata: likewise.
     K8sMeta,
+    /// From the kubepods cgroup path.
+    K8sPodUid,
+    K8sPodQos,
 }
 
 pub struct FieldDef {
@@ -265,7 +268,8 @@ static FIELDS: &[FieldDef] = fields! {
     "container.privileged" Bool None ContainerMeta;
     "k8s.ns.name" Str None K8sMeta;
     "k8s.pod.name" Str None K8sMeta;
-    "k8s.pod.uid" Str None K8sMeta;
+    "k8s.pod.uid" Str None K8sPodUid;
+    "k8s.pod.qos_class" Str None K8sPodQos;
     "k8s.pod.labels" Str None K8sMeta;
     "k8s.pod.label" Str Key K8sMeta;
 };
@@ -584,6 +588,8 @@ impl Field {
             },
             ContainerType => opt_str(ev.container.as_ref().map(|c| c.runtime)),
             ContainerMeta | K8sMeta => V::Null,
+            K8sPodUid => opt_str(ev.container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str())),
+            K8sPodQos => opt_str(ev.container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.qos)),
         }
     }
 

@@ -150,6 +150,7 @@ pub fn event_from_json(line: &str) -> Result<Event, ReplayError> {
         .map(|full| ContainerId {
             full: full.to_owned(),
             runtime: intern(o.str("container.type").unwrap_or(""), RUNTIMES),
+            pod: o.str("cgroup.path").and_then(crate::container::pod_from_cgroup_path),
         })
         .filter(|c| crate::container::is_hex64(&c.full));
     Ok(Event {
