@@ -127,6 +127,7 @@ fn main() -> Result<()> {
         }
         Task::Test { args } => {
             setup::setup()?;
+            setup::test_runtimes()?;
             if !is_root() {
                 eprintln!(
                     "xtask: WARNING: not root; the tests that load kernel programs will be SKIPPED. \

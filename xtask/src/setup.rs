@@ -85,6 +85,19 @@ fn bpf_linker() -> Result<()> {
     .context("installing bpf-linker")
 }
 
+/// Real container runtimes the tests drive (podman with runc: crun refuses hybrid cgroup
+/// hosts), and busybox-static for the test image they build locally (no registry is reachable).
+const TEST_RUNTIME_PACKAGES: &[&str] = &["podman", "runc", "busybox-static"];
+
+/// What the tests need beyond the build; installed only as root (without root the runtime tests
+/// are skipped anyway, and say so).
+pub fn test_runtimes() -> Result<()> {
+    if !crate::is_root() {
+        return Ok(());
+    }
+    apt_install(TEST_RUNTIME_PACKAGES)
+}
+
 pub fn setup() -> Result<()> {
     nightly_rust_src()?;
     bpf_linker()?;

@@ -1,10 +1,16 @@
 //! Events -> alerts: evaluates the ruleset, applies the minimum priority, the first-or-all
 //! matching policy and the rate limit, and renders what passes.
+//!
+//! An alert about a container whose metadata is still being fetched waits for it, up to a bound,
+//! so that the first events of a new container (where attacks start) name it; alerts of that
+//! container stay in order, and nothing else waits.
 
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use super::{Alert, RateLimit, RateLimiter};
 use crate::config::{OutputFormat, RuleMatching};
+use crate::container::Lookup;
 use crate::event::{Event, FieldContext};
 use crate::rules::{Priority, Ruleset};
 
@@ -15,6 +21,12 @@ pub struct AlerterStats {
     pub matches: u64,
     pub alerts: u64,
     pub suppressed: u64,
+    /// Alerts about containers, and how many of them went out without the container's name.
+    pub container_alerts: u64,
+    pub container_alerts_without_metadata: u64,
+    /// Alerts that waited for metadata, and how many of those waits hit the bound.
+    pub waited: u64,
+    pub wait_timeouts: u64,
 }
 
 pub struct AlerterOptions {
@@ -22,6 +34,15 @@ pub struct AlerterOptions {
     pub rate_limit: RateLimit,
     pub matching: RuleMatching,
     pub min_priority: Priority,
+    /// How long an alert may wait for its container's metadata.
+    pub metadata_wait: Duration,
+}
+
+/// An event that matched, waiting for its container's metadata.
+struct Held {
+    deadline: Instant,
+    ev: Event,
+    rules: Vec<usize>,
 }
 
 pub struct Alerter {
@@ -29,35 +50,113 @@ pub struct Alerter {
     opts: AlerterOptions,
     limiter: RateLimiter,
     matched: Vec<usize>,
+    /// Per container (full id), in arrival order.
+    held: HashMap<String, VecDeque<Held>>,
     pub stats: AlerterStats,
 }
 
 impl Alerter {
     pub fn new(ruleset: Ruleset, opts: AlerterOptions) -> Self {
         let limiter = RateLimiter::new(opts.rate_limit, ruleset.rules.len());
-        Self { ruleset, opts, limiter, matched: Vec::new(), stats: AlerterStats::default() }
+        Self {
+            ruleset,
+            opts,
+            limiter,
+            matched: Vec::new(),
+            held: HashMap::new(),
+            stats: AlerterStats::default(),
+        }
     }
 
     pub fn ruleset(&self) -> &Ruleset {
         &self.ruleset
     }
 
-    /// Appends the alerts `ev` raises to `out`, one per line; returns how many.
+    /// Appends the alerts `ev` raises now to `out`, one per line; returns how many. Alerts held
+    /// for container metadata come out of [`Alerter::flush`].
     pub fn process(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
         self.stats.evaluations += self.ruleset.rules_for_type(ev.evt_type) as u64;
         self.matched.clear();
         self.ruleset.matching(ev, cx, &mut self.matched);
+        let min = self.opts.min_priority;
+        let rules = &self.ruleset.rules;
+        self.matched.retain(|&i| rules[i].priority <= min);
+        if self.matched.is_empty() {
+            return 0;
+        }
+        if self.opts.matching == RuleMatching::First {
+            self.matched.truncate(1);
+        }
+        self.stats.matches += self.matched.len() as u64;
+        if let (Some(c), Some(dir)) = (&ev.container, &cx.containers) {
+            let now = Instant::now();
+            let queue_exists = self.held.contains_key(&c.full);
+            let wait = match dir.lookup(&c.full) {
+                Lookup::Pending(age) if age < self.opts.metadata_wait => Some(self.opts.metadata_wait - age),
+                _ => None,
+            };
+            if queue_exists || wait.is_some() {
+                let deadline = now + wait.unwrap_or(Duration::ZERO);
+                let rules = std::mem::take(&mut self.matched);
+                self.held.entry(c.full.clone()).or_default().push_back(Held {
+                    deadline,
+                    ev: ev.clone(),
+                    rules,
+                });
+                return 0;
+            }
+        }
+        let rules = std::mem::take(&mut self.matched);
+        let n = self.emit(ev, &rules, cx, out);
+        self.matched = rules;
+        n
+    }
+
+    /// Releases held alerts whose metadata arrived or whose wait ran out (all of them when
+    /// `all`, at shutdown); returns how many were written.
+    pub fn flush(&mut self, cx: &FieldContext, out: &mut Vec<u8>, all: bool) -> u64 {
+        if self.held.is_empty() {
+            return 0;
+        }
+        let now = Instant::now();
+        let mut ready: Vec<(Held, bool)> = Vec::new();
+        self.held.retain(|id, queue| {
+            let settled = match &cx.containers {
+                Some(dir) => !matches!(dir.lookup(id), Lookup::Pending(_)),
+                None => true,
+            };
+            while let Some(front) = queue.front() {
+                if !(all || settled || front.deadline <= now) {
+                    break;
+                }
+                let timed_out = !settled;
+                ready.push((queue.pop_front().expect("front exists"), timed_out));
+            }
+            !queue.is_empty()
+        });
+        let mut n = 0;
+        for (held, timed_out) in ready {
+            self.stats.waited += 1;
+            self.stats.wait_timeouts += u64::from(timed_out);
+            n += self.emit(&held.ev, &held.rules, cx, out);
+        }
+        n
+    }
+
+    fn emit(&mut self, ev: &Event, rules: &[usize], cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
         let mut written = 0;
         let now = Instant::now();
-        for &idx in &self.matched {
+        for &idx in rules {
             let rule = &self.ruleset.rules[idx];
-            if rule.priority > self.opts.min_priority {
-                continue;
-            }
-            self.stats.matches += 1;
             match self.limiter.admit(idx, now) {
                 Some(suppressed) => {
                     let alert = Alert::new(rule, ev, cx, suppressed);
+                    if ev.container.is_some() {
+                        self.stats.container_alerts += 1;
+                        if alert.output_fields.get("container.name").is_none_or(|v| v.is_null()) {
+                            self.stats.container_alerts_without_metadata += 1;
+                        }
+                    }
                     match self.opts.format {
                         OutputFormat::Json => alert.write_json(out),
                         OutputFormat::Text => alert.write_text(out),
@@ -67,9 +166,6 @@ impl Alerter {
                     self.stats.alerts += 1;
                 }
                 None => self.stats.suppressed += 1,
-            }
-            if self.opts.matching == RuleMatching::First {
-                break;
             }
         }
         written
@@ -81,13 +177,19 @@ impl Alerter {
     }
 
     pub fn report(&self) -> String {
+        let s = &self.stats;
         format!(
-            "rules: {} enabled, {} skipped; evaluations: {}; alerts: {} raised, {} suppressed by the rate limit",
+            "rules: {} enabled, {} skipped; evaluations: {}; alerts: {} raised, {} suppressed by the rate limit; \
+             container alerts: {}, {} without container metadata; waited for metadata: {}, {} timed out",
             self.ruleset.enabled_count(),
             self.ruleset.skipped.len(),
-            self.stats.evaluations,
-            self.stats.alerts,
-            self.stats.suppressed
+            s.evaluations,
+            s.alerts,
+            s.suppressed,
+            s.container_alerts,
+            s.container_alerts_without_metadata,
+            s.waited,
+            s.wait_timeouts
         )
     }
 }

@@ -52,6 +52,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let opts = PipelineOptions {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(monitor_common::DEFAULT_RING_BYTES),
         max_processes: args.sensor.max_processes.unwrap_or(crate::process::table_default_max()),
+        containers: None,
     };
     pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default() }).await
 }

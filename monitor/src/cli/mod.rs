@@ -1,5 +1,6 @@
 //! Command line: `monitor events` and friends.
 
+mod containers;
 mod events;
 mod pipeline;
 mod replay;
@@ -34,6 +35,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Evaluate events recorded with `monitor events --json` against rules (no root needed).
     Replay(replay::ReplayArgs),
+    /// List the containers the runtimes describe (id, name, image, pod, namespace).
+    Containers(containers::ContainersArgs),
     /// Validate and list rules.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -64,6 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Replay(args) => replay::run(args),
+        Command::Containers(args) => containers::run(args).await,
         Command::Rules(cmd) => rules::run(cmd),
     }
 }

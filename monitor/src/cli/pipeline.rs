@@ -19,6 +19,8 @@ const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 pub struct PipelineOptions {
     pub ring_bytes: u32,
     pub max_processes: usize,
+    /// Container metadata from the runtimes, for stages that render it.
+    pub containers: Option<crate::container::ContainerDirectory>,
 }
 
 /// What the pipeline does with each enriched event.
@@ -29,6 +31,10 @@ pub trait Stage {
     fn report(&self, written: u64) -> String;
     /// Called about once a second.
     fn tick(&mut self) {}
+    /// Called every few milliseconds and at shutdown (`all`): output the stage held back.
+    fn flush(&mut self, _cx: &FieldContext, _out: &mut Vec<u8>, _all: bool) -> u64 {
+        0
+    }
 }
 
 #[derive(Default)]
@@ -107,6 +113,9 @@ fn handle(
     }
 }
 
+/// How often held-back output (alerts waiting for container metadata) is looked at.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Records handled per drain; bounds the batch handed to the output thread.
 const DRAIN_BATCH: usize = 2048;
 /// How long shutdown waits for the output to take what was read.
@@ -136,7 +145,9 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let mut last_report = Instant::now();
     let mut last_drops = KernelDrops::default();
     let mut resynced_at = 0u64;
-    let cx = FieldContext::default();
+    let cx = FieldContext { containers: opts.containers.clone(), ..FieldContext::default() };
+    let mut flush_timer = tokio::time::interval(FLUSH_INTERVAL);
+    flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -156,6 +167,9 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                 batch_events += handle(b, &mut counters, &mut enricher, stage, &cx, &mut batch);
             }), if batch.is_empty() => {
                 r?;
+            }
+            _ = flush_timer.tick(), if batch.is_empty() => {
+                batch_events += stage.flush(&cx, &mut batch, false);
             }
             _ = upkeep.tick() => {
                 let now = Instant::now();
@@ -185,6 +199,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         }),
     )
     .await;
+    batch_events += stage.flush(&cx, &mut batch, true);
     if !batch.is_empty() {
         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, batch_events))).await;
     }

@@ -81,6 +81,7 @@ pub fn alerter(config: &Config, ruleset: Ruleset, format: Option<OutputFormat>) 
             rate_limit: config.rate_limit,
             matching: config.rule_matching,
             min_priority: config.min_priority().unwrap_or(crate::rules::Priority::Debug),
+            metadata_wait: std::time::Duration::from_millis(config.container_runtime.metadata_wait_ms),
         },
     )
 }
@@ -99,6 +100,10 @@ impl Stage for AlertStage {
     fn tick(&mut self) {
         self.0.tick();
     }
+
+    fn flush(&mut self, cx: &FieldContext, out: &mut Vec<u8>, all: bool) -> u64 {
+        self.0.flush(cx, out, all)
+    }
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -107,6 +112,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let opts = PipelineOptions {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
+        containers: Some(crate::container::ContainerDirectory::start(
+            config.container_runtime.docker_sockets(),
+        )),
     };
     pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format))).await
 }

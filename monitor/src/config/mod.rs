@@ -45,6 +45,32 @@ pub struct Config {
     pub min_priority: String,
     pub ring_buffer_bytes: u32,
     pub max_processes: usize,
+    pub container_runtime: ContainerRuntimeConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerRuntimeConfig {
+    /// Docker Engine API sockets (docker, podman's compatible socket), tried in order; None:
+    /// the usual paths.
+    pub docker_sockets: Option<Vec<PathBuf>>,
+    /// How long an alert about a container seen for the first time waits for its metadata.
+    pub metadata_wait_ms: u64,
+}
+
+impl Default for ContainerRuntimeConfig {
+    fn default() -> Self {
+        Self { docker_sockets: None, metadata_wait_ms: 500 }
+    }
+}
+
+impl ContainerRuntimeConfig {
+    pub fn docker_sockets(&self) -> Vec<PathBuf> {
+        match &self.docker_sockets {
+            Some(s) => s.clone(),
+            None => crate::container::DEFAULT_DOCKER_SOCKETS.iter().map(PathBuf::from).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -63,6 +89,7 @@ impl Default for Config {
             min_priority: "debug".to_owned(),
             ring_buffer_bytes: monitor_common::DEFAULT_RING_BYTES,
             max_processes: crate::process::table_default_max(),
+            container_runtime: ContainerRuntimeConfig::default(),
         }
     }
 }
@@ -151,6 +178,8 @@ mod tests {
         assert_eq!(c.min_priority, d.min_priority);
         assert_eq!(c.ring_buffer_bytes, d.ring_buffer_bytes);
         assert_eq!(c.max_processes, d.max_processes);
+        assert_eq!(c.container_runtime.docker_sockets(), d.container_runtime.docker_sockets());
+        assert_eq!(c.container_runtime.metadata_wait_ms, d.container_runtime.metadata_wait_ms);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod cgroup;
 mod id;
+mod metadata;
 
 pub use cgroup::{CgroupResolver, CgroupStats};
 pub use id::{ContainerId, PodCgroup, container_from_cgroup_path, is_hex64, pod_from_cgroup_path};
+pub use metadata::{ContainerDirectory, ContainerMeta, DEFAULT_DOCKER_SOCKETS, DirectoryStats, Lookup};

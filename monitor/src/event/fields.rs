@@ -117,8 +117,16 @@ enum Id {
     ContainerId,
     ContainerFullId,
     ContainerType,
-    /// Container runtime metadata, filled once runtime lookups exist; unknown until then.
-    ContainerMeta,
+    /// Container runtime metadata, from the container directory (null when not known).
+    ContainerName,
+    ContainerImage,
+    ContainerImageId,
+    ContainerImageRepo,
+    ContainerImageTag,
+    ContainerImageDigest,
+    ContainerPrivileged,
+    K8sNsName,
+    K8sPodName,
     /// Kubernetes metadata: likewise.
     K8sMeta,
     /// From the kubepods cgroup path.
@@ -259,15 +267,15 @@ static FIELDS: &[FieldDef] = fields! {
     "container.id" Str None ContainerId;
     "container.full_id" Str None ContainerFullId;
     "container.type" Str None ContainerType;
-    "container.name" Str None ContainerMeta;
-    "container.image" Str None ContainerMeta;
-    "container.image.id" Str None ContainerMeta;
-    "container.image.repository" Str None ContainerMeta;
-    "container.image.tag" Str None ContainerMeta;
-    "container.image.digest" Str None ContainerMeta;
-    "container.privileged" Bool None ContainerMeta;
-    "k8s.ns.name" Str None K8sMeta;
-    "k8s.pod.name" Str None K8sMeta;
+    "container.name" Str None ContainerName;
+    "container.image" Str None ContainerImage;
+    "container.image.id" Str None ContainerImageId;
+    "container.image.repository" Str None ContainerImageRepo;
+    "container.image.tag" Str None ContainerImageTag;
+    "container.image.digest" Str None ContainerImageDigest;
+    "container.privileged" Bool None ContainerPrivileged;
+    "k8s.ns.name" Str None K8sNsName;
+    "k8s.pod.name" Str None K8sPodName;
     "k8s.pod.uid" Str None K8sPodUid;
     "k8s.pod.qos_class" Str None K8sPodQos;
     "k8s.pod.labels" Str None K8sMeta;
@@ -342,7 +350,7 @@ impl Field {
     /// Known to the registry but not filled yet (container runtime and Kubernetes metadata):
     /// it reads as null.
     pub fn is_unfilled(&self) -> bool {
-        matches!(self.def.id, ContainerMeta | K8sMeta)
+        matches!(self.def.id, K8sMeta | K8sNsName | K8sPodName)
     }
 
     pub fn ty(&self) -> FieldType {
@@ -587,7 +595,28 @@ impl Field {
                 (None, None) => V::Null,
             },
             ContainerType => opt_str(ev.container.as_ref().map(|c| c.runtime)),
-            ContainerMeta | K8sMeta => V::Null,
+            K8sMeta => V::Null,
+            ContainerName | ContainerImage | ContainerImageId | ContainerImageRepo | ContainerImageTag
+            | ContainerImageDigest | ContainerPrivileged | K8sNsName | K8sPodName => {
+                let Some(meta) = ev.container.as_ref().and_then(|c| cx.containers.as_ref()?.known(&c.full))
+                else {
+                    return V::Null;
+                };
+                let owned =
+                    |s: &Option<String>| s.as_ref().map_or(V::Null, |s| V::Str(Cow::Owned(s.clone())));
+                let label = |k: &str| meta.label(k).map_or(V::Null, |s| V::Str(Cow::Owned(s.to_owned())));
+                match self.def.id {
+                    ContainerName => owned(&meta.name),
+                    ContainerImage => owned(&meta.image),
+                    ContainerImageId => owned(&meta.image_id),
+                    ContainerImageRepo => owned(&meta.image_repository),
+                    ContainerImageTag => owned(&meta.image_tag),
+                    ContainerImageDigest => owned(&meta.image_digest),
+                    ContainerPrivileged => meta.privileged.map_or(V::Null, V::Bool),
+                    K8sNsName => label("io.kubernetes.pod.namespace"),
+                    _ => label("io.kubernetes.pod.name"),
+                }
+            }
             K8sPodUid => opt_str(ev.container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.uid.as_str())),
             K8sPodQos => opt_str(ev.container.as_ref().and_then(|c| c.pod.as_ref()).map(|p| p.qos)),
         }
@@ -735,6 +764,8 @@ impl FieldValue<'_> {
 
 /// What extraction needs beyond the event: name lookups and the host's name.
 pub struct FieldContext {
+    /// Container metadata from the runtimes, when the daemon talks to them.
+    pub containers: Option<crate::container::ContainerDirectory>,
     pub users: RefCell<Users>,
     pub exe_identity: RefCell<super::exe_identity::ExeIdentity>,
     pub groups: RefCell<Users>,
@@ -744,6 +775,7 @@ pub struct FieldContext {
 impl Default for FieldContext {
     fn default() -> Self {
         Self {
+            containers: None,
             users: RefCell::new(Users::new("/etc/passwd")),
             exe_identity: RefCell::new(Default::default()),
             groups: RefCell::new(Users::new("/etc/group")),

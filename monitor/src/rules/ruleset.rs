@@ -172,9 +172,9 @@ impl Ruleset {
                         diagnostics.push(Diagnostic::warning(
                             Some(at),
                             format!(
-                                "rule `{}` uses `{field}`, which the monitor does not fill yet (container \
-                                 runtime and Kubernetes metadata are not queried yet): it reads as null, so \
-                                 checks on it are false",
+                                "rule `{}` uses `{field}`, which is filled only for pods whose runtime \
+                                 answers the Docker API (the CRI is not queried yet): elsewhere it reads as \
+                                 null, so checks on it are false",
                                 rule.name
                             ),
                         ));

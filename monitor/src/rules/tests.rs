@@ -409,7 +409,13 @@ fn alerter_applies_matching_policy_priority_floor_and_rate_limit() {
     let alerter = |matching, min_priority, rate_limit| {
         Alerter::new(
             load(yaml).ruleset,
-            AlerterOptions { format: OutputFormat::Json, rate_limit, matching, min_priority },
+            AlerterOptions {
+                format: OutputFormat::Json,
+                rate_limit,
+                matching,
+                min_priority,
+                metadata_wait: std::time::Duration::ZERO,
+            },
         )
     };
     let cx = FieldContext::default();

@@ -1,0 +1,406 @@
+//! Container metadata from the runtimes, fetched off the event path and cached.
+//!
+//! The event path only ever reads the directory (a short lock, no I/O) and asks for ids it has
+//! not seen; a background task answers from the Docker Engine API (docker, and podman's
+//! compatible socket). A slow or absent runtime leaves entries pending, then failed: the fields
+//! read as null and events and alerts flow on.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+
+use super::id::is_hex64;
+use tokio::sync::mpsc;
+
+/// What a runtime says about a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerMeta {
+    pub name: Option<String>,
+    /// The image as the container was created from it (`registry/repo:tag`).
+    pub image: Option<String>,
+    pub image_repository: Option<String>,
+    pub image_tag: Option<String>,
+    pub image_digest: Option<String>,
+    pub image_id: Option<String>,
+    pub privileged: Option<bool>,
+    pub labels: HashMap<String, String>,
+    /// Which API answered: "docker-api".
+    pub source: &'static str,
+}
+
+impl ContainerMeta {
+    /// Kubernetes pod fields, from the labels kubelet puts on containers it starts.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// `registry:5000/team/app:1.2@sha256:...` -> (repository, tag, digest).
+pub fn split_image(image: &str) -> (String, Option<String>, Option<String>) {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d.to_owned())),
+        None => (image, None),
+    };
+    // A colon after the last slash is a tag; before it, a registry port.
+    let slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[slash..].rfind(':') {
+        Some(i) => (rest[..slash + i].to_owned(), Some(rest[slash + i + 1..].to_owned()), digest),
+        None => (rest.to_owned(), None, digest),
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Entry {
+    /// Asked for at this time; no answer yet.
+    Pending(Instant),
+    Known(Arc<ContainerMeta>),
+    /// No runtime knew it (or none answered) at this time; asked again after a while.
+    Failed(Instant),
+}
+
+/// What the directory knows of a container right now.
+#[derive(Clone, Debug)]
+pub enum Lookup {
+    Known(Arc<ContainerMeta>),
+    /// Being fetched since this long.
+    Pending(Duration),
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DirectoryStats {
+    pub known: usize,
+    pub pending: usize,
+    pub failed: usize,
+    pub lookups: u64,
+    pub lookup_failures: u64,
+}
+
+struct Shared {
+    entries: HashMap<String, Entry>,
+    /// The runtime's running containers were listed (once, when it was first reached).
+    listed: bool,
+    /// The runtime's event stream is being followed: a container a lookup cannot find (already
+    /// gone, or in a state the API client cannot parse) may still be described by it.
+    following_events: bool,
+    lookups: u64,
+    lookup_failures: u64,
+}
+
+/// The daemon's view of containers, shared by the event path (reads, requests) and the fetcher.
+#[derive(Clone)]
+pub struct ContainerDirectory {
+    shared: Arc<Mutex<Shared>>,
+    requests: mpsc::UnboundedSender<String>,
+}
+
+/// How long a failed lookup is trusted before the container is asked about again.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
+/// One runtime request's deadline: a hanging socket costs this much per container, off the
+/// event path.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_ENTRIES: usize = 65536;
+
+/// Where runtimes with a Docker-compatible API usually listen.
+pub const DEFAULT_DOCKER_SOCKETS: &[&str] =
+    &["/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock", "/var/run/podman/podman.sock"];
+
+impl ContainerDirectory {
+    /// Starts the fetcher on the current tokio runtime, talking to the first of `sockets` that
+    /// exists (now or later).
+    pub fn start(sockets: Vec<PathBuf>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let dir = Self {
+            shared: Arc::new(Mutex::new(Shared {
+                entries: HashMap::new(),
+                listed: false,
+                following_events: false,
+                lookups: 0,
+                lookup_failures: 0,
+            })),
+            requests: tx,
+        };
+        tokio::spawn(fetcher(sockets, rx, dir.clone()));
+        dir
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        // A poisoned lock only means a panic elsewhere; the map itself is still consistent.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What is known of `full_id`; asks the runtime on first sight (and after a failure has
+    /// aged), never waiting.
+    pub fn lookup(&self, full_id: &str) -> Lookup {
+        let mut s = self.lock();
+        let now = Instant::now();
+        match s.entries.get(full_id) {
+            Some(Entry::Known(m)) => return Lookup::Known(m.clone()),
+            Some(Entry::Pending(since)) if now.saturating_duration_since(*since) < RETRY_FAILED_AFTER => {
+                return Lookup::Pending(now.saturating_duration_since(*since));
+            }
+            Some(Entry::Failed(at)) if now.saturating_duration_since(*at) < RETRY_FAILED_AFTER => {
+                return Lookup::Unknown;
+            }
+            _ => {}
+        }
+        if s.entries.len() >= MAX_ENTRIES {
+            s.entries.retain(|_, e| matches!(e, Entry::Known(_)));
+        }
+        s.entries.insert(full_id.to_owned(), Entry::Pending(now));
+        drop(s);
+        // The fetcher only stops with the runtime; then nothing is pending for long anyway.
+        let _ = self.requests.send(full_id.to_owned());
+        Lookup::Pending(Duration::ZERO)
+    }
+
+    /// Known metadata only (no request): for rendering.
+    pub fn known(&self, full_id: &str) -> Option<Arc<ContainerMeta>> {
+        match self.lock().entries.get(full_id) {
+            Some(Entry::Known(m)) => Some(m.clone()),
+            _ => None,
+        }
+    }
+
+    fn settle(&self, full_id: &str, meta: Option<ContainerMeta>) {
+        let mut s = self.lock();
+        s.lookups += 1;
+        if meta.is_none() && matches!(s.entries.get(full_id), Some(Entry::Known(_))) {
+            return;
+        }
+        if meta.is_none() && s.following_events {
+            // Stays pending: the event stream may still describe it, and alerts waiting for it
+            // go out at their deadline either way.
+            s.lookup_failures += 1;
+            return;
+        }
+        let entry = match meta {
+            Some(m) => Entry::Known(Arc::new(m)),
+            None => {
+                s.lookup_failures += 1;
+                Entry::Failed(Instant::now())
+            }
+        };
+        s.entries.insert(full_id.to_owned(), entry);
+    }
+
+    /// Waits until the runtime's containers have been listed; false if none answered in time.
+    pub async fn wait_listed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lock().listed {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// Every known container, for `monitor containers`.
+    pub fn snapshot(&self) -> Vec<(String, Arc<ContainerMeta>)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s
+            .entries
+            .iter()
+            .filter_map(|(id, e)| match e {
+                Entry::Known(m) => Some((id.clone(), m.clone())),
+                _ => None,
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    pub fn stats(&self) -> DirectoryStats {
+        let s = self.lock();
+        let mut st =
+            DirectoryStats { lookups: s.lookups, lookup_failures: s.lookup_failures, ..Default::default() };
+        for e in s.entries.values() {
+            match e {
+                Entry::Known(_) => st.known += 1,
+                Entry::Pending(_) => st.pending += 1,
+                Entry::Failed(_) => st.failed += 1,
+            }
+        }
+        st
+    }
+}
+
+fn meta_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerMeta {
+    let config = r.config.unwrap_or_default();
+    let image = config.image.clone();
+    let (repo, tag, digest) = match &image {
+        Some(i) => {
+            let (r, t, d) = split_image(i);
+            (Some(r), t, d)
+        }
+        None => (None, None, None),
+    };
+    ContainerMeta {
+        name: r.name.map(|n| n.trim_start_matches('/').to_owned()),
+        image,
+        image_repository: repo,
+        image_tag: tag,
+        image_digest: digest,
+        image_id: r.image,
+        privileged: r.host_config.and_then(|h| h.privileged),
+        labels: config.labels.unwrap_or_default(),
+        source: "docker-api",
+    }
+}
+
+async fn inspect(docker: &Docker, id: &str) -> Option<ContainerMeta> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, docker.inspect_container(id, None)).await {
+        Ok(Ok(r)) => Some(meta_from_inspect(r)),
+        Ok(Err(e)) => {
+            tracing::debug!(container = id, "container runtime lookup failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(container = id, "container runtime did not answer within {REQUEST_TIMEOUT:?}");
+            None
+        }
+    }
+}
+
+fn connect(sockets: &[PathBuf]) -> Option<(Docker, PathBuf)> {
+    let path = sockets.iter().find(|p| p.exists())?;
+    let docker = Docker::connect_with_unix(
+        &path.to_string_lossy(),
+        REQUEST_TIMEOUT.as_secs().max(1),
+        bollard::API_DEFAULT_VERSION,
+    )
+    .ok()?;
+    Some((docker, path.clone()))
+}
+
+/// Follows the runtime's container events: a container is described as it is created and
+/// started, before its first process runs, so even one that exits and is removed at once (the
+/// lookup after its first event would find nothing) is named in its alerts.
+async fn follow_events(docker: Docker, dir: ContainerDirectory) {
+    use futures_util::StreamExt as _;
+    // Unfiltered: podman's compatible API returns nothing for a `type` filter; other types are
+    // skipped below.
+    let mut events = docker.events(None);
+    dir.lock().following_events = true;
+    while let Some(ev) = events.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!("unreadable container runtime event: {e}");
+                continue;
+            }
+        };
+        if !matches!(ev.action.as_deref(), Some("create" | "start")) {
+            continue;
+        }
+        let Some(actor) = ev.actor else { continue };
+        let Some(id) = actor.id.filter(|id| is_hex64(id)) else { continue };
+        if dir.known(&id).is_some() {
+            continue;
+        }
+        let meta = match inspect(&docker, &id).await {
+            Some(m) => m,
+            None => {
+                // Gone already: what the event itself says.
+                let attrs = actor.attributes.unwrap_or_default();
+                let image = attrs.get("image").cloned();
+                let (repo, tag, digest) = match &image {
+                    Some(i) => {
+                        let (r, t, d) = split_image(i);
+                        (Some(r), t, d)
+                    }
+                    None => (None, None, None),
+                };
+                ContainerMeta {
+                    name: attrs.get("name").cloned(),
+                    image,
+                    image_repository: repo,
+                    image_tag: tag,
+                    image_digest: digest,
+                    source: "docker-api",
+                    ..Default::default()
+                }
+            }
+        };
+        dir.settle(&id, Some(meta));
+    }
+    dir.lock().following_events = false;
+    tracing::warn!("the container runtime's event stream ended; containers are looked up when first seen");
+}
+
+/// Answers lookups one by one; lists the running containers once when it first connects.
+async fn fetcher(sockets: Vec<PathBuf>, mut rx: mpsc::UnboundedReceiver<String>, dir: ContainerDirectory) {
+    let mut client = connect(&sockets);
+    match &client {
+        Some((docker, path)) => {
+            tracing::info!(socket = %path.display(), "container runtime API found");
+            tokio::spawn(follow_events(docker.clone(), dir.clone()));
+            prefill(docker, &dir).await;
+        }
+        None => tracing::info!(
+            sockets = ?sockets,
+            "no container runtime API socket found: container names and images will be null"
+        ),
+    }
+    while let Some(id) = rx.recv().await {
+        if client.is_none() {
+            client = connect(&sockets);
+            if let Some((docker, path)) = &client {
+                tracing::info!(socket = %path.display(), "container runtime API found");
+                tokio::spawn(follow_events(docker.clone(), dir.clone()));
+            }
+        }
+        let meta = match &client {
+            Some((docker, _)) => inspect(docker, &id).await,
+            None => None,
+        };
+        dir.settle(&id, meta);
+    }
+}
+
+async fn prefill(docker: &Docker, dir: &ContainerDirectory) {
+    let listed = tokio::time::timeout(REQUEST_TIMEOUT, docker.list_containers(None)).await;
+    let Ok(Ok(summaries)) = listed else {
+        tracing::warn!(
+            "could not list the runtime's containers at start-up; they will be looked up when seen"
+        );
+        return;
+    };
+    let mut n = 0;
+    for s in summaries {
+        let Some(id) = s.id else { continue };
+        if let Some(meta) = inspect(docker, &id).await {
+            dir.settle(&id, Some(meta));
+            n += 1;
+        }
+    }
+    dir.lock().listed = true;
+    tracing::info!(containers = n, "running containers listed from the runtime");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_split_into_repository_tag_and_digest() {
+        let s = |i: &str| {
+            let (r, t, d) = split_image(i);
+            (r, t.unwrap_or_default(), d.unwrap_or_default())
+        };
+        assert_eq!(
+            s("localhost/monitor-test:latest"),
+            ("localhost/monitor-test".into(), "latest".into(), "".into())
+        );
+        assert_eq!(s("registry:5000/team/app"), ("registry:5000/team/app".into(), "".into(), "".into()));
+        assert_eq!(
+            s("registry:5000/team/app:1.2@sha256:abc"),
+            ("registry:5000/team/app".into(), "1.2".into(), "sha256:abc".into())
+        );
+        assert_eq!(s("nginx"), ("nginx".into(), "".into(), "".into()));
+    }
+}
