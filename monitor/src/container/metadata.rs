@@ -81,6 +81,8 @@ pub struct DirectoryStats {
 
 struct Shared {
     entries: HashMap<String, Entry>,
+    /// Containers the runtime reported removed, and when: kept a while for late events.
+    removed: HashMap<String, Instant>,
     /// The runtime's running containers were listed (once, when it was first reached).
     listed: bool,
     /// The runtime's event stream is being followed: a container a lookup cannot find (already
@@ -89,6 +91,38 @@ struct Shared {
     lookups: u64,
     lookup_failures: u64,
 }
+
+impl Shared {
+    /// Makes room: forgets containers removed a while ago, then unanswered lookups, then, if the
+    /// host really runs that many containers, the oldest half of the removed ones.
+    fn prune(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .removed
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) > KEEP_REMOVED)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.removed.remove(&id);
+            self.entries.remove(&id);
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.retain(|_, e| matches!(e, Entry::Known(_)));
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            let mut removed: Vec<(String, Instant)> = self.removed.drain().collect();
+            removed.sort_by_key(|(_, at)| *at);
+            let keep = removed.split_off(removed.len() / 2);
+            for (id, _) in removed {
+                self.entries.remove(&id);
+            }
+            self.removed = keep.into_iter().collect();
+        }
+    }
+}
+
+/// How long a removed container's metadata is kept for events still in flight.
+const KEEP_REMOVED: Duration = Duration::from_secs(60);
 
 /// The daemon's view of containers, shared by the event path (reads, requests) and the fetcher.
 #[derive(Clone)]
@@ -116,6 +150,7 @@ impl ContainerDirectory {
         let dir = Self {
             shared: Arc::new(Mutex::new(Shared {
                 entries: HashMap::new(),
+                removed: HashMap::new(),
                 listed: false,
                 following_events: false,
                 lookups: 0,
@@ -148,7 +183,7 @@ impl ContainerDirectory {
             _ => {}
         }
         if s.entries.len() >= MAX_ENTRIES {
-            s.entries.retain(|_, e| matches!(e, Entry::Known(_)));
+            s.prune(now);
         }
         s.entries.insert(full_id.to_owned(), Entry::Pending(now));
         drop(s);
@@ -294,11 +329,16 @@ async fn follow_events(docker: Docker, dir: ContainerDirectory) {
                 continue;
             }
         };
-        if !matches!(ev.action.as_deref(), Some("create" | "start")) {
-            continue;
-        }
         let Some(actor) = ev.actor else { continue };
         let Some(id) = actor.id.filter(|id| is_hex64(id)) else { continue };
+        match ev.action.as_deref() {
+            Some("create" | "start") => {}
+            Some("destroy" | "remove") => {
+                dir.lock().removed.insert(id, Instant::now());
+                continue;
+            }
+            _ => continue,
+        }
         if dir.known(&id).is_some() {
             continue;
         }
@@ -385,6 +425,29 @@ async fn prefill(docker: &Docker, dir: &ContainerDirectory) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_containers_are_kept_a_while_then_forgotten() {
+        let now = Instant::now();
+        let mut s = Shared {
+            entries: HashMap::new(),
+            removed: HashMap::new(),
+            listed: true,
+            following_events: true,
+            lookups: 0,
+            lookup_failures: 0,
+        };
+        let known = Entry::Known(Arc::new(ContainerMeta::default()));
+        s.entries.insert("old".into(), known.clone());
+        s.entries.insert("recent".into(), known.clone());
+        s.entries.insert("running".into(), known);
+        s.removed.insert("old".into(), now.checked_sub(KEEP_REMOVED * 2).unwrap_or(now));
+        s.removed.insert("recent".into(), now);
+        s.prune(now);
+        let mut left: Vec<_> = s.entries.keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, ["recent", "running"]);
+    }
 
     #[test]
     fn image_references_split_into_repository_tag_and_digest() {
