@@ -16,6 +16,13 @@ use serde_json::Value;
 const SENSITIVE_READ: &str = "Sensitive file read by an unexpected program";
 const IMAGE: &str = "localhost/monitor-test:latest";
 
+/// `podman run` with what containers need on this host: no network, rlimits no higher than ours.
+fn podman_run() -> Command {
+    let mut c = podman();
+    c.args(["run", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]);
+    c
+}
+
 /// podman as it runs on this kind of host: cgroupfs manager and runc (crun refuses hybrid
 /// cgroup layouts), file events (no systemd journal), rlimits no higher than ours.
 fn podman() -> Command {
@@ -143,17 +150,8 @@ fn podman_container_alert_names_the_container_and_image_from_the_docker_api() {
     let d = start_daemon(&config);
     let name = format!("monitor-test-{}", std::process::id());
     let cidfile = dir.path().join("cid");
-    let out = podman()
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
+    let out = podman_run()
+        .arg("--rm")
         .arg("--name")
         .arg(&name)
         .arg("--cidfile")
@@ -232,22 +230,7 @@ fn monitor_containers_lists_running_containers_with_name_and_image() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_with_sockets(dir.path(), &[&api.socket], 500);
     let name = format!("monitor-list-{}", std::process::id());
-    let out = podman()
-        .args([
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
-        .arg("--name")
-        .arg(&name)
-        .args([image, "sleep", "30"])
-        .output()
-        .unwrap();
+    let out = podman_run().arg("-d").arg("--name").arg(&name).args([image, "sleep", "30"]).output().unwrap();
     assert!(out.status.success(), "podman run: {}", String::from_utf8_lossy(&out.stderr));
     let full_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     struct Remove(String);

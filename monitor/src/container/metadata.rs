@@ -264,26 +264,32 @@ impl ContainerDirectory {
     }
 }
 
+impl ContainerMeta {
+    /// Name and image as a runtime reports them; the image reference split into its parts.
+    fn named(name: Option<String>, image: Option<String>) -> Self {
+        let (image_repository, image_tag, image_digest) = match image.as_deref().map(split_image) {
+            Some((r, t, d)) => (Some(r), t, d),
+            None => (None, None, None),
+        };
+        Self {
+            name,
+            image,
+            image_repository,
+            image_tag,
+            image_digest,
+            source: "docker-api",
+            ..Default::default()
+        }
+    }
+}
+
 fn meta_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerMeta {
     let config = r.config.unwrap_or_default();
-    let image = config.image.clone();
-    let (repo, tag, digest) = match &image {
-        Some(i) => {
-            let (r, t, d) = split_image(i);
-            (Some(r), t, d)
-        }
-        None => (None, None, None),
-    };
     ContainerMeta {
-        name: r.name.map(|n| n.trim_start_matches('/').to_owned()),
-        image,
-        image_repository: repo,
-        image_tag: tag,
-        image_digest: digest,
         image_id: r.image,
         privileged: r.host_config.and_then(|h| h.privileged),
         labels: config.labels.unwrap_or_default(),
-        source: "docker-api",
+        ..ContainerMeta::named(r.name.map(|n| n.trim_start_matches('/').to_owned()), config.image)
     }
 }
 
@@ -347,23 +353,7 @@ async fn follow_events(docker: Docker, dir: ContainerDirectory) {
             None => {
                 // Gone already: what the event itself says.
                 let attrs = actor.attributes.unwrap_or_default();
-                let image = attrs.get("image").cloned();
-                let (repo, tag, digest) = match &image {
-                    Some(i) => {
-                        let (r, t, d) = split_image(i);
-                        (Some(r), t, d)
-                    }
-                    None => (None, None, None),
-                };
-                ContainerMeta {
-                    name: attrs.get("name").cloned(),
-                    image,
-                    image_repository: repo,
-                    image_tag: tag,
-                    image_digest: digest,
-                    source: "docker-api",
-                    ..Default::default()
-                }
+                ContainerMeta::named(attrs.get("name").cloned(), attrs.get("image").cloned())
             }
         };
         dir.settle(&id, Some(meta));
