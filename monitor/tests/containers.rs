@@ -257,3 +257,280 @@ fn monitor_containers_lists_running_containers_with_name_and_image() {
     assert_eq!(row["container.image.repository"], "localhost/monitor-test");
     assert_eq!(row["container.image.tag"], "latest");
 }
+
+/// containerd with its CRI plugin, on a socket and state of the test's own, stopped on drop.
+/// Images come from podman (no registry is reachable): a pause image that sleeps, and the test
+/// image.
+struct Containerd {
+    child: Child,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+const PAUSE_IMAGE: &str = "localhost/monitor-pause:latest";
+
+impl Containerd {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let default = Command::new("containerd").args(["config", "default"]).output().unwrap();
+        let config = String::from_utf8_lossy(&default.stdout)
+            .replace(
+                "sandbox_image = \"registry.k8s.io/pause:3.6\"",
+                &format!("sandbox_image = \"{PAUSE_IMAGE}\""),
+            )
+            // Root here lacks CAP_SYS_RESOURCE: containers may not get a lower OOM score than
+            // containerd's own.
+            .replace("restrict_oom_score_adj = false", "restrict_oom_score_adj = true");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let socket = dir.path().join("containerd.sock");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .arg("--address")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start containerd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "containerd's socket did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let c = Self { child, socket, dir };
+        for image in [PAUSE_IMAGE, test_image()] {
+            let archive = c.dir.path().join("image.tar");
+            let _ = std::fs::remove_file(&archive);
+            let out = podman()
+                .args(["save", "--format", "oci-archive", "-o"])
+                .arg(&archive)
+                .arg(image)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "podman save {image}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new("ctr")
+                .arg("-a")
+                .arg(&c.socket)
+                .args(["-n", "k8s.io", "images", "import"])
+                .arg(&archive)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ctr import {image}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        c
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Shims outlive containerd; their containers were removed with the pod.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(format!("containerd-shim.*{}", self.dir.path().display()))
+            .status();
+    }
+}
+
+/// The pause image: the test image sleeping.
+fn pause_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        test_image();
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("test.tar");
+        let out = podman()
+            .args(["save", "--format", "oci-archive", "-o"])
+            .arg(&archive)
+            .arg(IMAGE)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "podman save: {}", String::from_utf8_lossy(&out.stderr));
+        // A filesystem export of the test image with a long-running default command.
+        let rootfs = dir.path().join("rootfs.tar");
+        let name = format!("monitor-pause-src-{}", std::process::id());
+        let out = podman().args(["create", "--name", &name, IMAGE, "true"]).output().unwrap();
+        assert!(out.status.success(), "podman create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = podman().arg("export").arg("-o").arg(&rootfs).arg(&name).output().unwrap();
+        let _ = podman().args(["rm", "-f", &name]).output();
+        assert!(out.status.success(), "podman export: {}", String::from_utf8_lossy(&out.stderr));
+        let out = podman()
+            .args(["import", "--change", "CMD [\"/bin/sleep\", \"3600\"]"])
+            .arg(&rootfs)
+            .arg(PAUSE_IMAGE)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "podman import pause: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+mod cri {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+    use k8s_cri::v1::*;
+    use tonic::transport::Channel;
+
+    pub async fn connect(socket: &Path) -> RuntimeServiceClient<Channel> {
+        let path = socket.to_owned();
+        let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await
+            .expect("connect to the CRI socket");
+        RuntimeServiceClient::new(channel)
+    }
+
+    /// A pod on the host network (no CNI needed) in kubelet's cgroup layout, with one container
+    /// running `command`. Returns (sandbox id, container id).
+    pub async fn run_pod(
+        c: &mut RuntimeServiceClient<Channel>,
+        uid: &str,
+        image: &str,
+        command: &[&str],
+        log_dir: &Path,
+    ) -> (String, String) {
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "web-1".into(),
+                uid: uid.into(),
+                namespace: "shop".into(),
+                attempt: 0,
+            }),
+            log_directory: log_dir.to_string_lossy().into_owned(),
+            labels: HashMap::from([("app".into(), "web".into()), ("tier".into(), "front".into())]),
+            linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: format!("/kubepods/besteffort/pod{uid}"),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Node as i32,
+                        pid: NamespaceMode::Pod as i32,
+                        ipc: NamespaceMode::Pod as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sandbox = c
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: String::new(),
+            })
+            .await
+            .expect("RunPodSandbox")
+            .into_inner()
+            .pod_sandbox_id;
+        let container = ContainerConfig {
+            metadata: Some(ContainerMetadata { name: "shell".into(), attempt: 0 }),
+            image: Some(ImageSpec { image: image.into(), ..Default::default() }),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            log_path: "shell.log".into(),
+            ..Default::default()
+        };
+        let id = c
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: sandbox.clone(),
+                config: Some(container),
+                sandbox_config: Some(config),
+            })
+            .await
+            .expect("CreateContainer")
+            .into_inner()
+            .container_id;
+        c.start_container(StartContainerRequest { container_id: id.clone() }).await.expect("StartContainer");
+        (sandbox, id)
+    }
+
+    pub async fn remove_pod(c: &mut RuntimeServiceClient<Channel>, sandbox: &str) {
+        let _ = c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: sandbox.into() }).await;
+        let _ = c.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: sandbox.into() }).await;
+    }
+}
+
+#[test]
+fn containerd_pod_alert_carries_pod_namespace_labels_and_image_from_the_cri() {
+    require_root!();
+    require_podman!();
+    if !have("containerd") || !have("ctr") {
+        eprintln!("SKIPPED {}: needs containerd (`cargo xtask test` installs it as root)", module_path!());
+        return;
+    }
+    pause_image();
+    let containerd = Containerd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("pod_rules.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Shadow read in the web pods\n  desc: k8s fields in a condition\n\
+         \x20 condition: evt.type in (open, openat) and fd.name = /etc/shadow and k8s.pod.label.app = web and k8s.ns.name = shop\n\
+         \x20 output: shadow read in pod %k8s.pod.name (ns=%k8s.ns.name uid=%k8s.pod.uid qos=%k8s.pod.qos_class tier=%k8s.pod.label[tier] labels=%k8s.pod.labels image=%container.image)\n\
+         \x20 priority: WARNING\n  tags: [T1003.008]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("monitor.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules: [bundled, \"{}\"]\nrate_limit: {{per_second: 0, burst: 0}}\n\
+             container_runtime:\n  docker_sockets: []\n  cri_sockets: [\"{}\"]\n  metadata_wait_ms: 2000\n",
+            rules.display(),
+            containerd.socket.display()
+        ),
+    )
+    .unwrap();
+    let d = start_daemon(&config);
+    let uid = "0d3ae0b0-5e3c-4e2f-9f0a-1b2c3d4e5f60";
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut client = rt.block_on(cri::connect(&containerd.socket));
+    let (sandbox, id) = rt.block_on(cri::run_pod(
+        &mut client,
+        uid,
+        IMAGE,
+        &["sh", "-c", "cat /etc/shadow; sleep 1"],
+        &dir.path().join("logs"),
+    ));
+    let short = id[..12].to_owned();
+    let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        d.wait_for_or_show(
+            "the pod rule's alert",
+            |v| {
+                rule(v) == "Shadow read in the web pods"
+                    && field(v, "container.id") == &Value::from(short.as_str())
+            },
+            |v| field(v, "container.id") == &Value::from(short.as_str()),
+        )
+    }));
+    rt.block_on(cri::remove_pod(&mut client, &sandbox));
+    let a = found.unwrap_or_else(|e| std::panic::resume_unwind(e));
+    for (key, want) in [
+        ("k8s.pod.name", "web-1"),
+        ("k8s.ns.name", "shop"),
+        ("k8s.pod.uid", uid),
+        ("k8s.pod.qos_class", "besteffort"),
+        ("k8s.pod.label[tier]", "front"),
+        ("k8s.pod.labels", "app:web, tier:front"),
+        ("container.name", "shell"),
+        ("container.image.repository", "localhost/monitor-test"),
+    ] {
+        assert_eq!(field(&a, key), &Value::from(want), "{key}: {a}");
+    }
+    assert!(field(&a, "container.image").as_str().is_some_and(|i| i.contains("monitor-test")), "{a}");
+    d.stop();
+}

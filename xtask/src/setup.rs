@@ -85,9 +85,10 @@ fn bpf_linker() -> Result<()> {
     .context("installing bpf-linker")
 }
 
-/// Real container runtimes the tests drive (podman with runc: crun refuses hybrid cgroup
-/// hosts), and busybox-static for the test image they build locally (no registry is reachable).
-const TEST_RUNTIME_PACKAGES: &[&str] = &["podman", "runc", "busybox-static"];
+/// Real container runtimes the tests drive (podman with runc, as crun refuses hybrid cgroup
+/// hosts; containerd with its CRI plugin), and busybox-static for the test image they build
+/// locally (no registry is reachable).
+const TEST_RUNTIME_PACKAGES: &[&str] = &["podman", "runc", "busybox-static", "containerd"];
 
 /// What the tests need beyond the build; installed only as root (without root the runtime tests
 /// are skipped anyway, and say so).
@@ -98,7 +99,11 @@ pub fn test_runtimes() -> Result<()> {
     apt_install(TEST_RUNTIME_PACKAGES)
 }
 
+/// protoc: the CRI client's protos (k8s-cri) are compiled at build time.
+const BUILD_PACKAGES: &[&str] = &["protobuf-compiler"];
+
 pub fn setup() -> Result<()> {
+    apt_install(BUILD_PACKAGES)?;
     nightly_rust_src()?;
     bpf_linker()?;
     Ok(())

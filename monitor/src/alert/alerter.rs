@@ -27,6 +27,8 @@ pub struct AlerterStats {
     /// Alerts that waited for metadata, and how many of those waits hit the bound.
     pub waited: u64,
     pub wait_timeouts: u64,
+    /// Events of a new container evaluated without waiting because its queue was full.
+    pub held_overflow: u64,
 }
 
 pub struct AlerterOptions {
@@ -38,12 +40,15 @@ pub struct AlerterOptions {
     pub metadata_wait: Duration,
 }
 
-/// An event that matched, waiting for its container's metadata.
+/// An event of a new container, waiting for the container's metadata.
 struct Held {
     deadline: Instant,
     ev: Event,
-    rules: Vec<usize>,
 }
+
+/// Events held per container while its metadata is fetched; a container busier than this in its
+/// first moments has its further events evaluated at once (counted as `held_overflow`).
+const MAX_HELD_PER_CONTAINER: usize = 4096;
 
 pub struct Alerter {
     ruleset: Ruleset,
@@ -72,48 +77,48 @@ impl Alerter {
         &self.ruleset
     }
 
-    /// Appends the alerts `ev` raises now to `out`, one per line; returns how many. Alerts held
-    /// for container metadata come out of [`Alerter::flush`].
+    /// Appends the alerts `ev` raises now to `out`, one per line; returns how many. Events of a
+    /// container whose metadata is being fetched are evaluated when it arrives (rules may test
+    /// container and pod fields), at most `metadata_wait` later: they come out of
+    /// [`Alerter::flush`].
     pub fn process(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
+        if let (Some(c), Some(dir)) = (&ev.container, &cx.containers) {
+            let queued = self.held.get(&c.full).map_or(0, VecDeque::len);
+            let wait = match dir.lookup_in(&c.full, c.runtime) {
+                Lookup::Pending(age) if age < self.opts.metadata_wait => Some(self.opts.metadata_wait - age),
+                _ => None,
+            };
+            if (queued > 0 || wait.is_some()) && queued < MAX_HELD_PER_CONTAINER {
+                let deadline = Instant::now() + wait.unwrap_or(Duration::ZERO);
+                self.held.entry(c.full.clone()).or_default().push_back(Held { deadline, ev: ev.clone() });
+                return 0;
+            }
+            if queued >= MAX_HELD_PER_CONTAINER {
+                self.stats.held_overflow += 1;
+            }
+        }
+        self.evaluate(ev, cx, out)
+    }
+
+    fn evaluate(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
         self.stats.evaluations += self.ruleset.rules_for_type(ev.evt_type) as u64;
         self.matched.clear();
         self.ruleset.matching(ev, cx, &mut self.matched);
         let min = self.opts.min_priority;
         let rules = &self.ruleset.rules;
         self.matched.retain(|&i| rules[i].priority <= min);
-        if self.matched.is_empty() {
-            return 0;
-        }
         if self.opts.matching == RuleMatching::First {
             self.matched.truncate(1);
         }
         self.stats.matches += self.matched.len() as u64;
-        if let (Some(c), Some(dir)) = (&ev.container, &cx.containers) {
-            let now = Instant::now();
-            let queue_exists = self.held.contains_key(&c.full);
-            let wait = match dir.lookup(&c.full) {
-                Lookup::Pending(age) if age < self.opts.metadata_wait => Some(self.opts.metadata_wait - age),
-                _ => None,
-            };
-            if queue_exists || wait.is_some() {
-                let deadline = now + wait.unwrap_or(Duration::ZERO);
-                let rules = std::mem::take(&mut self.matched);
-                self.held.entry(c.full.clone()).or_default().push_back(Held {
-                    deadline,
-                    ev: ev.clone(),
-                    rules,
-                });
-                return 0;
-            }
-        }
-        let rules = std::mem::take(&mut self.matched);
-        let n = self.emit(ev, &rules, cx, out);
-        self.matched = rules;
+        let matched = std::mem::take(&mut self.matched);
+        let n = self.emit(ev, &matched, cx, out);
+        self.matched = matched;
         n
     }
 
-    /// Releases held alerts whose metadata arrived or whose wait ran out (all of them when
-    /// `all`, at shutdown); returns how many were written.
+    /// Evaluates held events whose container metadata arrived or whose wait ran out (all of
+    /// them when `all`, at shutdown); returns how many alerts were written.
     pub fn flush(&mut self, cx: &FieldContext, out: &mut Vec<u8>, all: bool) -> u64 {
         if self.held.is_empty() {
             return 0;
@@ -129,16 +134,18 @@ impl Alerter {
                 if !(all || settled || front.deadline <= now) {
                     break;
                 }
-                let timed_out = !settled;
-                ready.push((queue.pop_front().expect("front exists"), timed_out));
+                ready.push((queue.pop_front().expect("front exists"), !settled));
             }
             !queue.is_empty()
         });
         let mut n = 0;
         for (held, timed_out) in ready {
-            self.stats.waited += 1;
-            self.stats.wait_timeouts += u64::from(timed_out);
-            n += self.emit(&held.ev, &held.rules, cx, out);
+            let alerts = self.evaluate(&held.ev, cx, out);
+            if alerts > 0 {
+                self.stats.waited += alerts;
+                self.stats.wait_timeouts += if timed_out { alerts } else { 0 };
+            }
+            n += alerts;
         }
         n
     }

@@ -31,13 +31,12 @@ fn row(id: &str, m: &ContainerMeta) -> [String; 6] {
 
 pub async fn run(args: ContainersArgs) -> Result<()> {
     let config = args.config.config()?;
-    let dir = ContainerDirectory::start(config.container_runtime.docker_sockets());
+    let dir = ContainerDirectory::start(config.container_runtime.sources());
     // The directory lists the runtime's containers when it connects.
     let listed = dir.wait_listed(Duration::from_secs(5)).await;
     if !listed {
         eprintln!(
-            "monitor: no container runtime answered on {:?} (set container_runtime.docker_sockets in the config)",
-            config.container_runtime.docker_sockets()
+            "monitor: no container runtime answered in time (set container_runtime.docker_sockets or cri_sockets in the config)"
         );
     }
     let containers = dir.snapshot();
@@ -52,6 +51,8 @@ pub async fn run(args: ContainersArgs) -> Result<()> {
                     "container.privileged": m.privileged,
                     "k8s.pod.name": m.label("io.kubernetes.pod.name"),
                     "k8s.ns.name": m.label("io.kubernetes.pod.namespace"),
+                    "k8s.pod.uid": m.label("io.kubernetes.pod.uid"),
+                    "k8s.pod.labels": m.pod_labels,
                     "source": m.source,
                 })
             );

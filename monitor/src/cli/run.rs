@@ -112,9 +112,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let opts = PipelineOptions {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
-        containers: Some(crate::container::ContainerDirectory::start(
-            config.container_runtime.docker_sockets(),
-        )),
+        containers: Some(crate::container::ContainerDirectory::start(config.container_runtime.sources())),
     };
     pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format))).await
 }

@@ -54,17 +54,26 @@ pub struct ContainerRuntimeConfig {
     /// Docker Engine API sockets (docker, podman's compatible socket), tried in order; None:
     /// the usual paths.
     pub docker_sockets: Option<Vec<PathBuf>>,
+    /// CRI sockets (containerd, CRI-O), tried in order; None: the usual paths.
+    pub cri_sockets: Option<Vec<PathBuf>>,
     /// How long an alert about a container seen for the first time waits for its metadata.
     pub metadata_wait_ms: u64,
 }
 
 impl Default for ContainerRuntimeConfig {
     fn default() -> Self {
-        Self { docker_sockets: None, metadata_wait_ms: 500 }
+        Self { docker_sockets: None, cri_sockets: None, metadata_wait_ms: 500 }
     }
 }
 
 impl ContainerRuntimeConfig {
+    pub fn sources(&self) -> crate::container::Sources {
+        crate::container::Sources {
+            docker_sockets: self.docker_sockets(),
+            cri_sockets: self.cri_sockets.clone().unwrap_or_else(crate::container::cri::default_sockets),
+        }
+    }
+
     pub fn docker_sockets(&self) -> Vec<PathBuf> {
         match &self.docker_sockets {
             Some(s) => s.clone(),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 
+use super::cri::CriClient;
 use super::id::is_hex64;
 use tokio::sync::mpsc;
 
@@ -26,8 +27,11 @@ pub struct ContainerMeta {
     pub image_digest: Option<String>,
     pub image_id: Option<String>,
     pub privileged: Option<bool>,
+    /// The container's labels (kubelet's io.kubernetes.pod.* among them).
     pub labels: HashMap<String, String>,
-    /// Which API answered: "docker-api".
+    /// The pod's labels, from the CRI.
+    pub pod_labels: HashMap<String, String>,
+    /// Which API answered: "docker-api" or "cri".
     pub source: &'static str,
 }
 
@@ -128,7 +132,7 @@ const KEEP_REMOVED: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct ContainerDirectory {
     shared: Arc<Mutex<Shared>>,
-    requests: mpsc::UnboundedSender<String>,
+    requests: mpsc::UnboundedSender<(String, &'static str)>,
 }
 
 /// How long a failed lookup is trusted before the container is asked about again.
@@ -145,7 +149,7 @@ pub const DEFAULT_DOCKER_SOCKETS: &[&str] =
 impl ContainerDirectory {
     /// Starts the fetcher on the current tokio runtime, talking to the first of `sockets` that
     /// exists (now or later).
-    pub fn start(sockets: Vec<PathBuf>) -> Self {
+    pub fn start(sources: Sources) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let dir = Self {
             shared: Arc::new(Mutex::new(Shared {
@@ -158,7 +162,7 @@ impl ContainerDirectory {
             })),
             requests: tx,
         };
-        tokio::spawn(fetcher(sockets, rx, dir.clone()));
+        tokio::spawn(fetcher(sources, rx, dir.clone()));
         dir
     }
 
@@ -170,6 +174,11 @@ impl ContainerDirectory {
     /// What is known of `full_id`; asks the runtime on first sight (and after a failure has
     /// aged), never waiting.
     pub fn lookup(&self, full_id: &str) -> Lookup {
+        self.lookup_in(full_id, "unknown")
+    }
+
+    /// Like `lookup`, naming the runtime the container's cgroup points at, which is asked first.
+    pub fn lookup_in(&self, full_id: &str, runtime: &'static str) -> Lookup {
         let mut s = self.lock();
         let now = Instant::now();
         match s.entries.get(full_id) {
@@ -188,7 +197,7 @@ impl ContainerDirectory {
         s.entries.insert(full_id.to_owned(), Entry::Pending(now));
         drop(s);
         // The fetcher only stops with the runtime; then nothing is pending for long anyway.
-        let _ = self.requests.send(full_id.to_owned());
+        let _ = self.requests.send((full_id.to_owned(), runtime));
         Lookup::Pending(Duration::ZERO)
     }
 
@@ -200,13 +209,13 @@ impl ContainerDirectory {
         }
     }
 
-    fn settle(&self, full_id: &str, meta: Option<ContainerMeta>) {
+    fn settle(&self, full_id: &str, meta: Option<ContainerMeta>, runtime: &str) {
         let mut s = self.lock();
         s.lookups += 1;
         if meta.is_none() && matches!(s.entries.get(full_id), Some(Entry::Known(_))) {
             return;
         }
-        if meta.is_none() && s.following_events {
+        if meta.is_none() && s.following_events && !matches!(runtime, "containerd" | "cri-o") {
             // Stays pending: the event stream may still describe it, and alerts waiting for it
             // go out at their deadline either way.
             s.lookup_failures += 1;
@@ -266,20 +275,12 @@ impl ContainerDirectory {
 
 impl ContainerMeta {
     /// Name and image as a runtime reports them; the image reference split into its parts.
-    fn named(name: Option<String>, image: Option<String>) -> Self {
+    pub fn named(name: Option<String>, image: Option<String>, source: &'static str) -> Self {
         let (image_repository, image_tag, image_digest) = match image.as_deref().map(split_image) {
             Some((r, t, d)) => (Some(r), t, d),
             None => (None, None, None),
         };
-        Self {
-            name,
-            image,
-            image_repository,
-            image_tag,
-            image_digest,
-            source: "docker-api",
-            ..Default::default()
-        }
+        Self { name, image, image_repository, image_tag, image_digest, source, ..Default::default() }
     }
 }
 
@@ -289,7 +290,11 @@ fn meta_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerM
         image_id: r.image,
         privileged: r.host_config.and_then(|h| h.privileged),
         labels: config.labels.unwrap_or_default(),
-        ..ContainerMeta::named(r.name.map(|n| n.trim_start_matches('/').to_owned()), config.image)
+        ..ContainerMeta::named(
+            r.name.map(|n| n.trim_start_matches('/').to_owned()),
+            config.image,
+            "docker-api",
+        )
     }
 }
 
@@ -353,42 +358,78 @@ async fn follow_events(docker: Docker, dir: ContainerDirectory) {
             None => {
                 // Gone already: what the event itself says.
                 let attrs = actor.attributes.unwrap_or_default();
-                ContainerMeta::named(attrs.get("name").cloned(), attrs.get("image").cloned())
+                ContainerMeta::named(attrs.get("name").cloned(), attrs.get("image").cloned(), "docker-api")
             }
         };
-        dir.settle(&id, Some(meta));
+        dir.settle(&id, Some(meta), "docker");
     }
     dir.lock().following_events = false;
     tracing::warn!("the container runtime's event stream ended; containers are looked up when first seen");
 }
 
-/// Answers lookups one by one; lists the running containers once when it first connects.
-async fn fetcher(sockets: Vec<PathBuf>, mut rx: mpsc::UnboundedReceiver<String>, dir: ContainerDirectory) {
-    let mut client = connect(&sockets);
-    match &client {
-        Some((docker, path)) => {
-            tracing::info!(socket = %path.display(), "container runtime API found");
-            tokio::spawn(follow_events(docker.clone(), dir.clone()));
-            prefill(docker, &dir).await;
-        }
-        None => tracing::info!(
-            sockets = ?sockets,
-            "no container runtime API socket found: container names and images will be null"
-        ),
+/// The runtimes' APIs: the Docker Engine API (docker, podman) and the CRI (containerd, CRI-O).
+pub struct Sources {
+    pub docker_sockets: Vec<PathBuf>,
+    pub cri_sockets: Vec<PathBuf>,
+}
+
+/// Answers lookups one by one; lists the running containers once when it first reaches a
+/// runtime. Each container is asked of the API its cgroup says it belongs to first.
+async fn fetcher(
+    sources: Sources,
+    mut rx: mpsc::UnboundedReceiver<(String, &'static str)>,
+    dir: ContainerDirectory,
+) {
+    let mut docker = connect(&sources.docker_sockets);
+    if let Some((d, path)) = &docker {
+        tracing::info!(socket = %path.display(), "container runtime API found (Docker Engine API)");
+        tokio::spawn(follow_events(d.clone(), dir.clone()));
+        prefill(d, &dir).await;
     }
-    while let Some(id) = rx.recv().await {
-        if client.is_none() {
-            client = connect(&sockets);
-            if let Some((docker, path)) = &client {
-                tracing::info!(socket = %path.display(), "container runtime API found");
-                tokio::spawn(follow_events(docker.clone(), dir.clone()));
+    let mut cri = CriClient::connect(&sources.cri_sockets, REQUEST_TIMEOUT).await;
+    if let Some(c) = &mut cri {
+        let ids = c.list().await;
+        let mut n = 0;
+        for id in ids {
+            if let Some(meta) = c.describe(&id).await {
+                dir.settle(&id, Some(meta), "cri-o");
+                n += 1;
             }
         }
-        let meta = match &client {
-            Some((docker, _)) => inspect(docker, &id).await,
-            None => None,
-        };
-        dir.settle(&id, meta);
+        tracing::info!(containers = n, "running containers listed from the CRI runtime");
+    }
+    dir.lock().listed = true;
+    if docker.is_none() && cri.is_none() {
+        tracing::info!(
+            docker_sockets = ?sources.docker_sockets,
+            cri_sockets = ?sources.cri_sockets,
+            "no container runtime API answered: container names and images will be null"
+        );
+    }
+    while let Some((id, runtime)) = rx.recv().await {
+        if docker.is_none() {
+            docker = connect(&sources.docker_sockets);
+            if let Some((d, path)) = &docker {
+                tracing::info!(socket = %path.display(), "container runtime API found (Docker Engine API)");
+                tokio::spawn(follow_events(d.clone(), dir.clone()));
+            }
+        }
+        if cri.is_none() {
+            cri = CriClient::connect(&sources.cri_sockets, REQUEST_TIMEOUT).await;
+        }
+        let cri_first = matches!(runtime, "containerd" | "cri-o");
+        let mut meta = None;
+        for use_cri in [cri_first, !cri_first] {
+            meta = match (use_cri, &docker, &mut cri) {
+                (false, Some((d, _)), _) => inspect(d, &id).await,
+                (true, _, Some(c)) => c.describe(&id).await,
+                _ => None,
+            };
+            if meta.is_some() {
+                break;
+            }
+        }
+        dir.settle(&id, meta, runtime);
     }
 }
 
@@ -404,11 +445,10 @@ async fn prefill(docker: &Docker, dir: &ContainerDirectory) {
     for s in summaries {
         let Some(id) = s.id else { continue };
         if let Some(meta) = inspect(docker, &id).await {
-            dir.settle(&id, Some(meta));
+            dir.settle(&id, Some(meta), "docker");
             n += 1;
         }
     }
-    dir.lock().listed = true;
     tracing::info!(containers = n, "running containers listed from the runtime");
 }
 

@@ -1,9 +1,12 @@
 //! From a cgroup to a container: cgroup id -> path -> container id.
 
 mod cgroup;
+pub mod cri;
 mod id;
 mod metadata;
 
 pub use cgroup::{CgroupResolver, CgroupStats};
 pub use id::{ContainerId, PodCgroup, container_from_cgroup_path, is_hex64, pod_from_cgroup_path};
-pub use metadata::{ContainerDirectory, ContainerMeta, DEFAULT_DOCKER_SOCKETS, DirectoryStats, Lookup};
+pub use metadata::{
+    ContainerDirectory, ContainerMeta, DEFAULT_DOCKER_SOCKETS, DirectoryStats, Lookup, Sources,
+};

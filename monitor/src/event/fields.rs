@@ -127,8 +127,8 @@ enum Id {
     ContainerPrivileged,
     K8sNsName,
     K8sPodName,
-    /// Kubernetes metadata: likewise.
-    K8sMeta,
+    K8sPodLabels,
+    K8sPodLabel,
     /// From the kubepods cgroup path.
     K8sPodUid,
     K8sPodQos,
@@ -278,8 +278,8 @@ static FIELDS: &[FieldDef] = fields! {
     "k8s.pod.name" Str None K8sPodName;
     "k8s.pod.uid" Str None K8sPodUid;
     "k8s.pod.qos_class" Str None K8sPodQos;
-    "k8s.pod.labels" Str None K8sMeta;
-    "k8s.pod.label" Str Key K8sMeta;
+    "k8s.pod.labels" Str None K8sPodLabels;
+    "k8s.pod.label" Str Key K8sPodLabel;
 };
 
 /// A field as a rule or output names it: its definition and argument.
@@ -345,12 +345,6 @@ impl Field {
             (ArgKind::Key, None) => return Err(FieldError::BadArgument(format!("{name} needs a [key]"))),
         }
         Ok(field)
-    }
-
-    /// Known to the registry but not filled yet (container runtime and Kubernetes metadata):
-    /// it reads as null.
-    pub fn is_unfilled(&self) -> bool {
-        matches!(self.def.id, K8sMeta | K8sNsName | K8sPodName)
     }
 
     pub fn ty(&self) -> FieldType {
@@ -595,9 +589,9 @@ impl Field {
                 (None, None) => V::Null,
             },
             ContainerType => opt_str(ev.container.as_ref().map(|c| c.runtime)),
-            K8sMeta => V::Null,
             ContainerName | ContainerImage | ContainerImageId | ContainerImageRepo | ContainerImageTag
-            | ContainerImageDigest | ContainerPrivileged | K8sNsName | K8sPodName => {
+            | ContainerImageDigest | ContainerPrivileged | K8sNsName | K8sPodName | K8sPodLabels
+            | K8sPodLabel => {
                 let Some(meta) = ev.container.as_ref().and_then(|c| cx.containers.as_ref()?.known(&c.full))
                 else {
                     return V::Null;
@@ -614,6 +608,17 @@ impl Field {
                     ContainerImageDigest => owned(&meta.image_digest),
                     ContainerPrivileged => meta.privileged.map_or(V::Null, V::Bool),
                     K8sNsName => label("io.kubernetes.pod.namespace"),
+                    K8sPodLabels => {
+                        let mut labels: Vec<String> =
+                            meta.pod_labels.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                        labels.sort();
+                        V::Str(Cow::Owned(labels.join(", ")))
+                    }
+                    K8sPodLabel => self
+                        .key
+                        .as_ref()
+                        .and_then(|k| meta.pod_labels.get(k))
+                        .map_or(V::Null, |v| V::Str(Cow::Owned(v.clone()))),
                     _ => label("io.kubernetes.pod.name"),
                 }
             }

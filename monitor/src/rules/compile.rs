@@ -172,8 +172,6 @@ pub struct Compiler<'d> {
     /// Every identity set made, for the ruleset to refresh.
     pub identities: Vec<Arc<PathIdentities>>,
     depth: usize,
-    /// The first field used that the monitor knows but does not fill yet.
-    pub unfilled: Option<(String, Span)>,
 }
 
 /// Nesting of a condition with its macros expanded; deeper is refused (the matcher's evaluation
@@ -190,14 +188,12 @@ impl<'d> Compiler<'d> {
             foreign_types: Vec::new(),
             identities: Vec::new(),
             depth: 0,
-            unfilled: None,
         }
     }
 
     /// Compiles a rule's condition (and its exceptions, already folded into the text).
     pub fn compile(&mut self, text: &LocatedText) -> Result<Compiled, Problem> {
         self.unsupported = None;
-        self.unfilled = None;
         self.foreign_types.clear();
         let expr = parse_located(text).map_err(Problem::Error)?;
         let matcher = self.expr(&expr, text).map_err(Problem::Error)?;
@@ -299,12 +295,7 @@ impl<'d> Compiler<'d> {
 
     fn field(&mut self, f: &FieldExpr, text: &LocatedText) -> Result<Option<Field>, Diagnostic> {
         match Field::lookup(&f.name, f.arg.as_deref()) {
-            Ok(field) => {
-                if field.is_unfilled() && self.unfilled.is_none() {
-                    self.unfilled = Some((f.display_name(), text.span(f.at.clone())));
-                }
-                Ok(Some(field))
-            }
+            Ok(field) => Ok(Some(field)),
             Err(FieldError::Unsupported) => {
                 if self.unsupported.is_none() {
                     let via = match self.expanding.last() {

@@ -168,17 +168,6 @@ impl Ruleset {
             let skip = |reason: String, span: Span| SkippedRule { name: rule.name.clone(), reason, span };
             match compile_rule(&mut compiler, rule) {
                 Ok((compiled, Compiled { matcher, foreign_types })) => {
-                    if let Some((field, at)) = compiler.unfilled.take() {
-                        diagnostics.push(Diagnostic::warning(
-                            Some(at),
-                            format!(
-                                "rule `{}` uses `{field}`, which is filled only for pods whose runtime \
-                                 answers the Docker API (the CRI is not queried yet): elsewhere it reads as \
-                                 null, so checks on it are false",
-                                rule.name
-                            ),
-                        ));
-                    }
                     let idx = ruleset.rules.len();
                     let types = types_of(&matcher);
                     if types.is_empty() {
