@@ -114,8 +114,9 @@ fn config_with_sockets(dir: &Path, sockets: &[&Path], wait_ms: u64) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "rules: [bundled]\nrate_limit: {{per_second: 0, burst: 0}}\n\
-             container_runtime:\n  docker_sockets: [{list}]\n  metadata_wait_ms: {wait_ms}\n"
+            "rules: [bundled]\nrate_limit: {{per_second: 0, burst: 0}}\nstate_dir: \"{}\"\n\
+             container_runtime:\n  docker_sockets: [{list}]\n  cri_sockets: []\n  metadata_wait_ms: {wait_ms}\n",
+            dir.join("state").display()
         ),
     )
     .unwrap();
@@ -240,21 +241,34 @@ fn monitor_containers_lists_running_containers_with_name_and_image() {
         }
     }
     let _remove = Remove(full_id.clone());
-    let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
-        .args(["containers", "--json", "--config", config.to_str().unwrap()])
-        .env("MONITOR_LOG_FORMAT", "text")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let row = rows
-        .iter()
-        .find(|r| r["container.full_id"] == full_id.as_str())
-        .unwrap_or_else(|| panic!("{full_id} not listed: {rows:?}"));
-    assert_eq!(row["container.id"], &full_id[..12]);
+    let list = || -> Vec<Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_monitor"))
+            .args(["containers", "--json", "--config", config.to_str().unwrap()])
+            .env("MONITOR_LOG_FORMAT", "text")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let find = |rows: &[Value]| -> Option<Value> {
+        rows.iter().find(|r| r["container.full_id"] == full_id.as_str()).cloned()
+    };
+    // No daemon running: the runtime is asked directly.
+    let rows = list();
+    let row = find(&rows).unwrap_or_else(|| panic!("{full_id} not listed: {rows:?}"));
     assert_eq!(row["container.name"], name.as_str());
-    assert_eq!(row["container.image.repository"], "localhost/monitor-test");
+    // A running daemon's own view, from its state directory.
+    let d = start_daemon(&config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let row = loop {
+        let written = dir.path().join("state/containers.json").exists();
+        if written && let Some(row) = find(&list()) {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "the daemon's view never listed {full_id}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    d.stop();
     assert_eq!(row["container.image.tag"], "latest");
 }
 

@@ -1,6 +1,8 @@
-//! `monitor containers`: the containers the runtimes describe, as the daemon sees them: id,
-//! name, image, pod, namespace, runtime.
+//! `monitor containers`: what the daemon knows about containers (id, name, image, pod,
+//! namespace, runtime API), from the snapshot the running daemon keeps in its state directory;
+//! without a running daemon (or with `--query`), asked of the runtimes directly.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -13,58 +15,92 @@ pub struct ContainersArgs {
     /// One JSON object per container instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Ask the runtimes now instead of reading the running daemon's view.
+    #[arg(long)]
+    pub query: bool,
     #[command(flatten)]
     pub config: RulesArgs,
 }
 
-fn row(id: &str, m: &ContainerMeta) -> [String; 6] {
-    let or_dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
-    [
-        id.get(..12).unwrap_or(id).to_owned(),
-        or_dash(m.name.as_deref()),
-        or_dash(m.image.as_deref()),
-        or_dash(m.label("io.kubernetes.pod.name")),
-        or_dash(m.label("io.kubernetes.pod.namespace")),
-        m.source.to_owned(),
-    ]
+/// Where `monitor run` keeps what `monitor containers` reads.
+pub const SNAPSHOT_FILE: &str = "containers.json";
+/// A snapshot older than this is from a daemon that is no longer running.
+const SNAPSHOT_STALE: Duration = Duration::from_secs(30);
+
+/// One container as `monitor containers` shows it: Falco field names.
+pub fn to_json(full_id: &str, m: &ContainerMeta) -> serde_json::Value {
+    serde_json::json!({
+        "container.id": full_id.get(..12).unwrap_or(full_id), "container.full_id": full_id,
+        "container.name": m.name, "container.image": m.image,
+        "container.image.repository": m.image_repository, "container.image.tag": m.image_tag,
+        "container.image.digest": m.image_digest, "container.privileged": m.privileged,
+        "k8s.pod.name": m.label(crate::container::cri::POD_NAME_LABEL),
+        "k8s.ns.name": m.label(crate::container::cri::POD_NAMESPACE_LABEL),
+        "k8s.pod.uid": m.label(crate::container::cri::POD_UID_LABEL),
+        "k8s.pod.labels": m.pod_labels,
+        "source": m.source,
+    })
+}
+
+/// Writes the daemon's view atomically (write, then rename), for `monitor containers`.
+pub fn write_snapshot(dir: &ContainerDirectory, state_dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    let mut text = String::new();
+    for (id, m) in dir.snapshot() {
+        text.push_str(&to_json(&id, &m).to_string());
+        text.push('\n');
+    }
+    let tmp = state_dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, state_dir.join(SNAPSHOT_FILE))
+}
+
+fn read_snapshot(state_dir: &Path) -> Option<Vec<serde_json::Value>> {
+    let path: PathBuf = state_dir.join(SNAPSHOT_FILE);
+    let fresh =
+        std::fs::metadata(&path).ok()?.modified().ok()?.elapsed().is_ok_and(|age| age < SNAPSHOT_STALE);
+    if !fresh {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
 pub async fn run(args: ContainersArgs) -> Result<()> {
     let config = args.config.config()?;
-    let dir = ContainerDirectory::start(config.container_runtime.sources());
-    // The directory lists the runtime's containers when it connects.
-    let listed = dir.wait_listed(Duration::from_secs(5)).await;
-    if !listed {
-        eprintln!(
-            "monitor: no container runtime answered in time (set container_runtime.docker_sockets or cri_sockets in the config)"
-        );
-    }
-    let containers = dir.snapshot();
+    let rows = match (args.query, read_snapshot(&config.state_dir)) {
+        (false, Some(rows)) => rows,
+        (query, _) => {
+            if !query {
+                eprintln!(
+                    "monitor: no running daemon's view in {} (is `monitor run` running?); asking the runtimes",
+                    config.state_dir.display()
+                );
+            }
+            let dir = ContainerDirectory::start(config.container_runtime.sources());
+            if !dir.wait_listed(Duration::from_secs(5)).await {
+                eprintln!(
+                    "monitor: no container runtime answered in time (set container_runtime.docker_sockets or \
+                     cri_sockets in the config)"
+                );
+            }
+            dir.snapshot().iter().map(|(id, m)| to_json(id, m)).collect()
+        }
+    };
     if args.json {
-        for (id, m) in &containers {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "container.id": id.get(..12).unwrap_or(id), "container.full_id": id,
-                    "container.name": m.name, "container.image": m.image,
-                    "container.image.repository": m.image_repository, "container.image.tag": m.image_tag,
-                    "container.privileged": m.privileged,
-                    "k8s.pod.name": m.label("io.kubernetes.pod.name"),
-                    "k8s.ns.name": m.label("io.kubernetes.pod.namespace"),
-                    "k8s.pod.uid": m.label("io.kubernetes.pod.uid"),
-                    "k8s.pod.labels": m.pod_labels,
-                    "source": m.source,
-                })
-            );
+        for r in &rows {
+            println!("{r}");
         }
         return Ok(());
     }
+    let cell = |r: &serde_json::Value, k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+    let keys = ["container.id", "container.name", "container.image", "k8s.pod.name", "k8s.ns.name", "source"];
     let header = ["CONTAINER", "NAME", "IMAGE", "POD", "NAMESPACE", "SOURCE"].map(String::from);
-    let rows: Vec<[String; 6]> =
-        std::iter::once(header).chain(containers.iter().map(|(id, m)| row(id, m))).collect();
+    let table: Vec<[String; 6]> =
+        std::iter::once(header).chain(rows.iter().map(|r| keys.map(|k| cell(r, k)))).collect();
     let widths: Vec<usize> =
-        (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    for r in &rows {
+        (0..6).map(|c| table.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for r in &table {
         let line: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }

@@ -53,6 +53,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(monitor_common::DEFAULT_RING_BYTES),
         max_processes: args.sensor.max_processes.unwrap_or(crate::process::table_default_max()),
         containers: None,
+        state_dir: None,
     };
     pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default() }).await
 }

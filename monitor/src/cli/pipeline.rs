@@ -21,6 +21,8 @@ pub struct PipelineOptions {
     pub max_processes: usize,
     /// Container metadata from the runtimes, for stages that render it.
     pub containers: Option<crate::container::ContainerDirectory>,
+    /// Where the daemon's view of containers is written for `monitor containers`.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// What the pipeline does with each enriched event.
@@ -145,6 +147,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let mut last_report = Instant::now();
     let mut last_drops = KernelDrops::default();
     let mut resynced_at = 0u64;
+    let mut snapshot_failed = false;
     let cx = FieldContext { containers: opts.containers.clone(), ..FieldContext::default() };
     let mut flush_timer = tokio::time::interval(FLUSH_INTERVAL);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -175,6 +178,13 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                 let now = Instant::now();
                 enricher.tick(now);
                 stage.tick();
+                if let (Some(dir), Some(state)) = (&cx.containers, &opts.state_dir)
+                    && let Err(e) = super::containers::write_snapshot(dir, state)
+                    && !snapshot_failed
+                {
+                    snapshot_failed = true;
+                    tracing::warn!("cannot write the container view to {}: {e}", state.display());
+                }
                 let drops = drop_counters.read()?;
                 if drops.lifecycle() > resynced_at {
                     resynced_at = drops.lifecycle();

@@ -113,6 +113,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
         containers: Some(crate::container::ContainerDirectory::start(config.container_runtime.sources())),
+        state_dir: Some(config.state_dir.clone()),
     };
     pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format))).await
 }

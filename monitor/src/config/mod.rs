@@ -46,6 +46,8 @@ pub struct Config {
     pub ring_buffer_bytes: u32,
     pub max_processes: usize,
     pub container_runtime: ContainerRuntimeConfig,
+    /// Where the running daemon keeps state other commands read (`monitor containers`).
+    pub state_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -99,6 +101,7 @@ impl Default for Config {
             ring_buffer_bytes: monitor_common::DEFAULT_RING_BYTES,
             max_processes: crate::process::table_default_max(),
             container_runtime: ContainerRuntimeConfig::default(),
+            state_dir: PathBuf::from("/run/monitor"),
         }
     }
 }
@@ -187,6 +190,7 @@ mod tests {
         assert_eq!(c.min_priority, d.min_priority);
         assert_eq!(c.ring_buffer_bytes, d.ring_buffer_bytes);
         assert_eq!(c.max_processes, d.max_processes);
+        assert_eq!(c.state_dir, d.state_dir);
         assert_eq!(c.container_runtime.docker_sockets(), d.container_runtime.docker_sockets());
         assert_eq!(c.container_runtime.metadata_wait_ms, d.container_runtime.metadata_wait_ms);
     }
