@@ -530,6 +530,24 @@ fn write_below_a_system_directory() {
         assert_host(&a);
         assert!(!Path::new(&file).exists(), "{file} was written on the host");
     }
+    // cp is a general tool: flagged when it writes there by itself...
+    let script =
+        "mount -t tmpfs monitor-test /etc/cron.d && exec cp /etc/hostname /etc/cron.d/monitor-cp-test";
+    let pid = run_ok(cmd(&unshare).args(["--mount", "--propagation", "private", "sh", "-c", script]));
+    let a = expect_alert(d, SYSTEM_WRITE, pid);
+    assert_eq!(text(&a, "proc.name"), "cp", "{a}");
+    // ... not when a package manager runs it (here a shell named dpkg, as maintainer scripts are).
+    let dir = tempdir();
+    let dpkg = dir.path().join("dpkg");
+    symlink(Path::new("/bin/sh"), &dpkg);
+    let script =
+        "mount -t tmpfs monitor-test /etc/cron.d && cp /etc/hostname /etc/cron.d/monitor-dpkg-test && true";
+    let installer =
+        run_ok(cmd(&unshare).args(["--mount", "--propagation", "private"]).arg(&dpkg).args(["-c", script]));
+    barrier(d);
+    let by_installer =
+        d.matching(|v| rule(v) == SYSTEM_WRITE && num(v, "proc.ppid") == Some(u64::from(installer)));
+    assert!(by_installer.is_empty(), "cp run by a package manager was flagged:\n{}", show(&by_installer));
     assert_no_alert(d, SYSTEM_WRITE, benign, "touch in a temporary directory");
     assert_no_alert(d, SYSTEM_WRITE, reader, "cat /etc/hostname");
 }
