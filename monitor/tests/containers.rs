@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, FakeContainer, Options, field, rule};
+use common::{Daemon, FakeContainer, field, rule};
 use serde_json::Value;
 
 const SENSITIVE_READ: &str = "Sensitive file read by an unexpected program";
@@ -51,7 +51,8 @@ macro_rules! require_podman {
     };
 }
 
-/// A tiny image built here from busybox-static (no registry is reachable), once per run.
+/// A tiny image built here from busybox-static (no registry is reachable), once per run, and
+/// the pause image containerd's pods start from.
 fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -70,6 +71,14 @@ fn test_image() -> &'static str {
         assert!(ok.success());
         let out = podman().arg("import").arg(&tar).arg(IMAGE).output().unwrap();
         assert!(out.status.success(), "podman import: {}", String::from_utf8_lossy(&out.stderr));
+        // The same files as containerd's pod sandbox ("pause") image: it only has to stay up.
+        let out = podman()
+            .args(["import", "--change", "CMD [\"/bin/sleep\", \"3600\"]"])
+            .arg(&tar)
+            .arg(PAUSE_IMAGE)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "podman import pause: {}", String::from_utf8_lossy(&out.stderr));
     });
     IMAGE
 }
@@ -124,11 +133,7 @@ fn config_with_sockets(dir: &Path, sockets: &[&Path], wait_ms: u64) -> PathBuf {
 }
 
 fn start_daemon(config: &Path) -> Daemon {
-    Daemon::start_with(Options {
-        command: &["run", "--format", "json"],
-        args: &["--config", config.to_str().unwrap()],
-        ..Default::default()
-    })
+    Daemon::start_run(&["--config", config.to_str().unwrap()])
 }
 
 /// The counts the daemon reports on exit: (container alerts, of which without metadata).
@@ -352,38 +357,6 @@ impl Drop for Containerd {
     }
 }
 
-/// The pause image: the test image sleeping.
-fn pause_image() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        test_image();
-        let dir = tempfile::tempdir().unwrap();
-        let archive = dir.path().join("test.tar");
-        let out = podman()
-            .args(["save", "--format", "oci-archive", "-o"])
-            .arg(&archive)
-            .arg(IMAGE)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "podman save: {}", String::from_utf8_lossy(&out.stderr));
-        // A filesystem export of the test image with a long-running default command.
-        let rootfs = dir.path().join("rootfs.tar");
-        let name = format!("monitor-pause-src-{}", std::process::id());
-        let out = podman().args(["create", "--name", &name, IMAGE, "true"]).output().unwrap();
-        assert!(out.status.success(), "podman create: {}", String::from_utf8_lossy(&out.stderr));
-        let out = podman().arg("export").arg("-o").arg(&rootfs).arg(&name).output().unwrap();
-        let _ = podman().args(["rm", "-f", &name]).output();
-        assert!(out.status.success(), "podman export: {}", String::from_utf8_lossy(&out.stderr));
-        let out = podman()
-            .args(["import", "--change", "CMD [\"/bin/sleep\", \"3600\"]"])
-            .arg(&rootfs)
-            .arg(PAUSE_IMAGE)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "podman import pause: {}", String::from_utf8_lossy(&out.stderr));
-    });
-}
-
 mod cri {
     use std::collections::HashMap;
     use std::path::Path;
@@ -486,7 +459,6 @@ fn containerd_pod_alert_carries_pod_namespace_labels_and_image_from_the_cri() {
         eprintln!("SKIPPED {}: needs containerd (`cargo xtask test` installs it as root)", module_path!());
         return;
     }
-    pause_image();
     let containerd = Containerd::start();
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("pod_rules.yaml");

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, FakeContainer, Options, alert_for, field, rule, shared_alert_daemon};
+use common::{Daemon, FakeContainer, alert_for, field, rule, shared_alert_daemon};
 use serde_json::Value;
 
 // Every rule of the bundled file, by name.
@@ -793,11 +793,14 @@ fn allowed_destinations_extend_from_a_users_rules_file() {
          items: append\n",
     )
     .unwrap();
-    let tuned = Daemon::start_with(Options {
-        command: &["run", "--format", "json"],
-        args: &["--config", "/dev/null", "--rules", "bundled", "--rules", extra.to_str().unwrap()],
-        ..Default::default()
-    });
+    let tuned = Daemon::start_run(&[
+        "--config",
+        "/dev/null",
+        "--rules",
+        "bundled",
+        "--rules",
+        extra.to_str().unwrap(),
+    ]);
     let shared = shared_alert_daemon();
     let c = FakeContainer::new();
     let allowed = LoopbackAddress::add("198.51.100.7");
@@ -839,11 +842,14 @@ fn hard_link_to_a_watched_file_matches_by_identity() {
         ),
     )
     .unwrap();
-    let d = Daemon::start_with(Options {
-        command: &["run", "--format", "json"],
-        args: &["--config", "/dev/null", "--rules", "bundled", "--rules", rules.to_str().unwrap()],
-        ..Default::default()
-    });
+    let d = Daemon::start_run(&[
+        "--config",
+        "/dev/null",
+        "--rules",
+        "bundled",
+        "--rules",
+        rules.to_str().unwrap(),
+    ]);
     std::fs::hard_link(&secret, &alias).unwrap();
     // Benign: a different file with the same content.
     let benign = run_ok(cmd("cat").arg(&copy));

@@ -73,10 +73,6 @@ impl Alerter {
         }
     }
 
-    pub fn ruleset(&self) -> &Ruleset {
-        &self.ruleset
-    }
-
     /// Appends the alerts `ev` raises now to `out`, one per line; returns how many. Events of a
     /// container whose metadata is being fetched are evaluated when it arrives (rules may test
     /// container and pod fields), at most `metadata_wait` later: they come out of

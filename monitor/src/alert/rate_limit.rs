@@ -28,13 +28,11 @@ struct Bucket {
 pub struct RateLimiter {
     limit: RateLimit,
     buckets: Vec<Option<Bucket>>,
-    /// Every alert held back, for the drop report.
-    pub suppressed_total: u64,
 }
 
 impl RateLimiter {
     pub fn new(limit: RateLimit, rules: usize) -> Self {
-        Self { limit, buckets: vec![None; rules], suppressed_total: 0 }
+        Self { limit, buckets: vec![None; rules] }
     }
 
     /// Whether rule `rule` may raise an alert now; when it may, also how many were suppressed
@@ -59,7 +57,6 @@ impl RateLimiter {
             Some(std::mem::take(&mut b.suppressed))
         } else {
             b.suppressed += 1;
-            self.suppressed_total += 1;
             None
         }
     }
@@ -87,7 +84,6 @@ mod tests {
         assert_eq!(r.pending(), 2);
         // Half a second later one token is back; the alert carries the count held back.
         assert_eq!(r.admit(0, t0 + Duration::from_millis(500)), Some(2));
-        assert_eq!(r.suppressed_total, 2);
         assert_eq!(r.pending(), 0);
     }
 

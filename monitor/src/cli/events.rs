@@ -33,10 +33,10 @@ struct EventStream {
 }
 
 impl Stage for EventStream {
-    fn on_event(&mut self, ev: &Event, _cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
+    fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
         // Writing into a Vec cannot fail.
         let _ = if self.json {
-            self.renderer.write(ev, &mut *out).and_then(|()| out.write_all(b"\n"))
+            self.renderer.write(ev, &cx.users, &mut *out).and_then(|()| out.write_all(b"\n"))
         } else {
             writeln!(out, "{}", ev.to_text())
         };
@@ -49,9 +49,10 @@ impl Stage for EventStream {
 }
 
 pub async fn run(args: EventsArgs) -> Result<()> {
+    let defaults = crate::config::Config::default();
     let opts = PipelineOptions {
-        ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(monitor_common::DEFAULT_RING_BYTES),
-        max_processes: args.sensor.max_processes.unwrap_or(crate::process::table_default_max()),
+        ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(defaults.ring_buffer_bytes),
+        max_processes: args.sensor.max_processes.unwrap_or(defaults.max_processes),
         containers: None,
         state_dir: None,
     };

@@ -33,6 +33,10 @@ pub trait Stage {
     fn report(&self, written: u64) -> String;
     /// Called about once a second.
     fn tick(&mut self) {}
+    /// Whether the stage holds output back (then `flush` is called every few milliseconds).
+    fn holds_back(&self) -> bool {
+        false
+    }
     /// Called every few milliseconds and at shutdown (`all`): output the stage held back.
     fn flush(&mut self, _cx: &FieldContext, _out: &mut Vec<u8>, _all: bool) -> u64 {
         0
@@ -115,6 +119,9 @@ fn handle(
     }
 }
 
+/// An unchanged container view is rewritten this often, to show it is live.
+const SNAPSHOT_REFRESH: Duration = Duration::from_secs(10);
+
 /// How often held-back output (alerts waiting for container metadata) is looked at.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -148,7 +155,9 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let mut last_drops = KernelDrops::default();
     let mut resynced_at = 0u64;
     let mut snapshot_failed = false;
+    let mut snapshot_at: Option<(u64, Instant)> = None;
     let cx = FieldContext { containers: opts.containers.clone(), ..FieldContext::default() };
+    let holds_back = stage.holds_back();
     let mut flush_timer = tokio::time::interval(FLUSH_INTERVAL);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -171,19 +180,28 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
             }), if batch.is_empty() => {
                 r?;
             }
-            _ = flush_timer.tick(), if batch.is_empty() => {
+            _ = flush_timer.tick(), if holds_back && batch.is_empty() => {
                 batch_events += stage.flush(&cx, &mut batch, false);
             }
             _ = upkeep.tick() => {
                 let now = Instant::now();
                 enricher.tick(now);
                 stage.tick();
+                // Rewritten when the view changed, and often enough that readers see it is live.
                 if let (Some(dir), Some(state)) = (&cx.containers, &opts.state_dir)
-                    && let Err(e) = super::containers::write_snapshot(dir, state)
-                    && !snapshot_failed
+                    && (snapshot_at.is_none_or(|(g, at): (u64, Instant)| {
+                        g != dir.generation() || at.elapsed() >= SNAPSHOT_REFRESH
+                    }))
                 {
-                    snapshot_failed = true;
-                    tracing::warn!("cannot write the container view to {}: {e}", state.display());
+                    let generation = dir.generation();
+                    match super::containers::write_snapshot(dir, state) {
+                        Ok(()) => snapshot_at = Some((generation, now)),
+                        Err(e) if !snapshot_failed => {
+                            snapshot_failed = true;
+                            tracing::warn!("cannot write the container view to {}: {e}", state.display());
+                        }
+                        Err(_) => {}
+                    }
                 }
                 let drops = drop_counters.read()?;
                 if drops.lifecycle() > resynced_at {

@@ -86,7 +86,8 @@ pub fn alerter(config: &Config, ruleset: Ruleset, format: Option<OutputFormat>) 
     )
 }
 
-struct AlertStage(Alerter);
+/// The alerter, and the container directory whose size the report shows.
+struct AlertStage(Alerter, crate::container::ContainerDirectory);
 
 impl Stage for AlertStage {
     fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
@@ -94,11 +95,25 @@ impl Stage for AlertStage {
     }
 
     fn report(&self, written: u64) -> String {
-        format!("{}; {written} alerts written", self.0.report())
+        let c = self.1.stats();
+        format!(
+            "{}; {written} alerts written; containers: {} known, {} being looked up, {} unknown to the runtimes \
+             ({} lookups, {} failed)",
+            self.0.report(),
+            c.known,
+            c.pending,
+            c.failed,
+            c.lookups,
+            c.lookup_failures
+        )
     }
 
     fn tick(&mut self) {
         self.0.tick();
+    }
+
+    fn holds_back(&self) -> bool {
+        true
     }
 
     fn flush(&mut self, cx: &FieldContext, out: &mut Vec<u8>, all: bool) -> u64 {
@@ -109,11 +124,12 @@ impl Stage for AlertStage {
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = args.rules.config()?;
     let ruleset = load_rules(&config)?;
+    let containers = crate::container::ContainerDirectory::start(config.container_runtime.sources());
     let opts = PipelineOptions {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
-        containers: Some(crate::container::ContainerDirectory::start(config.container_runtime.sources())),
+        containers: Some(containers.clone()),
         state_dir: Some(config.state_dir.clone()),
     };
-    pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format))).await
+    pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format), containers)).await
 }

@@ -138,12 +138,8 @@ impl Config {
                 Priority::NAMES
             )
         })?;
-        if !config.ring_buffer_bytes.is_power_of_two() || config.ring_buffer_bytes < 4096 {
-            return Err(format!(
-                "{name}: ring_buffer_bytes: {} is not a power of two of at least 4096",
-                config.ring_buffer_bytes
-            ));
-        }
+        crate::sensor::check_ring_bytes(config.ring_buffer_bytes)
+            .map_err(|e| format!("{name}: ring_buffer_bytes: {e}"))?;
         Ok(config)
     }
 

@@ -85,6 +85,8 @@ pub struct DirectoryStats {
 
 struct Shared {
     entries: HashMap<String, Entry>,
+    /// Bumped whenever what is known changes, so a snapshot is only rewritten after a change.
+    generation: u64,
     /// Containers the runtime reported removed, and when: kept a while for late events.
     removed: HashMap<String, Instant>,
     /// The runtime's running containers were listed (once, when it was first reached).
@@ -122,6 +124,7 @@ impl Shared {
             }
             self.removed = keep.into_iter().collect();
         }
+        self.generation += 1;
     }
 }
 
@@ -154,6 +157,7 @@ impl ContainerDirectory {
         let dir = Self {
             shared: Arc::new(Mutex::new(Shared {
                 entries: HashMap::new(),
+                generation: 0,
                 removed: HashMap::new(),
                 listed: false,
                 following_events: false,
@@ -229,6 +233,7 @@ impl ContainerDirectory {
             }
         };
         s.entries.insert(full_id.to_owned(), entry);
+        s.generation += 1;
     }
 
     /// Waits until the runtime's containers have been listed; false if none answered in time.
@@ -241,6 +246,11 @@ impl ContainerDirectory {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// Changes whenever a container is described or forgotten.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
     }
 
     /// Every known container, for `monitor containers`.
@@ -461,6 +471,7 @@ mod tests {
         let now = Instant::now();
         let mut s = Shared {
             entries: HashMap::new(),
+            generation: 0,
             removed: HashMap::new(),
             listed: true,
             following_events: true,

@@ -31,7 +31,7 @@ pub struct Enricher {
     events: u64,
 }
 
-fn clock_ns(clock: libc::clockid_t) -> i128 {
+pub(super) fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid clock id and timespec.
     unsafe { libc::clock_gettime(clock, &mut ts) };

@@ -468,7 +468,11 @@ impl Field {
             ProcTty => p.map_or(V::Null, |p| V::Int(p.tty.into())),
             ProcPidNs => p.map_or(V::Null, |p| V::Int(p.pidns.into())),
             ProcMntNs => p.map_or(V::Null, |p| V::Int(p.mntns.into())),
-            ProcDuration => p.map_or(V::Null, |p| V::Int(cx.boottime_ns().saturating_sub(p.start_ns) as i64)),
+            ProcDuration => p.map_or(V::Null, |p| {
+                V::Int(
+                    (super::enrich::clock_ns(libc::CLOCK_BOOTTIME) as u64).saturating_sub(p.start_ns) as i64
+                )
+            }),
             ProcScript => opt_str(p.and_then(|p| p.script.as_deref())),
             // The process's own /proc directory, with a trailing slash, as seen from the host and
             // from its pid namespace: `fd.name startswith val(proc.procdir)` tells a process's
@@ -786,15 +790,6 @@ impl Default for FieldContext {
             groups: RefCell::new(Users::new("/etc/group")),
             hostname: nix_hostname(),
         }
-    }
-}
-
-impl FieldContext {
-    fn boottime_ns(&self) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: valid clock id and timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
     }
 }
 

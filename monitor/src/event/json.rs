@@ -1,8 +1,8 @@
 //! An event as one JSON object keyed by Falco field names, and as one line of text.
 
 use std::io::Write;
-use std::net::IpAddr;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -10,8 +10,7 @@ use serde::Serialize;
 
 use super::enrich::MAX_ANCESTORS;
 use super::format::{
-    basename, connection_name, dirname, endpoint, errno_name, is_open_create, is_open_read, is_open_write,
-    open_flags,
+    basename, connection_name, dirname, errno_name, is_open_create, is_open_read, is_open_write, open_flags,
 };
 use super::{Detail, Event, Users};
 use crate::process::{Process, ProcessRef};
@@ -104,10 +103,6 @@ impl<'a, W: Write + ?Sized> Obj<'a, W> {
     }
 }
 
-fn ip(v: Option<IpAddr>) -> Option<String> {
-    v.map(|ip| ip.to_string())
-}
-
 /// The process part of an event (proc.*, user.*, group.*, ancestry) rendered once and reused
 /// while the process and its ancestors stay the same: most events come from processes that
 /// already produced one.
@@ -122,13 +117,18 @@ const FRAGMENT_CACHE_MAX: usize = 4096;
 /// Renders events as JSON lines; owns what rendering needs (user names, the fragment cache).
 #[derive(Default)]
 pub struct JsonRenderer {
-    users: Users,
     fragments: HashMap<u32, ProcessFields>,
 }
 
 impl JsonRenderer {
     /// Writes `ev` as one JSON object keyed by Falco field names.
-    pub fn write<W: Write + ?Sized>(&mut self, ev: &Event, out: &mut W) -> std::io::Result<()> {
+    /// `users` is the daemon's one uid -> name cache (the field context's).
+    pub fn write<W: Write + ?Sized>(
+        &mut self,
+        ev: &Event,
+        users: &RefCell<Users>,
+        out: &mut W,
+    ) -> std::io::Result<()> {
         let mut m = Obj::open(out)?;
         m.put("evt.num", &ev.num)?;
         m.put("evt.type", ev.evt_type)?;
@@ -141,7 +141,7 @@ impl JsonRenderer {
         m.put("proc.pid", &ev.pid)?;
         m.put("proc.tid", &ev.tid)?;
         match &ev.process {
-            Some(p) => m.raw(self.process_fields(p, &ev.ancestors)?)?,
+            Some(p) => m.raw(self.process_fields(p, &ev.ancestors, users)?)?,
             None => {
                 m.put("user.uid", &ev.uid)?;
                 m.put("group.gid", &ev.gid)?;
@@ -195,9 +195,9 @@ impl JsonRenderer {
                 if let Some(path) = &n.unix_path {
                     m.put("fd.name", path)?;
                 } else {
-                    m.put("fd.sip", &ip(n.sip))?;
+                    m.put("fd.sip", &n.sip)?;
                     m.put("fd.sport", &n.sport)?;
-                    m.put("fd.cip", &ip(n.cip))?;
+                    m.put("fd.cip", &n.cip)?;
                     m.put("fd.cport", &n.cport)?;
                     m.put("fd.name", &connection_name(n))?;
                 }
@@ -207,7 +207,12 @@ impl JsonRenderer {
         m.close()
     }
 
-    fn process_fields(&mut self, p: &ProcessRef, ancestors: &[ProcessRef]) -> std::io::Result<&[u8]> {
+    fn process_fields(
+        &mut self,
+        p: &ProcessRef,
+        ancestors: &[ProcessRef],
+        users: &RefCell<Users>,
+    ) -> std::io::Result<&[u8]> {
         let fresh = self.fragments.get(&p.pid).is_some_and(|f| {
             Arc::ptr_eq(&f.process, p)
                 && f.ancestors.len() == ancestors.len()
@@ -215,7 +220,7 @@ impl JsonRenderer {
         });
         if !fresh {
             let mut json = Vec::with_capacity(1024);
-            write_process_fields(&mut json, p, ancestors, &mut self.users)?;
+            write_process_fields(&mut json, p, ancestors, &mut users.borrow_mut())?;
             if self.fragments.len() >= FRAGMENT_CACHE_MAX {
                 self.fragments.clear();
             }
@@ -289,13 +294,7 @@ impl Event {
             Detail::Open(o) => format!("{} {} res={}", o.path, open_flags(o.flags), errno_name(self.res)),
             Detail::Net(n) => match &n.unix_path {
                 Some(p) => format!("unix {p} res={}", errno_name(self.res)),
-                None => format!(
-                    "{} {}->{} res={}",
-                    n.l4proto,
-                    endpoint(n.cip, n.cport),
-                    endpoint(n.sip, n.sport),
-                    errno_name(self.res)
-                ),
+                None => format!("{} {} res={}", n.l4proto, connection_name(n), errno_name(self.res)),
             },
         };
         format!(

@@ -46,7 +46,8 @@ pub enum Matcher {
     And(Vec<Matcher>),
     Or(Vec<Matcher>),
     Not(Box<Matcher>),
-    Check(Box<CheckMatcher>),
+    /// Shared: the per-type specialisations of a rule refer to the same compiled check.
+    Check(Arc<CheckMatcher>),
 }
 
 #[derive(Debug, Clone)]
@@ -261,7 +262,17 @@ impl<'d> Compiler<'d> {
         }
         Ok(match e {
             Expr::And(t) => Matcher::And(t.iter().map(|e| self.expr(e, text)).collect::<Result<_, _>>()?),
-            Expr::Or(t) => Matcher::Or(t.iter().map(|e| self.expr(e, text)).collect::<Result<_, _>>()?),
+            Expr::Or(t) => {
+                let mut terms = Vec::with_capacity(t.len());
+                for e in t {
+                    match self.expr(e, text)? {
+                        Matcher::Or(inner) => terms.extend(inner),
+                        m => terms.push(m),
+                    }
+                }
+                merge_globs(&mut terms);
+                Matcher::Or(terms)
+            }
             Expr::Not(e) => Matcher::Not(Box::new(self.expr(e, text)?)),
             Expr::Macro { name, at } => {
                 if !self.defs.macros.contains_key(name) {
@@ -477,7 +488,7 @@ impl<'d> Compiler<'d> {
             }
             (op, Operand::None) => return Err(err(c.at.clone(), format!("`{}` needs a value", op.as_str()))),
         };
-        Ok(Matcher::Check(Box::new(CheckMatcher {
+        Ok(Matcher::Check(Arc::new(CheckMatcher {
             field,
             transformers: c.lhs.transformers.clone(),
             test,
@@ -613,9 +624,7 @@ fn transform<'e>(v: FieldValue<'e>, transformers: &[Transformer]) -> FieldValue<
             FieldValue::Str(s) => match t {
                 Transformer::ToLower => FieldValue::Str(s.to_lowercase().into()),
                 Transformer::ToUpper => FieldValue::Str(s.to_uppercase().into()),
-                Transformer::Basename => {
-                    FieldValue::Str(s.rsplit('/').next().unwrap_or("").to_owned().into())
-                }
+                Transformer::Basename => FieldValue::Str(crate::event::basename(&s).to_owned().into()),
                 Transformer::Len => FieldValue::Int(s.len() as i64),
                 Transformer::B64 => match base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
                     Ok(bytes) => FieldValue::Str(String::from_utf8_lossy(&bytes).into_owned().into()),
@@ -772,39 +781,8 @@ impl Matcher {
             Self::True => Self::True,
             Self::False => Self::False,
             Self::Unknown => Self::Unknown,
-            Self::And(t) => {
-                let mut out = Vec::with_capacity(t.len());
-                for m in t {
-                    match m.specialize(type_index) {
-                        Self::False => return Self::False,
-                        Self::True => {}
-                        Self::And(inner) => out.extend(inner),
-                        m => out.push(m),
-                    }
-                }
-                match out.len() {
-                    0 => Self::True,
-                    1 => out.pop().expect("one"),
-                    _ => Self::And(out),
-                }
-            }
-            Self::Or(t) => {
-                let mut out = Vec::with_capacity(t.len());
-                for m in t {
-                    match m.specialize(type_index) {
-                        Self::True => return Self::True,
-                        Self::False => {}
-                        Self::Or(inner) => out.extend(inner),
-                        m => out.push(m),
-                    }
-                }
-                merge_globs(&mut out);
-                match out.len() {
-                    0 => Self::False,
-                    1 => out.pop().expect("one"),
-                    _ => Self::Or(out),
-                }
-            }
+            Self::And(t) => junction(t, type_index, true),
+            Self::Or(t) => junction(t, type_index, false),
             Self::Not(m) => match m.specialize(type_index) {
                 Self::True => Self::False,
                 Self::False => Self::True,
@@ -828,6 +806,28 @@ impl Matcher {
                 }
             }
         }
+    }
+}
+
+/// An `and` (or an `or`) specialised: terms that fold to the identity drop out, one that folds
+/// to the absorbing constant decides, nested junctions of the same kind flatten.
+fn junction(terms: &[Matcher], type_index: usize, and: bool) -> Matcher {
+    let (identity, absorbing) =
+        if and { (Matcher::True, Matcher::False) } else { (Matcher::False, Matcher::True) };
+    let mut out = Vec::with_capacity(terms.len());
+    for m in terms {
+        match (m.specialize(type_index), and) {
+            (Matcher::True, true) | (Matcher::False, false) => {}
+            (Matcher::False, true) | (Matcher::True, false) => return absorbing,
+            (Matcher::And(inner), true) | (Matcher::Or(inner), false) => out.extend(inner),
+            (m, _) => out.push(m),
+        }
+    }
+    match out.len() {
+        0 => identity,
+        1 => out.pop().expect("one"),
+        _ if and => Matcher::And(out),
+        _ => Matcher::Or(out),
     }
 }
 
@@ -859,7 +859,7 @@ fn merge_globs(terms: &mut Vec<Matcher>) {
         }
         let Ok(set) = builder.build() else { continue };
         let Matcher::Check(first) = &terms[idx[0]] else { continue };
-        let merged = Matcher::Check(Box::new(CheckMatcher {
+        let merged = Matcher::Check(Arc::new(CheckMatcher {
             field: first.field.clone(),
             transformers: Vec::new(),
             test: Test::GlobSet(set),

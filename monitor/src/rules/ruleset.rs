@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::compile::{Compiled, Compiler, Matcher, Problem};
+use super::condition::Op;
 use super::loader::{Definitions, ExceptionDef, Priority, RuleDef};
 use super::output::OutputTemplate;
 use super::source::{Diagnostic, Node, Severity, Span, Value};
@@ -74,14 +75,17 @@ fn quoted_list(items: &[Node], is_list: &dyn Fn(&str) -> bool) -> Result<String,
     Ok(format!("({})", parts.join(", ")))
 }
 
+/// Whether an exception's comparison takes a list of values.
+fn takes_list(comp: &str) -> bool {
+    Op::parse(comp).is_some_and(Op::takes_list)
+}
+
 /// Falco's exceptions as condition text: `(f1 c1 v1 and f2 c2 v2) or ...`.
 fn exception_text(e: &ExceptionDef, is_list: &dyn Fn(&str) -> bool) -> Result<Option<String>, Diagnostic> {
     let value_text = |comp: &str, v: &Node| -> Result<String, Diagnostic> {
         match &v.value {
             Value::Seq(items) => quoted_list(items, is_list),
-            _ if matches!(comp, "in" | "intersects" | "pmatch") => {
-                quoted_list(std::slice::from_ref(v), is_list)
-            }
+            _ if takes_list(comp) => quoted_list(std::slice::from_ref(v), is_list),
             // A list name only means its items where a list is expected.
             _ => quoted_scalar(v, &|_| false),
         }
@@ -92,7 +96,7 @@ fn exception_text(e: &ExceptionDef, is_list: &dyn Fn(&str) -> bool) -> Result<Op
     let mut alternatives = Vec::new();
     if e.single_field {
         let comp = e.comps.first().map_or("in", String::as_str);
-        if matches!(comp, "in" | "intersects" | "pmatch") {
+        if takes_list(comp) {
             alternatives.push(format!("{} {comp} {}", e.fields[0], quoted_list(&e.values, is_list)?));
         } else {
             for v in &e.values {
@@ -152,8 +156,8 @@ impl Ruleset {
         Self::from_definitions(Definitions::load_paths(paths))
     }
 
-    pub fn from_definitions(defs: Definitions) -> Loaded {
-        let mut diagnostics = defs.diagnostics.clone();
+    pub fn from_definitions(mut defs: Definitions) -> Loaded {
+        let mut diagnostics = std::mem::take(&mut defs.diagnostics);
         let mut ruleset = Self::empty();
         ruleset.digest = digest(&defs);
         let mut compiler = Compiler::new(&defs);
@@ -169,15 +173,16 @@ impl Ruleset {
             match compile_rule(&mut compiler, rule) {
                 Ok((compiled, Compiled { matcher, foreign_types })) => {
                     let idx = ruleset.rules.len();
-                    let types = types_of(&matcher);
+                    let per_type = per_type(&matcher);
+                    let types = types_of(&per_type);
                     if types.is_empty() {
                         ruleset.skipped.push(skip(no_types_reason(&foreign_types), rule.span.clone()));
                         continue;
                     }
                     if compiled.enabled {
-                        for t in 0..EVENT_TYPES.len() {
-                            if types.contains(t) {
-                                ruleset.by_type[t].push((idx, matcher.specialize(t)));
+                        for (t, m) in per_type.into_iter().enumerate() {
+                            if !matches!(m, Matcher::False) {
+                                ruleset.by_type[t].push((idx, m));
                             }
                         }
                     }
@@ -186,8 +191,11 @@ impl Ruleset {
                 Err(Problem::Error(d)) => diagnostics.push(d),
                 Err(Problem::Unsupported { reason, at, matcher, foreign_types }) => {
                     // A rule for events we never see is skipped for that, whatever its fields.
-                    let reason =
-                        if types_of(&matcher).is_empty() { no_types_reason(&foreign_types) } else { reason };
+                    let reason = if types_of(&per_type(&matcher)).is_empty() {
+                        no_types_reason(&foreign_types)
+                    } else {
+                        reason
+                    };
                     ruleset.skipped.push(skip(reason, at));
                 }
             }
@@ -239,10 +247,16 @@ fn digest(defs: &Definitions) -> String {
     format!("{:016x}", h.finish())
 }
 
-fn types_of(m: &Matcher) -> TypeSet {
+/// The matcher specialised for each event type, in type order.
+fn per_type(m: &Matcher) -> Vec<Matcher> {
+    (0..EVENT_TYPES.len()).map(|t| m.specialize(t)).collect()
+}
+
+/// The types whose specialised matcher can be true.
+fn types_of(per_type: &[Matcher]) -> TypeSet {
     let mut types = TypeSet::EMPTY;
-    for t in 0..EVENT_TYPES.len() {
-        if !matches!(m.specialize(t), Matcher::False) {
+    for (t, m) in per_type.iter().enumerate() {
+        if !matches!(m, Matcher::False) {
             types.insert(t);
         }
     }

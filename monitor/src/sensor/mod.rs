@@ -133,7 +133,8 @@ fn verifier_error(name: &str, e: aya::programs::ProgramError) -> anyhow::Error {
     anyhow!("the kernel rejected program {name}: {shown}")
 }
 
-fn check_ring_bytes(n: u32) -> Result<()> {
+/// The ring buffer size the kernel accepts: a power of two of at least a page.
+pub fn check_ring_bytes(n: u32) -> Result<()> {
     let page = 4096;
     if n < page || !n.is_power_of_two() {
         bail!("ring buffer size {n} must be a power of two of at least {page} bytes");

@@ -59,6 +59,11 @@ impl Daemon {
         Self::start_with(Options::default())
     }
 
+    /// `monitor run --format json` with these arguments: alerts, one JSON object per line.
+    pub fn start_run(args: &[&str]) -> Daemon {
+        Self::start_with(Options { command: &["run", "--format", "json"], args, ..Default::default() })
+    }
+
     pub fn start_with(opts: Options<'_>) -> Daemon {
         let command: &[&str] = if opts.command.is_empty() { &["events", "--json"] } else { opts.command };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitor"));
@@ -376,12 +381,8 @@ pub fn shared_alert_daemon() -> &'static Daemon {
     DAEMON.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let d: &'static Daemon = Box::leak(Box::new(Daemon::start_with(Options {
-                command: &["run", "--format", "json"],
-                // Every alert, however many a test raises.
-                args: &["--config", "/dev/null"],
-                ..Default::default()
-            })));
+            // The default config: bundled rules.
+            let d: &'static Daemon = Box::leak(Box::new(Daemon::start_run(&["--config", "/dev/null"])));
             tx.send(d).unwrap();
             loop {
                 std::thread::park();
