@@ -87,8 +87,19 @@ fn bpf_linker() -> Result<()> {
 
 /// Real container runtimes the tests drive (podman with runc, as crun refuses hybrid cgroup
 /// hosts; containerd with its CRI plugin), and busybox-static for the test image they build
-/// locally (no registry is reachable).
-const TEST_RUNTIME_PACKAGES: &[&str] = &["podman", "runc", "busybox-static", "containerd"];
+/// locally (no registry is reachable). nats-server (with JetStream) and rsyslog with its RELP and
+/// TLS modules are the real receivers the alert sink tests deliver to, so those tests check the
+/// wire protocols against the real thing rather than against our own idea of them.
+const TEST_RUNTIME_PACKAGES: &[&str] = &[
+    "podman",
+    "runc",
+    "busybox-static",
+    "containerd",
+    "nats-server",
+    "rsyslog",
+    "rsyslog-relp",
+    "rsyslog-gnutls",
+];
 
 /// What the tests need beyond the build; installed only as root (without root the runtime tests
 /// are skipped anyway, and say so).

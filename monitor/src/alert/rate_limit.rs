@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RateLimit {
     /// Alerts per second each rule may raise on average; 0 disables the limit.
     pub per_second: f64,

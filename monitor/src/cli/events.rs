@@ -55,6 +55,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         max_processes: args.sensor.max_processes.unwrap_or(defaults.max_processes),
         containers: None,
         state_dir: None,
+        output: super::pipeline::OutputTarget::Stdout,
     };
     pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default() }).await
 }

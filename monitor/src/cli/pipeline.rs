@@ -23,6 +23,15 @@ pub struct PipelineOptions {
     pub containers: Option<crate::container::ContainerDirectory>,
     /// Where the daemon's view of containers is written for `monitor containers`.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Where the stage's records go.
+    pub output: OutputTarget,
+}
+
+pub enum OutputTarget {
+    /// Written to stdout as they are (events).
+    Stdout,
+    /// Alerts, one JSON object per line, handed to the sinks.
+    Sinks(Arc<crate::output::Router>),
 }
 
 /// What the pipeline does with each enriched event.
@@ -59,16 +68,30 @@ struct Output {
 }
 
 impl Output {
-    fn start() -> Self {
+    fn start(target: &OutputTarget) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(4);
         let written = Arc::new(AtomicU64::new(0));
         let (done_tx, done) = std::sync::mpsc::channel();
         let w = written.clone();
+        let router = match target {
+            OutputTarget::Stdout => None,
+            OutputTarget::Sinks(r) => Some(r.clone()),
+        };
         std::thread::spawn(move || {
-            let mut stdout = std::io::stdout().lock();
+            // Locked only when written here: the stdout sink writes it otherwise.
+            let mut stdout = router.is_none().then(|| std::io::stdout().lock());
             while let Some((batch, events)) = rx.blocking_recv() {
-                if stdout.write_all(&batch).and_then(|()| stdout.flush()).is_err() {
-                    break;
+                match &router {
+                    // The sinks' buffers take alerts without waiting for any receiver.
+                    Some(r) => {
+                        r.dispatch(&batch);
+                    }
+                    None => {
+                        let out = stdout.as_mut().expect("locked without sinks");
+                        if out.write_all(&batch).and_then(|()| out.flush()).is_err() {
+                            break;
+                        }
+                    }
                 }
                 w.fetch_add(events, Ordering::Relaxed);
             }
@@ -146,7 +169,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let output = Output::start();
+    let output = Output::start(&opts.output);
     let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut batch_events = 0u64;
     let mut counters = Counters::default();

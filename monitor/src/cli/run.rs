@@ -1,21 +1,23 @@
 //! `monitor run`: sensors + rules -> alerts on stdout.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
 use super::events::SensorArgs;
-use super::pipeline::{self, PipelineOptions, Stage};
+use super::pipeline::{self, OutputTarget, PipelineOptions, Stage};
 use crate::alert::{Alerter, AlerterOptions};
 use crate::config::{Config, OutputFormat};
 use crate::event::{Event, FieldContext};
+use crate::output::Router;
 use crate::rules::{Loaded, Ruleset};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub rules: RulesArgs,
-    /// Alert format on stdout (default: the config file's output.format, else json).
+    /// Alert format of the stdout sink (default: the sink's or output.format, else json).
     #[arg(long, value_enum, env = "MONITOR_FORMAT")]
     pub format: Option<OutputFormat>,
     #[command(flatten)]
@@ -86,8 +88,8 @@ pub fn alerter(config: &Config, ruleset: Ruleset, format: Option<OutputFormat>) 
     )
 }
 
-/// The alerter, and the container directory whose size the report shows.
-struct AlertStage(Alerter, crate::container::ContainerDirectory);
+/// The alerter, and the container directory and sinks whose state the report shows.
+struct AlertStage(Alerter, crate::container::ContainerDirectory, Arc<Router>);
 
 impl Stage for AlertStage {
     fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
@@ -97,9 +99,10 @@ impl Stage for AlertStage {
     fn report(&self, written: u64) -> String {
         let c = self.1.stats();
         format!(
-            "{}; {written} alerts written; containers: {} known, {} being looked up, {} unknown to the runtimes \
-             ({} lookups, {} failed)",
+            "{}; {written} alerts handed to the sinks; {}; containers: {} known, {} being looked up, {} unknown to \
+             the runtimes ({} lookups, {} failed)",
             self.0.report(),
+            self.2.summary(),
             c.known,
             c.pending,
             c.failed,
@@ -124,12 +127,20 @@ impl Stage for AlertStage {
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = args.rules.config()?;
     let ruleset = load_rules(&config)?;
+    let router = Arc::new(Router::start(&config.output, args.format)?);
     let containers = crate::container::ContainerDirectory::start(config.container_runtime.sources());
     let opts = PipelineOptions {
+        output: OutputTarget::Sinks(router.clone()),
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
         containers: Some(containers.clone()),
         state_dir: Some(config.state_dir.clone()),
     };
-    pipeline::run(&opts, &mut AlertStage(alerter(&config, ruleset, args.format), containers)).await
+    // Sinks render their own formats from the JSON alert.
+    let alerter = alerter(&config, ruleset, Some(OutputFormat::Json));
+    let result = pipeline::run(&opts, &mut AlertStage(alerter, containers, router.clone())).await;
+    // The event path has stopped; the sinks get their deadline to deliver or spool what is left.
+    router.shutdown();
+    eprintln!("monitor: {}", router.summary());
+    result
 }

@@ -37,7 +37,8 @@ pub struct Config {
     /// Rules files and directories, loaded in order; `bundled` is the rules built into the binary.
     /// None: the defaults (see [`Config::rule_paths`]).
     pub rules: Option<Vec<PathBuf>>,
-    pub output: OutputConfig,
+    /// Alert formats and sinks.
+    pub output: crate::output::OutputsConfig,
     /// Per-rule token bucket.
     pub rate_limit: RateLimit,
     pub rule_matching: RuleMatching,
@@ -84,17 +85,11 @@ impl ContainerRuntimeConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputConfig {
-    pub format: OutputFormat,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
             rules: None,
-            output: OutputConfig::default(),
+            output: crate::output::OutputsConfig::default(),
             rate_limit: RateLimit::default(),
             rule_matching: RuleMatching::default(),
             min_priority: "debug".to_owned(),

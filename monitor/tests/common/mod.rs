@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod receivers;
+
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn is_root() -> bool {
@@ -244,6 +246,38 @@ impl Daemon {
             panic!("monitor printed a line that is not JSON: {line}");
         }
         stderr
+    }
+
+    /// What the daemon logged so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.shared.0.lock().unwrap().stderr.clone()
+    }
+
+    /// The first log line containing `text`, waiting up to TIMEOUT.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        let (m, cv) = &*self.shared;
+        let deadline = Instant::now() + TIMEOUT;
+        let mut c = m.lock().unwrap();
+        loop {
+            if let Some(l) = c.stderr.iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("monitor never logged `{text}`; its stderr:\n{}", c.stderr.join("\n"));
+            }
+            c = cv.wait_timeout(c, Duration::from_millis(100)).unwrap().0;
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to flush anything); returns its stderr.
+    pub fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.resume_output();
+        if let Some(t) = self.stderr_thread.take() {
+            t.join().expect("stderr reader");
+        }
+        self.stderr()
     }
 
     /// Stops the daemon with SIGTERM while nobody reads its output: it must still exit.

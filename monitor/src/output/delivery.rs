@@ -1,0 +1,190 @@
+//! The task behind each sink: takes batches from the sink's buffer in order, hands them to the
+//! sink, and removes them only when the sink reports them done; failures back off
+//! exponentially with jitter and retry the same alerts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Sink;
+use super::buffer::Buffer;
+
+/// Per-sink counters, shared with the metrics and the periodic report.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Alerts handed to this sink.
+    pub accepted: AtomicU64,
+    /// Alerts the receiver acknowledged (or, for sinks without acknowledgement, that were written).
+    pub sent: AtomicU64,
+    /// Delivery attempts that failed (each is retried).
+    pub failed: AtomicU64,
+    /// Alerts sent again after a failed attempt.
+    pub retried: AtomicU64,
+    /// Alerts written to the on-disk spool.
+    pub spooled: AtomicU64,
+    /// Alerts lost: the buffer was full, the spool unwritable, or shutdown came first with no spool.
+    pub dropped: AtomicU64,
+    /// Alerts the receiver refused as malformed, for good (never accepted by retrying).
+    pub rejected: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkStatsSnapshot {
+    pub accepted: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub spooled: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+}
+
+impl SinkStats {
+    pub fn snapshot(&self) -> SinkStatsSnapshot {
+        SinkStatsSnapshot {
+            accepted: self.accepted.load(Relaxed),
+            sent: self.sent.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            spooled: self.spooled.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryOptions {
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub timeout: Duration,
+}
+
+/// Half to all of `backoff`, so many daemons that lost one receiver do not retry in step.
+fn jittered(backoff: Duration) -> Duration {
+    let half = backoff / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// Delivers until told to stop (the watch carries the shutdown deadline), then until the buffer
+/// is empty or the deadline passed.
+pub async fn run<S: Sink>(
+    name: String,
+    mut sink: S,
+    buffer: Arc<Buffer>,
+    stats: Arc<SinkStats>,
+    opts: DeliveryOptions,
+    mut stop: watch::Receiver<Option<Instant>>,
+) {
+    let mut backoff = opts.initial_backoff;
+    let mut failing_since: Option<Instant> = None;
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        let deadline = *stop.borrow_and_update();
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let batch = match buffer.peek(opts.batch_max) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(sink = %name, "cannot read the spool: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            if deadline.is_some() {
+                break;
+            }
+            tokio::select! {
+                _ = buffer.arrived.notified() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        // A partial batch waits (bounded) for more, unless shutting down.
+        if batch.len() < opts.batch_max && !opts.batch_wait.is_zero() && deadline.is_none() {
+            let since = *partial_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < opts.batch_wait {
+                tokio::select! {
+                    _ = buffer.arrived.notified() => {}
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep_until(since + opts.batch_wait) => {}
+                }
+                continue;
+            }
+        }
+        let limit = match deadline {
+            Some(d) => opts.timeout.min(d.saturating_duration_since(Instant::now())),
+            None => opts.timeout,
+        };
+        let outcome = match tokio::time::timeout(limit, sink.deliver(&batch)).await {
+            Ok(Ok(p)) if p.done > 0 => Ok(p),
+            Ok(Ok(_)) => Err(anyhow::anyhow!("the receiver accepted nothing")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow::anyhow!("no answer within {} ms", limit.as_millis())),
+        };
+        match outcome {
+            Ok(p) => {
+                let done = p.done.min(batch.len());
+                if let Err(e) = buffer.ack_through(batch[done - 1].seq) {
+                    tracing::error!(sink = %name, "cannot record the acknowledgement in the spool (alerts may be sent again): {e}");
+                }
+                stats.sent.fetch_add((done - p.rejected) as u64, Relaxed);
+                if p.rejected > 0 {
+                    stats.rejected.fetch_add(p.rejected as u64, Relaxed);
+                    tracing::error!(sink = %name, rejected = p.rejected, "the receiver refused alerts as malformed; they are dropped and counted");
+                }
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(sink = %name, after_s = since.elapsed().as_secs(), "the receiver takes alerts again");
+                }
+                backoff = opts.initial_backoff;
+                partial_since = None;
+            }
+            Err(e) => {
+                stats.failed.fetch_add(1, Relaxed);
+                stats.retried.fetch_add(batch.len() as u64, Relaxed);
+                if failing_since.is_none() {
+                    failing_since = Some(Instant::now());
+                    tracing::warn!(
+                        sink = %name,
+                        waiting = buffer.len(),
+                        "cannot deliver alerts: {e:#}; retrying with backoff (they wait in the {})",
+                        if buffer.is_spool() { "spool" } else { "memory queue" }
+                    );
+                } else {
+                    tracing::debug!(sink = %name, "delivery failed again: {e:#}");
+                }
+                let pause = jittered(backoff);
+                backoff = (backoff * 2).min(opts.max_backoff);
+                let wake = match deadline {
+                    Some(d) => (Instant::now() + pause).min(d),
+                    None => Instant::now() + pause,
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => {}
+                    // A shutdown cuts the pause short: its deadline bounds the retries.
+                    _ = stop.changed(), if deadline.is_none() => {}
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    let left = buffer.len();
+    if buffer.is_spool() {
+        if let Err(e) = buffer.close() {
+            tracing::error!(sink = %name, "cannot sync the spool: {e}");
+        }
+        if left > 0 {
+            tracing::warn!(sink = %name, left, "alerts not yet delivered stay in the spool and are sent after the next start");
+        }
+    } else if left > 0 {
+        stats.dropped.fetch_add(left, Relaxed);
+        tracing::error!(sink = %name, lost = left, "alerts not delivered before the shutdown deadline are lost: this sink has no spool");
+    }
+}

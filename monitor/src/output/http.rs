@@ -1,0 +1,296 @@
+//! The HTTP sink: alerts POSTed in batches, gzip optional, with presets for a webhook
+//! (Falco's JSON, as falcosidekick takes it), Splunk HEC and Elasticsearch's _bulk API (Elastic
+//! Common Schema). 2xx acknowledges a batch; Elasticsearch acknowledges per item, and only the
+//! items it accepted (or refused for good) are done. A batch refused as malformed (400, 413,
+//! 422) is split in halves until the one bad alert is found, which alone is counted as rejected.
+
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result, bail};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+
+use super::config::{HttpConfig, HttpPreset, WebhookBody};
+use super::{AlertView, Progress, Record, Sink};
+
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    preset: HttpPreset,
+    body: WebhookBody,
+    gzip: bool,
+    index: String,
+    sourcetype: String,
+    splunk_index: Option<String>,
+}
+
+fn header(name: &str, value: &str, secret: bool) -> Result<(HeaderName, HeaderValue)> {
+    let n =
+        HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("invalid header name `{name}`"))?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        if secret {
+            anyhow::anyhow!("the secret for header `{name}` holds characters not allowed in a header")
+        } else {
+            anyhow::anyhow!("invalid value for header `{name}`")
+        }
+    })?;
+    v.set_sensitive(secret);
+    Ok((n, v))
+}
+
+/// Problems with the payload itself: splitting the batch finds the alert at fault.
+fn payload_refused(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 422)
+}
+
+impl HttpSink {
+    pub fn new(c: &HttpConfig, timeout: std::time::Duration) -> Result<Self> {
+        let mut url: reqwest::Url =
+            c.url.parse().with_context(|| format!("invalid url `{}`", redact_url(&c.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("url `{}`: only http and https", redact_url(&c.url));
+        }
+        if c.preset == HttpPreset::Elasticsearch && !url.path().ends_with("/_bulk") {
+            let path = format!("{}/_bulk", url.path().trim_end_matches('/'));
+            url.set_path(&path);
+        }
+        let mut headers = HeaderMap::new();
+        for (k, v) in &c.headers {
+            let (n, v) = header(k, v, false)?;
+            headers.insert(n, v);
+        }
+        for (k, s) in &c.secret_headers {
+            let (n, v) = header(k, &s.read().with_context(|| format!("secret_headers.{k}"))?, true)?;
+            headers.insert(n, v);
+        }
+        match (&c.token, c.preset) {
+            (Some(t), HttpPreset::Splunk) => {
+                let (n, v) =
+                    header("authorization", &format!("Splunk {}", t.read().context("token")?), true)?;
+                headers.insert(n, v);
+            }
+            (Some(_), _) => bail!("`token` is for the splunk preset; use secret_headers for others"),
+            (None, HttpPreset::Splunk) => bail!("the splunk preset needs a `token` (file or env)"),
+            (None, _) => {}
+        }
+        let https = url.scheme() == "https";
+        let tls = super::tls::client_config(&c.tls.clone().unwrap_or_default(), https)?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .default_headers(headers)
+            .user_agent(concat!("monitor/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(5)))
+            .build()
+            .context("HTTP client set-up")?;
+        Ok(Self {
+            client,
+            url,
+            preset: c.preset,
+            body: c.body.unwrap_or(WebhookBody::Single),
+            gzip: c.gzip,
+            index: c.index.clone(),
+            sourcetype: c.sourcetype.clone(),
+            splunk_index: c.splunk_index.clone(),
+        })
+    }
+
+    fn render(&self, batch: &[Record]) -> (Vec<u8>, &'static str) {
+        let mut body = Vec::with_capacity(batch.iter().map(|r| r.data.len() + 64).sum());
+        match self.preset {
+            HttpPreset::Webhook => match self.body {
+                WebhookBody::Single | WebhookBody::Ndjson => {
+                    for r in batch {
+                        body.extend_from_slice(&r.data);
+                        body.push(b'\n');
+                    }
+                    if self.body == WebhookBody::Single {
+                        body.pop();
+                        return (body, "application/json");
+                    }
+                    return (body, "application/x-ndjson");
+                }
+                WebhookBody::Array => {
+                    body.push(b'[');
+                    for (i, r) in batch.iter().enumerate() {
+                        if i > 0 {
+                            body.push(b',');
+                        }
+                        body.extend_from_slice(&r.data);
+                    }
+                    body.push(b']');
+                }
+            },
+            HttpPreset::Splunk => {
+                for r in batch {
+                    let a = AlertView::parse(&r.data);
+                    let raw: Value = serde_json::from_slice(&r.data).unwrap_or(Value::Null);
+                    let mut ev = serde_json::json!({
+                        "host": a.hostname,
+                        "source": "monitor",
+                        "sourcetype": self.sourcetype,
+                        "event": raw,
+                    });
+                    if let Some(t) = a.epoch_seconds() {
+                        ev["time"] = serde_json::json!(t);
+                    }
+                    if let Some(i) = &self.splunk_index {
+                        ev["index"] = serde_json::json!(i);
+                    }
+                    let _ = serde_json::to_writer(&mut body, &ev);
+                    body.push(b'\n');
+                }
+            }
+            HttpPreset::Elasticsearch => {
+                let action = serde_json::json!({"create": {"_index": self.index}}).to_string();
+                for r in batch {
+                    let a = AlertView::parse(&r.data);
+                    let raw: Value = serde_json::from_slice(&r.data).unwrap_or(Value::Null);
+                    body.extend_from_slice(action.as_bytes());
+                    body.push(b'\n');
+                    let _ = serde_json::to_writer(&mut body, &a.ecs_document(&raw));
+                    body.push(b'\n');
+                }
+                return (body, "application/x-ndjson");
+            }
+        }
+        (body, "application/json")
+    }
+
+    /// One request; Ok(None) when the receiver refused the payload as malformed.
+    async fn post(&self, batch: &[Record]) -> Result<Option<Progress>> {
+        let (body, content_type) = self.render(batch);
+        let mut req = self.client.post(self.url.clone()).header(CONTENT_TYPE, content_type);
+        let body = if self.gzip {
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            gz.write_all(&body)?;
+            req = req.header(CONTENT_ENCODING, "gzip");
+            gz.finish()?
+        } else {
+            body
+        };
+        let resp = req.body(body).send().await.map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if payload_refused(status) {
+            tracing::debug!(status = status.as_u16(), "the receiver refused the payload: {}", snippet(&text));
+            return Ok(None);
+        }
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", snippet(&text));
+        }
+        if self.preset == HttpPreset::Elasticsearch {
+            return bulk_progress(&text, batch.len()).map(Some);
+        }
+        Ok(Some(Progress::all(batch.len())))
+    }
+}
+
+/// What an Elasticsearch _bulk answer acknowledges: the items up to the first one to retry
+/// (429 or 5xx); items refused for good (other 4xx: a mapping conflict) are rejected.
+fn bulk_progress(text: &str, sent: usize) -> Result<Progress> {
+    let v: Value =
+        serde_json::from_str(text).with_context(|| format!("unreadable _bulk answer: {}", snippet(text)))?;
+    if v.get("errors") == Some(&Value::Bool(false)) {
+        return Ok(Progress::all(sent));
+    }
+    let items = v.get("items").and_then(Value::as_array).context("_bulk answer without items")?;
+    let mut p = Progress::default();
+    for item in items.iter().take(sent) {
+        let result = item.as_object().and_then(|o| o.values().next());
+        let status = result.and_then(|r| r.get("status")).and_then(Value::as_u64).unwrap_or(500);
+        match status {
+            200..=299 => {}
+            409 => {} // already there: a retry of an alert that had arrived
+            429 | 500.. => {
+                if p.done == 0 {
+                    let reason =
+                        result.and_then(|r| r.get("error")).map(|e| e.to_string()).unwrap_or_default();
+                    bail!("Elasticsearch refused the first alert with {status}: {}", snippet(&reason));
+                }
+                return Ok(p);
+            }
+            _ => {
+                let reason = result.and_then(|r| r.get("error")).map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(status, "Elasticsearch rejected an alert for good: {}", snippet(&reason));
+                p.rejected += 1;
+            }
+        }
+        p.done += 1;
+    }
+    if p.done < sent {
+        bail!("_bulk answered {} items for {sent} alerts", items.len());
+    }
+    Ok(p)
+}
+
+fn snippet(s: &str) -> String {
+    let mut out: String = s.chars().take(300).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The URL without a password in it, for messages.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("REDACTED"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Sink for HttpSink {
+    async fn deliver(&mut self, batch: &[Record]) -> Result<Progress> {
+        if self.preset == HttpPreset::Webhook && self.body == WebhookBody::Single {
+            for (i, r) in batch.iter().enumerate() {
+                match self.post(std::slice::from_ref(r)).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Ok(Progress { done: i + 1, rejected: 1 }),
+                    Err(e) if i > 0 => {
+                        tracing::debug!("request {i} of the batch failed: {e:#}");
+                        return Ok(Progress::all(i));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(Progress::all(batch.len()));
+        }
+        let mut part = batch;
+        loop {
+            match self.post(part).await? {
+                Some(p) => return Ok(p),
+                None if part.len() == 1 => return Ok(Progress { done: 1, rejected: 1 }),
+                // The bad alert is in one of the halves: the first half goes alone.
+                None => part = &part[..part.len() / 2],
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_answers() {
+        assert_eq!(bulk_progress(r#"{"errors":false,"items":[]}"#, 3).unwrap(), Progress::all(3));
+        let mixed = r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":400,"error":{"type":"mapper_parsing_exception"}}},{"create":{"status":409}},{"create":{"status":429}},{"create":{"status":201}}]}"#;
+        assert_eq!(bulk_progress(mixed, 5).unwrap(), Progress { done: 3, rejected: 1 });
+        let first = r#"{"errors":true,"items":[{"create":{"status":503}}]}"#;
+        assert!(bulk_progress(first, 1).unwrap_err().to_string().contains("503"));
+        assert!(bulk_progress("<html>", 1).is_err());
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redact_url("https://u:hunter2@es:9200/"), "https://u:REDACTED@es:9200/");
+        assert_eq!(redact_url("http://x/y"), "http://x/y");
+    }
+}

@@ -1,0 +1,435 @@
+//! Alert delivery to real receivers: an HTTP endpoint that fails, hangs and vanishes; rsyslog
+//! over TCP, TLS and RELP; nats-server with JetStream. Each test runs its own `monitor run` with
+//! a rule that fires when the test opens a file in its own marker directory, so the alerts it
+//! counts are its own: the file's number tells which alert it is.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use common::receivers::{HttpMode, HttpReceiver, NatsServer, Rsyslog, RsyslogInput, TestCa};
+use serde_json::Value;
+
+const DELIVERY: Duration = Duration::from_secs(60);
+
+/// A test's marker directory, rules, config and spool.
+struct Setup {
+    dir: tempfile::TempDir,
+    markers: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::Builder::new().prefix("monitor-sinktest-").tempdir().unwrap();
+        let markers = dir.path().join("markers");
+        std::fs::create_dir(&markers).unwrap();
+        let rules = format!(
+            "- rule: Sink test marker opened\n  desc: the test opened one of its marker files\n  \
+             condition: evt.type in (open, openat, openat2) and fd.name startswith {}/\n  \
+             output: marker %fd.name opened by %proc.name\n  priority: WARNING\n  tags: [test]\n",
+            markers.display()
+        );
+        std::fs::write(dir.path().join("rules.yaml"), rules).unwrap();
+        Setup { dir, markers }
+    }
+
+    fn spool_dir(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Writes the config with these sinks (YAML list items, indented under `sinks:`).
+    fn config(&self, sinks: &str) -> PathBuf {
+        let path = self.dir.path().join("monitor.yaml");
+        let text = format!(
+            "rate_limit: {{per_second: 0, burst: 1}}\nstate_dir: {}\noutput:\n  spool_dir: {}\n  shutdown_timeout_ms: 3000\n  sinks:\n{sinks}",
+            self.dir.path().join("state").display(),
+            self.spool_dir().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn start(&self, sinks: &str) -> Daemon {
+        let config = self.config(sinks);
+        let rules = self.dir.path().join("rules.yaml");
+        Daemon::start_with(common::Options {
+            command: &["run"],
+            args: &["--config", config.to_str().unwrap(), "--rules", rules.to_str().unwrap()],
+            ..Default::default()
+        })
+    }
+
+    /// Raises one alert per number: opens marker file `n`.
+    fn raise(&self, numbers: std::ops::Range<u64>) {
+        for n in numbers {
+            std::fs::File::create(self.markers.join(format!("alert-{n}"))).unwrap();
+        }
+    }
+}
+
+/// The marker number of an alert in Falco's shape (or inside an envelope that holds one).
+fn marker(alert: &Value) -> Option<u64> {
+    let name = alert.pointer("/output_fields/fd.name")?.as_str()?;
+    name.rsplit_once("/alert-")?.1.parse().ok()
+}
+
+/// Every number in `0..n` arrived, and first arrivals are in order (duplicates allowed:
+/// delivery is at least once).
+fn assert_complete_in_order(arrived: &[u64], n: u64, what: &str) {
+    let unique: BTreeSet<u64> = arrived.iter().copied().collect();
+    let missing: Vec<u64> = (0..n).filter(|i| !unique.contains(i)).collect();
+    assert!(missing.is_empty(), "{what}: missing alerts {missing:?}; arrived: {arrived:?}");
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<u64> = arrived.iter().copied().filter(|m| seen.insert(*m)).collect();
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "{what}: out of order: {firsts:?}");
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DELIVERY;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_markers(r: &HttpReceiver) -> Vec<u64> {
+    r.accepted().iter().flat_map(|req| req.json_values()).filter_map(|v| marker(&v)).collect()
+}
+
+/// Alerts in the spool files that belong to this test (records `[len][crc][payload]`).
+fn spooled(spool: &Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(spool).into_iter().flatten().flatten() {
+        if entry.path().extension().is_none_or(|e| e != "seg") {
+            continue;
+        }
+        let data = std::fs::read(entry.path()).unwrap_or_default();
+        let mut at = 0;
+        while at + 8 <= data.len() {
+            let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+            if at + 8 + len > data.len() {
+                break;
+            }
+            n += 1;
+            at += 8 + len;
+        }
+    }
+    n
+}
+
+fn http_sink(url: &str, extra: &str) -> String {
+    format!(
+        "    - type: http\n      name: siem\n      url: {url}\n      body: ndjson\n{extra}      delivery:\n        \
+         batch: {{max_alerts: 20, max_wait_ms: 100}}\n        retry: {{initial_backoff_ms: 50, max_backoff_ms: 400, timeout_ms: 1000}}\n"
+    )
+}
+
+#[test]
+fn http_receiver_that_fails_hangs_and_vanishes_loses_nothing() {
+    require_root!();
+    let s = Setup::new();
+    let mut r = HttpReceiver::start();
+    let d = s.start(&http_sink(&r.url("/alerts"), "      gzip: true\n"));
+    s.raise(0..10);
+    wait_until("the first alerts", || http_markers(&r).len() >= 10);
+    assert_eq!(r.accepted()[0].header("content-encoding"), Some("gzip"));
+
+    let mut next = 10;
+    let unanswered = |r: &HttpReceiver| r.all_requests().iter().filter(|q| q.status != Some(200)).count();
+    for mode in [HttpMode::Fail(503), HttpMode::Hang, HttpMode::Close] {
+        let before = unanswered(&r);
+        r.set_mode(mode);
+        s.raise(next..next + 15);
+        next += 15;
+        // The receiver saw attempts and refused them, so the alerts wait in the spool.
+        wait_until(&format!("attempts against {mode:?}"), || unanswered(&r) > before);
+        std::thread::sleep(Duration::from_millis(300));
+        r.set_mode(HttpMode::Ok);
+        wait_until(&format!("recovery after {mode:?}"), || {
+            http_markers(&r).iter().collect::<BTreeSet<_>>().len() as u64 >= next
+        });
+    }
+
+    // Gone entirely: connections are refused.
+    r.stop();
+    s.raise(next..next + 30);
+    next += 30;
+    d.wait_for_log("cannot deliver alerts");
+    std::thread::sleep(Duration::from_secs(1));
+    r.restart();
+    wait_until("every alert after the receiver came back", || {
+        http_markers(&r).iter().collect::<BTreeSet<_>>().len() as u64 >= next
+    });
+    assert_complete_in_order(&http_markers(&r), next, "http");
+    let log = d.stop().join("\n");
+    assert!(log.contains("the receiver takes alerts again"), "{log}");
+    let summary = log.lines().rfind(|l| l.contains("monitor: sinks:")).expect("a final summary");
+    assert!(summary.contains("0 dropped, 0 rejected"), "{summary}");
+}
+
+#[test]
+fn spooled_alerts_are_sent_after_a_restart_by_sigterm_or_kill_9() {
+    require_root!();
+    for kill9 in [false, true] {
+        let s = Setup::new();
+        let mut r = HttpReceiver::start();
+        r.stop();
+        let sinks = http_sink(&r.url("/alerts"), "");
+        let d = s.start(&sinks);
+        s.raise(0..25);
+        // Write-ahead: every alert is on disk before the first attempt to send it.
+        wait_until("25 alerts in the spool", || spooled(&s.spool_dir().join("siem")) >= 25);
+        let log = if kill9 { d.kill() } else { d.stop() }.join("\n");
+        if !kill9 {
+            assert!(log.contains("stay in the spool"), "{log}");
+            assert!(!log.contains("are lost"), "{log}");
+        }
+        r.restart();
+        let d = s.start(&sinks);
+        d.wait_for_log("alerts spooled before the restart will be sent first");
+        wait_until("the spooled alerts after the restart", || http_markers(&r).len() >= 25);
+        assert_complete_in_order(
+            &http_markers(&r),
+            25,
+            if kill9 { "after kill -9" } else { "after SIGTERM" },
+        );
+        d.stop();
+    }
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_counts_them_and_says_so() {
+    require_root!();
+    let s = Setup::new();
+    let mut r = HttpReceiver::start();
+    r.stop();
+    // 192 KiB of spool in 64 KiB segments; each alert is about 1 KiB.
+    let sinks = http_sink(&r.url("/alerts"), "").replace(
+        "      delivery:\n",
+        "      delivery:\n        spool: {max_bytes: 196608, fsync: interval}\n",
+    );
+    let d = s.start(&sinks);
+    s.raise(0..600);
+    let line = d.wait_for_log("dropped its oldest alerts");
+    assert!(line.contains("siem"), "{line}");
+    std::thread::sleep(Duration::from_secs(1));
+    r.restart();
+    let log_wait = Instant::now() + DELIVERY;
+    // What is kept arrives; with what was dropped it accounts for every alert.
+    loop {
+        let got: BTreeSet<u64> = http_markers(&r).into_iter().collect();
+        if got.contains(&599) {
+            break;
+        }
+        assert!(Instant::now() < log_wait, "the newest alerts never arrived: {got:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = d.stop().join("\n");
+    let got: BTreeSet<u64> = http_markers(&r).into_iter().collect();
+    let summary = log.lines().rfind(|l| l.contains("monitor: sinks:")).expect("a final summary");
+    let dropped: u64 = summary
+        .split(" dropped")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop count in {summary}"));
+    assert!(dropped > 0 && !got.contains(&0), "the oldest went: dropped {dropped}, got {got:?}");
+    assert_eq!(got.len() as u64 + dropped, 600, "{summary}");
+    assert_complete_in_order(
+        &http_markers(&r).into_iter().map(|m| m - dropped).collect::<Vec<_>>(),
+        600 - dropped,
+        "kept",
+    );
+}
+
+#[test]
+fn elasticsearch_bulk_retries_only_the_items_it_refused() {
+    require_root!();
+    let s = Setup::new();
+    let r = HttpReceiver::start();
+    // The first time it sees alert 3, it answers 429 for it (and accepts the others).
+    let refused_once = std::sync::Mutex::new(false);
+    r.set_responder(Box::new(move |req| {
+        let values = req.json_values();
+        let items: Vec<Value> = values
+            .chunks(2)
+            .map(|pair| {
+                let m = pair.get(1).and_then(|doc| doc.get("falco")).and_then(marker);
+                let mut refused = refused_once.lock().unwrap();
+                if m == Some(3) && !*refused {
+                    *refused = true;
+                    serde_json::json!({"create": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}})
+                } else {
+                    serde_json::json!({"create": {"status": 201}})
+                }
+            })
+            .collect();
+        (200, serde_json::json!({"errors": true, "items": items}).to_string())
+    }));
+    let d = s.start(&format!(
+        "    - type: http\n      preset: elasticsearch\n      url: {}\n      index: alerts-test\n      \
+         secret_headers:\n        Authorization: {{value: ApiKey c2VjcmV0}}\n      delivery:\n        \
+         batch: {{max_alerts: 10, max_wait_ms: 200}}\n        retry: {{initial_backoff_ms: 50}}\n",
+        r.url("")
+    ));
+    s.raise(0..10);
+    let docs = || -> Vec<Value> {
+        r.accepted()
+            .iter()
+            .flat_map(|q| q.json_values().chunks(2).map(|p| p[1].clone()).collect::<Vec<_>>())
+            .collect()
+    };
+    wait_until("10 documents", || {
+        docs().iter().filter_map(|doc| marker(&doc["falco"])).collect::<BTreeSet<_>>().len() >= 10
+    });
+    let first = &r.accepted()[0];
+    assert!(first.path.ends_with("/_bulk"), "{}", first.path);
+    assert_eq!(first.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(first.header("authorization"), Some("ApiKey c2VjcmV0"));
+    assert_eq!(first.json_values()[0]["create"]["_index"], "alerts-test");
+    let arrived: Vec<u64> = docs().iter().filter_map(|doc| marker(&doc["falco"])).collect();
+    assert_complete_in_order(&arrived, 10, "elasticsearch");
+    // Items before the refused one are not sent twice; it and those after it are.
+    assert_eq!(arrived.iter().filter(|&&m| m < 3).count(), 3, "{arrived:?}");
+    let doc = &docs()[0];
+    assert_eq!(doc["event"]["kind"], "alert");
+    assert_eq!(doc["rule"]["name"], "Sink test marker opened");
+    assert_eq!(doc["log"]["level"], "warning");
+    assert!(doc["@timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{doc}");
+    assert!(doc["file"]["path"].as_str().is_some_and(|p| p.contains("/alert-")), "{doc}");
+    assert_eq!(doc["process"]["pid"], u64::from(std::process::id()));
+    let log = d.stop().join("\n");
+    assert!(!log.contains("c2VjcmV0"), "the secret header value was logged:\n{log}");
+}
+
+#[test]
+fn splunk_hec_gets_events_with_the_token_from_a_file() {
+    require_root!();
+    let s = Setup::new();
+    let r = HttpReceiver::start();
+    r.set_ok_body(r#"{"text":"Success","code":0}"#);
+    let token = s.dir.path().join("hec-token");
+    std::fs::write(&token, "0a1b2c3d-hec\n").unwrap();
+    let d = s.start(&format!(
+        "    - type: http\n      preset: splunk\n      url: {}\n      token: {{file: {}}}\n      gzip: true\n",
+        r.url("/services/collector/event"),
+        token.display()
+    ));
+    s.raise(0..5);
+    let events = || -> Vec<Value> { r.accepted().iter().flat_map(|q| q.json_values()).collect() };
+    wait_until("5 HEC events", || events().len() >= 5);
+    let req = &r.accepted()[0];
+    assert_eq!(req.header("authorization"), Some("Splunk 0a1b2c3d-hec"));
+    let ev = &events()[0];
+    assert_eq!(ev["sourcetype"], "falco");
+    assert!(ev["time"].as_f64().is_some_and(|t| t > 1.7e9), "{ev}");
+    assert_eq!(ev["event"]["rule"], "Sink test marker opened");
+    assert_complete_in_order(
+        &events().iter().filter_map(|e| marker(&e["event"])).collect::<Vec<_>>(),
+        5,
+        "splunk",
+    );
+    let log = d.stop().join("\n");
+    assert!(!log.contains("0a1b2c3d"), "the token was logged:\n{log}");
+}
+
+/// `PRI|APP-NAME|MSGID|MSG` lines from the rsyslog receiver, as (pri, alert).
+fn syslog_alerts(lines: &[String]) -> Vec<(u32, Value)> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut parts = l.splitn(4, '|');
+            let pri: u32 = parts.next().unwrap().parse().unwrap();
+            assert_eq!(parts.next(), Some("monitor"), "{l}");
+            assert_eq!(parts.next(), Some("alert"), "{l}");
+            let msg = parts.next().unwrap();
+            (pri, serde_json::from_str(msg.trim_start()).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        })
+        .collect()
+}
+
+fn syslog_roundtrip(input: RsyslogInput<'_>, transport: &str, tls: &str, outage: bool) {
+    let s = Setup::new();
+    let mut r = Rsyslog::start(input);
+    let d = s.start(&format!(
+        "    - type: syslog\n      transport: {transport}\n      address: 127.0.0.1:{}\n      facility: local3\n{tls}      \
+         delivery:\n        retry: {{initial_backoff_ms: 50, max_backoff_ms: 400, timeout_ms: 2000}}\n",
+        r.port()
+    ));
+    let unique = |r: &Rsyslog| {
+        syslog_alerts(&r.lines()).iter().filter_map(|(_, a)| marker(a)).collect::<BTreeSet<_>>().len()
+    };
+    s.raise(0..20);
+    let mut total = 20;
+    wait_until("20 syslog messages", || unique(&r) >= 20);
+    if outage {
+        r.stop();
+        s.raise(20..40);
+        d.wait_for_log("cannot deliver alerts");
+        r.restart();
+        total = 40;
+        wait_until("every message after the outage", || unique(&r) >= 40);
+    }
+    let alerts = syslog_alerts(&r.lines());
+    for (pri, a) in &alerts {
+        // local3 (19) * 8 + warning (4)
+        assert_eq!(*pri, 156, "{a}");
+        assert_eq!(a["rule"], "Sink test marker opened");
+    }
+    let arrived: Vec<u64> = alerts.iter().filter_map(|(_, a)| marker(a)).collect();
+    assert_complete_in_order(&arrived, total, transport);
+    d.stop();
+}
+
+#[test]
+fn rsyslog_over_tcp_receives_every_alert() {
+    require_root!();
+    syslog_roundtrip(RsyslogInput::Tcp, "tcp", "", false);
+}
+
+#[test]
+fn rsyslog_over_tls_with_a_private_ca_receives_every_alert() {
+    require_root!();
+    let ca = TestCa::new();
+    let tls = format!("      tls: {{ca_file: {}, server_name: localhost}}\n", ca.ca_cert().display());
+    syslog_roundtrip(RsyslogInput::Tls(&ca), "tls", &tls, false);
+}
+
+#[test]
+fn rsyslog_over_relp_acknowledges_every_alert_across_an_outage() {
+    require_root!();
+    syslog_roundtrip(RsyslogInput::Relp, "relp", "", true);
+}
+
+#[test]
+fn nats_jetstream_acknowledges_every_alert_across_a_server_restart() {
+    require_root!();
+    let s = Setup::new();
+    let mut n = NatsServer::start();
+    let d = s.start(&format!(
+        "    - type: nats\n      url: {}\n      subject: \"monitortest.{{priority}}.{{rule}}\"\n      stream: MONITOR_TEST\n      \
+         delivery:\n        retry: {{initial_backoff_ms: 50, max_backoff_ms: 500, timeout_ms: 2000}}\n",
+        n.url()
+    ));
+    s.raise(0..10);
+    let stored = |n: &NatsServer| n.stream_messages("MONITOR_TEST");
+    wait_until("10 alerts in the stream", || stored(&n).len() >= 10);
+    n.stop();
+    s.raise(10..30);
+    d.wait_for_log("cannot deliver alerts");
+    std::thread::sleep(Duration::from_millis(500));
+    n.restart();
+    wait_until("30 alerts in the stream", || stored(&n).len() >= 30);
+    let messages = stored(&n);
+    for (subject, a) in &messages {
+        assert_eq!(subject, "monitortest.warning.Sink_test_marker_opened", "{a}");
+    }
+    let arrived: Vec<u64> = messages.iter().filter_map(|(_, a)| marker(a)).collect();
+    assert_complete_in_order(&arrived, 30, "nats");
+    // Message ids let the stream drop resends of alerts whose acknowledgement was lost.
+    assert_eq!(arrived.len(), 30, "duplicates in the stream: {arrived:?}");
+    d.stop();
+}
