@@ -96,7 +96,16 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn http_markers(r: &HttpReceiver) -> Vec<u64> {
-    r.accepted().iter().flat_map(|req| req.json_values()).filter_map(|v| marker(&v)).collect()
+    r.accepted()
+        .iter()
+        .flat_map(|req| req.json_values())
+        // `body: array` sends one JSON array per request.
+        .flat_map(|v| match v {
+            Value::Array(items) => items,
+            v => vec![v],
+        })
+        .filter_map(|v| marker(&v))
+        .collect()
 }
 
 /// Alerts in the spool files that belong to this test (records `[len][crc][payload]`).
@@ -122,7 +131,7 @@ fn spooled(spool: &Path) -> usize {
 
 fn http_sink(url: &str, extra: &str) -> String {
     format!(
-        "    - type: http\n      name: siem\n      url: {url}\n      body: ndjson\n{extra}      delivery:\n        \
+        "    - type: http\n      name: siem\n      url: {url}\n{extra}      delivery:\n        \
          batch: {{max_alerts: 20, max_wait_ms: 100}}\n        retry: {{initial_backoff_ms: 50, max_backoff_ms: 400, timeout_ms: 1000}}\n"
     )
 }
@@ -132,7 +141,7 @@ fn http_receiver_that_fails_hangs_and_vanishes_loses_nothing() {
     require_root!();
     let s = Setup::new();
     let mut r = HttpReceiver::start();
-    let d = s.start(&http_sink(&r.url("/alerts"), "      gzip: true\n"));
+    let d = s.start(&http_sink(&r.url("/alerts"), "      body: ndjson\n      gzip: true\n"));
     s.raise(0..10);
     wait_until("the first alerts", || http_markers(&r).len() >= 10);
     assert_eq!(r.accepted()[0].header("content-encoding"), Some("gzip"));
@@ -177,6 +186,7 @@ fn spooled_alerts_are_sent_after_a_restart_by_sigterm_or_kill_9() {
         let s = Setup::new();
         let mut r = HttpReceiver::start();
         r.stop();
+        // The default body: one alert per request, as Falco's http_output (what falcosidekick takes).
         let sinks = http_sink(&r.url("/alerts"), "");
         let d = s.start(&sinks);
         s.raise(0..25);
@@ -207,7 +217,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_says_so() {
     let mut r = HttpReceiver::start();
     r.stop();
     // 192 KiB of spool in 64 KiB segments; each alert is about 1 KiB.
-    let sinks = http_sink(&r.url("/alerts"), "").replace(
+    let sinks = http_sink(&r.url("/alerts"), "      body: array\n").replace(
         "      delivery:\n",
         "      delivery:\n        spool: {max_bytes: 196608, fsync: interval}\n",
     );
@@ -431,5 +441,54 @@ fn nats_jetstream_acknowledges_every_alert_across_a_server_restart() {
     assert_complete_in_order(&arrived, 30, "nats");
     // Message ids let the stream drop resends of alerts whose acknowledgement was lost.
     assert_eq!(arrived.len(), 30, "duplicates in the stream: {arrived:?}");
+    d.stop();
+}
+
+#[test]
+fn syslog_over_udp_and_a_local_socket() {
+    require_root!();
+    let s = Setup::new();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let socket_path = s.dir.path().join("log.sock");
+    let local = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    local.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let d = s.start(&format!(
+        "    - type: syslog\n      transport: udp\n      address: {}\n      format: text\n    \
+         - type: syslog\n      transport: unix\n      address: {}\n      facility: auth\n",
+        udp.local_addr().unwrap(),
+        socket_path.display()
+    ));
+    s.raise(0..5);
+    let receive = |recv: &dyn Fn(&mut [u8]) -> std::io::Result<usize>| -> Vec<String> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + DELIVERY;
+        let mut buf = vec![0u8; 65536];
+        while got.len() < 5 && Instant::now() < deadline {
+            if let Ok(n) = recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        got
+    };
+    let over_udp = receive(&|b| udp.recv(b));
+    let over_socket = receive(&|b| local.recv(b));
+    assert_eq!(over_udp.len(), 5, "{over_udp:?}");
+    assert_eq!(over_socket.len(), 5, "{over_socket:?}");
+    // local0 (16) * 8 + warning (4); text format: the rule's output after the header.
+    for m in &over_udp {
+        assert!(m.starts_with("<132>1 ") && m.contains(" monitor ") && m.contains(" alert - "), "{m}");
+        assert!(m.contains(": Warning marker ") && m.contains("/alert-"), "{m}");
+    }
+    // auth (4) * 8 + warning (4); JSON format.
+    let arrived: Vec<u64> = over_socket
+        .iter()
+        .map(|m| {
+            assert!(m.starts_with("<36>1 "), "{m}");
+            let json = &m[m.find(" alert - ").unwrap() + 9..];
+            marker(&serde_json::from_str(json).unwrap()).unwrap()
+        })
+        .collect();
+    assert_complete_in_order(&arrived, 5, "local socket");
     d.stop();
 }

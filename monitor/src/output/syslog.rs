@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use futures_util::FutureExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 
 use super::config::{SyslogConfig, SyslogTransport, TlsConfig};
