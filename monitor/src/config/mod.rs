@@ -176,6 +176,9 @@ mod tests {
         assert_eq!(c.rules.unwrap(), [PathBuf::from("bundled"), PathBuf::from(DEFAULT_RULES_DIR)]);
         assert_eq!(d.rule_paths()[0], PathBuf::from("bundled"));
         assert_eq!(c.output.format, d.output.format);
+        assert!(c.output.sinks.is_empty());
+        assert_eq!(c.output.spool_dir, d.output.spool_dir);
+        assert_eq!(c.output.shutdown_timeout_ms, d.output.shutdown_timeout_ms);
         assert_eq!(c.rate_limit, d.rate_limit);
         assert_eq!(c.rule_matching, d.rule_matching);
         assert_eq!(c.min_priority, d.min_priority);
@@ -184,6 +187,14 @@ mod tests {
         assert_eq!(c.state_dir, d.state_dir);
         assert_eq!(c.container_runtime.docker_sockets(), d.container_runtime.docker_sockets());
         assert_eq!(c.container_runtime.metadata_wait_ms, d.container_runtime.metadata_wait_ms);
+    }
+
+    #[test]
+    fn the_sink_examples_parse() {
+        let sinks: crate::output::OutputsConfig =
+            serde_saphyr::from_str(include_str!("../../../deploy/sinks.yaml")).expect("deploy/sinks.yaml");
+        let kinds: Vec<&str> = sinks.sinks.iter().map(|s| s.kind()).collect();
+        assert_eq!(kinds, ["stdout", "file", "syslog", "http", "http", "http", "nats"]);
     }
 
     #[test]
