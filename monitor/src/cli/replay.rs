@@ -23,6 +23,11 @@ pub struct ReplayArgs {
     /// (alerts are written for the first pass only).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Deliver the alerts (of every pass) through the config's `output.sinks`, as the daemon
+    /// would, and wait until they are delivered (up to output.shutdown_timeout_ms): to try a
+    /// SIEM pipeline with recorded events.
+    #[arg(long)]
+    pub to_sinks: bool,
 }
 
 pub fn run(args: ReplayArgs) -> Result<()> {
@@ -60,22 +65,48 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     // Rate limits are about live floods; a replay shows every alert.
     let mut config = config;
     config.rate_limit.per_second = 0.0;
-    let mut alerter = alerter(&config, ruleset, args.format);
+    let router =
+        if args.to_sinks { Some(crate::output::Router::start(&config.output, args.format)?) } else { None };
+    let format = if router.is_some() { Some(crate::config::OutputFormat::Json) } else { args.format };
+    let mut alerter = alerter(&config, ruleset, format);
     let cx = FieldContext::default();
     let mut out = Vec::new();
     let mut stdout = std::io::stdout().lock();
     let started = Instant::now();
     for pass in 0..args.repeat.max(1) {
         for ev in &events {
-            out.clear();
-            alerter.process(ev, &cx, &mut out);
-            if pass == 0 {
-                stdout.write_all(&out)?;
+            match &router {
+                Some(r) => {
+                    alerter.process(ev, &cx, &mut out);
+                    // Handed over in batches, as the daemon's event loop does.
+                    if out.len() >= 256 << 10 {
+                        r.dispatch(&out);
+                        out.clear();
+                    }
+                }
+                None => {
+                    out.clear();
+                    alerter.process(ev, &cx, &mut out);
+                    if pass == 0 {
+                        stdout.write_all(&out)?;
+                    }
+                }
             }
         }
     }
     let elapsed = started.elapsed();
     stdout.flush()?;
+    if let Some(r) = &router {
+        r.dispatch(&out);
+        r.shutdown();
+        let delivered: u64 = r.report().iter().map(|s| s.stats.sent).min().unwrap_or(0);
+        eprintln!(
+            "monitor: {}; delivered in {:.3} s ({:.0} alerts/s by the slowest sink)",
+            r.summary(),
+            started.elapsed().as_secs_f64(),
+            delivered as f64 / started.elapsed().as_secs_f64()
+        );
+    }
     let s = alerter.stats;
     eprintln!(
         "monitor: replayed {} events x{} ({unreadable} unreadable lines skipped); {}; {:.0} events/s, {:.0} rule evaluations/s",

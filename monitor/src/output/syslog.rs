@@ -246,6 +246,14 @@ impl SyslogSink {
         let Transport::Stream(connector, conn) = &mut self.transport else {
             unreachable!("stream transports only")
         };
+        // A receiver that restarted since the last batch left a closed connection that still
+        // takes one write into the kernel's buffer (and loses it): look for its end first.
+        if let Some(stream) = conn.as_mut() {
+            let mut probe = [0u8; 64];
+            if matches!(stream.read(&mut probe).now_or_never(), Some(Ok(0) | Err(_))) {
+                *conn = None;
+            }
+        }
         if conn.is_none() {
             *conn = Some(connector.connect().await?);
         }
