@@ -300,6 +300,8 @@ fn elasticsearch_bulk_retries_only_the_items_it_refused() {
     assert_eq!(first.header("content-type"), Some("application/x-ndjson"));
     assert_eq!(first.header("authorization"), Some("ApiKey c2VjcmV0"));
     assert_eq!(first.json_values()[0]["create"]["_index"], "alerts-test");
+    // An _id per alert: a resend is a conflict in Elasticsearch, not a second document.
+    assert!(first.json_values()[0]["create"]["_id"].as_str().is_some_and(|id| id.contains('-')));
     let arrived: Vec<u64> = docs().iter().filter_map(|doc| marker(&doc["falco"])).collect();
     assert_complete_in_order(&arrived, 10, "elasticsearch");
     // Items before the refused one are not sent twice; it and those after it are.
@@ -455,8 +457,8 @@ fn syslog_over_udp_and_a_local_socket() {
     let local = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     local.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let d = s.start(&format!(
-        "    - type: syslog\n      transport: udp\n      address: {}\n      format: text\n    \
-         - type: syslog\n      transport: unix\n      address: {}\n      facility: auth\n",
+        "    - type: syslog\n      name: udp\n      transport: udp\n      address: {}\n      format: text\n    \
+         - type: syslog\n      name: local\n      transport: unix\n      address: {}\n      facility: auth\n",
         udp.local_addr().unwrap(),
         socket_path.display()
     ));
@@ -481,15 +483,40 @@ fn syslog_over_udp_and_a_local_socket() {
         assert!(m.starts_with("<132>1 ") && m.contains(" monitor ") && m.contains(" alert - "), "{m}");
         assert!(m.contains(": Warning marker ") && m.contains("/alert-"), "{m}");
     }
-    // auth (4) * 8 + warning (4); JSON format.
+    // auth (4) * 8 + warning (4); JSON format, in the syslog(3) form local daemons parse.
     let arrived: Vec<u64> = over_socket
         .iter()
         .map(|m| {
-            assert!(m.starts_with("<36>1 "), "{m}");
-            let json = &m[m.find(" alert - ").unwrap() + 9..];
+            assert!(m.starts_with("<36>"), "{m}");
+            let tag = format!(" monitor[{}]: ", d.pid());
+            let json = &m[m.find(&tag).unwrap_or_else(|| panic!("no `{tag}` in {m}")) + tag.len()..];
             marker(&serde_json::from_str(json).unwrap()).unwrap()
         })
         .collect();
     assert_complete_in_order(&arrived, 5, "local socket");
+    d.stop();
+}
+
+#[test]
+fn a_sink_without_a_spool_saves_its_queue_at_sigterm_and_sends_it_after_the_restart() {
+    require_root!();
+    let s = Setup::new();
+    let mut r = HttpReceiver::start();
+    r.stop();
+    let sinks = http_sink(&r.url("/alerts"), "")
+        .replace("      delivery:\n", "      delivery:\n        spool: {enabled: false}\n");
+    let d = s.start(&sinks);
+    s.raise(0..20);
+    d.wait_for_log("they wait in the memory queue");
+    // Every alert raised has reached the sink's queue.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = d.stop().join("\n");
+    assert!(log.contains("were saved; they are sent first after the next start"), "{log}");
+    assert!(!log.contains("are lost"), "{log}");
+    r.restart();
+    let d = s.start(&sinks);
+    d.wait_for_log("alerts saved at the last shutdown will be sent first");
+    wait_until("the saved alerts after the restart", || http_markers(&r).len() >= 20);
+    assert_complete_in_order(&http_markers(&r), 20, "saved at shutdown");
     d.stop();
 }

@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// (every event rendered as JSON).
     #[arg(long, default_value = "run")]
     daemon: String,
+    /// Run only one part: syscalls, rules or sinks (sinks reuse the events recorded by an
+    /// earlier rules run when there are some).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 struct Workload {
@@ -199,6 +203,25 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
             "the benchmark attaches the daemon's kernel programs and needs root: `sudo -E cargo xtask bench`"
         );
     }
+    match args.only.as_deref() {
+        None | Some("syscalls") => syscalls_bench(bin, args)?,
+        Some("rules" | "sinks") => {}
+        Some(other) => bail!("--only takes syscalls, rules or sinks, not `{other}`"),
+    }
+    if matches!(args.only.as_deref(), None | Some("rules")) {
+        rules_bench(bin, args)?;
+    }
+    if matches!(args.only.as_deref(), None | Some("sinks")) {
+        let events = crate::bench_sinks::recorded_events();
+        if !events.exists() {
+            record_events(bin, &events)?;
+        }
+        crate::bench_sinks::run(bin, &events, args.rounds.max(1), args.scale)?;
+    }
+    Ok(())
+}
+
+fn syscalls_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
     let ws = workloads(args.scale);
     let mut without: Vec<Vec<f64>> = vec![Vec::new(); ws.len()];
     let mut with: Vec<Vec<f64>> = vec![Vec::new(); ws.len()];
@@ -245,7 +268,7 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
         cpu_ns as f64 / events.max(1) as f64
     );
     println!("daemon: peak RSS {:.1} MiB; kernel drops {drops}", hwm as f64 / 1024.0);
-    rules_bench(bin, args)
+    Ok(())
 }
 
 /// Falco's stock rules beside the project, if present.
@@ -313,7 +336,7 @@ fn replay_rate(bin: &Path, events: &Path, rules: &[&Path], repeat: u32) -> Resul
 fn rules_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
     let dir = crate::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let events = dir.join("recorded_events.jsonl");
+    let events = crate::bench_sinks::recorded_events();
     record_events(bin, &events)?;
     let n = std::fs::read_to_string(&events)?.lines().count();
     let empty = dir.join("empty_rules.yaml");

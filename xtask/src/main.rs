@@ -5,6 +5,7 @@
 //! developer or CI types.
 
 mod bench;
+mod bench_sinks;
 mod setup;
 
 use std::path::PathBuf;
@@ -37,7 +38,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and run the syscall micro-benchmarks without and with the daemon attached.
+    /// Set up, build, and run the benchmarks: syscalls without and with the daemon attached, the
+    /// rule engine on recorded events, and alert delivery per sink.
     Bench(bench::BenchArgs),
 }
 
@@ -140,6 +142,8 @@ fn main() -> Result<()> {
         }
         Task::Bench(args) => {
             setup::setup()?;
+            // The sink benchmark delivers to rsyslog and nats-server.
+            setup::test_runtimes()?;
             let bin = build_release()?;
             bench::run(&bin, &args)
         }

@@ -71,7 +71,8 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     let mut alerter = alerter(&config, ruleset, format);
     let cx = FieldContext::default();
     let mut out = Vec::new();
-    let mut stdout = std::io::stdout().lock();
+    // Locked only without sinks: the stdout sink writes it otherwise.
+    let mut stdout = router.is_none().then(|| std::io::stdout().lock());
     let started = Instant::now();
     for pass in 0..args.repeat.max(1) {
         for ev in &events {
@@ -87,7 +88,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
                 None => {
                     out.clear();
                     alerter.process(ev, &cx, &mut out);
-                    if pass == 0 {
+                    if pass == 0
+                        && let Some(stdout) = stdout.as_mut()
+                    {
                         stdout.write_all(&out)?;
                     }
                 }
@@ -95,7 +98,9 @@ pub fn run(args: ReplayArgs) -> Result<()> {
         }
     }
     let elapsed = started.elapsed();
-    stdout.flush()?;
+    if let Some(stdout) = stdout.as_mut() {
+        stdout.flush()?;
+    }
     if let Some(r) = &router {
         r.dispatch(&out);
         r.shutdown();

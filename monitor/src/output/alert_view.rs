@@ -86,10 +86,20 @@ impl AlertView {
                 "command_line": self.field("proc.cmdline"),
                 "parent": {"pid": self.field("proc.ppid"), "name": self.field("proc.pname")},
             },
-            "user": {"id": self.field("user.uid").to_string().trim_matches('"'), "name": self.field("user.name")},
+            "user": {"name": self.field("user.name")},
             "falco": raw,
         });
         let obj = doc.as_object_mut().expect("an object");
+        // ECS keeps user.id a string.
+        match self.field("user.uid") {
+            Value::Null => {}
+            Value::String(s) => {
+                obj["user"]["id"] = Value::String(s);
+            }
+            v => {
+                obj["user"]["id"] = Value::String(v.to_string());
+            }
+        }
         if !self.field("container.id").is_null() && self.field("container.id") != "host" {
             obj.insert(
                 "container".into(),

@@ -3,11 +3,13 @@
 //! way, what does not fit drops the oldest and is counted.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use super::Record;
+use super::config::FsyncPolicy;
 use super::delivery::SinkStats;
 use super::spool::Spool;
 
@@ -15,11 +17,13 @@ pub struct MemoryQueue {
     records: VecDeque<Record>,
     next: u64,
     max: usize,
+    /// The sink stopped (its leftovers were saved): what still arrives is counted as dropped.
+    closed: bool,
 }
 
 impl MemoryQueue {
     pub fn new(max: usize) -> Self {
-        Self { records: VecDeque::new(), next: 0, max: max.max(1) }
+        Self { records: VecDeque::new(), next: 0, max: max.max(1), closed: false }
     }
 }
 
@@ -35,6 +39,7 @@ pub struct Buffer {
     sink: String,
     /// Set once the spool cannot be written, so the log says it once per outage.
     spool_failing: std::sync::atomic::AtomicBool,
+    run_id: String,
 }
 
 impl Buffer {
@@ -52,6 +57,7 @@ impl Buffer {
             arrived: Notify::new(),
             sink: sink.to_owned(),
             spool_failing: Default::default(),
+            run_id: format!("{:016x}", fastrand::u64(..)),
         }
     }
 
@@ -69,6 +75,10 @@ impl Buffer {
         }
         stats.accepted.fetch_add(records.len() as u64, Relaxed);
         let dropped = match &mut *self.lock() {
+            Store::Memory(q) if q.closed => {
+                tracing::error!(sink = %self.sink, alerts = records.len(), "alerts arrived after the sink stopped; they are dropped and counted");
+                records.len() as u64
+            }
             Store::Memory(q) => {
                 for data in records {
                     q.records.push_back(Record { seq: q.next, data: data.clone() });
@@ -104,6 +114,48 @@ impl Buffer {
             );
         }
         self.arrived.notify_one();
+    }
+
+    /// A memory buffer with the alerts a previous run saved in `dir` at shutdown (see
+    /// [`Buffer::spill`]) at its head; returns it and how many there were.
+    pub fn memory_with_saved(sink: &str, max: usize, dir: &Path) -> std::io::Result<(Self, u64)> {
+        let mut q = MemoryQueue::new(max);
+        if dir.exists() {
+            let (mut spool, _) = Spool::open(dir, u64::MAX, FsyncPolicy::Batch)?;
+            let saved = spool.read(usize::MAX)?;
+            for r in &saved {
+                q.records.push_back(Record { seq: q.next, data: r.data.clone() });
+                q.next += 1;
+            }
+            if let Some(last) = saved.last() {
+                spool.ack_through(last.seq)?;
+            }
+        }
+        let n = q.records.len() as u64;
+        Ok((Self::new(sink, Store::Memory(q)), n))
+    }
+
+    /// At shutdown, for a memory buffer: writes what is left to a spool in `dir` (sent first
+    /// at the next start) and refuses further alerts. Returns how many were saved, or how many
+    /// were lost and why.
+    pub fn spill(&self, dir: &Path) -> Result<u64, (u64, std::io::Error)> {
+        let records: Vec<Arc<[u8]>> = match &mut *self.lock() {
+            Store::Memory(q) => {
+                q.closed = true;
+                q.records.drain(..).map(|r| r.data).collect()
+            }
+            Store::Spool(_) => return Ok(0),
+        };
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let n = records.len() as u64;
+        let save = || -> std::io::Result<()> {
+            let (mut spool, _) = Spool::open(dir, u64::MAX, FsyncPolicy::Batch)?;
+            spool.append(&records)?;
+            spool.sync_all()
+        };
+        save().map(|()| n).map_err(|e| (n, e))
     }
 
     /// Up to `max` unacknowledged alerts, oldest first.
@@ -146,11 +198,12 @@ impl Buffer {
         matches!(&*self.lock(), Store::Spool(_))
     }
 
-    /// Names this buffer's sequence numbers across restarts (the spool's id), or this run's.
-    pub fn instance(&self) -> Option<String> {
+    /// Names this buffer's sequence numbers for receivers that de-duplicate: the spool's id
+    /// (stable across restarts), or one for this run.
+    pub fn instance(&self) -> String {
         match &*self.lock() {
-            Store::Memory(_) => None,
-            Store::Spool(s) => Some(s.instance().to_owned()),
+            Store::Memory(_) => self.run_id.clone(),
+            Store::Spool(s) => s.instance().to_owned(),
         }
     }
 
@@ -189,5 +242,25 @@ mod tests {
         assert_eq!(stats.snapshot().accepted, 5);
         b.ack_through(kept[1].seq).unwrap();
         assert_eq!(b.peek(10).unwrap()[0].data[0], 4);
+    }
+
+    #[test]
+    fn leftovers_saved_at_shutdown_come_first_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = dir.path().join("stdout");
+        let stats = SinkStats::default();
+        let b = Buffer::memory("t", 10);
+        b.push(&[Arc::from(&b"a"[..]), Arc::from(&b"b"[..])], &stats);
+        assert_eq!(b.spill(&spill).unwrap(), 2);
+        b.push(&[Arc::from(&b"late"[..])], &stats);
+        assert_eq!(stats.snapshot().dropped, 1, "what comes after the spill is counted");
+        let (b, saved) = Buffer::memory_with_saved("t", 10, &spill).unwrap();
+        assert_eq!(saved, 2);
+        b.push(&[Arc::from(&b"c"[..])], &stats);
+        let all: Vec<Vec<u8>> = b.peek(10).unwrap().iter().map(|r| r.data.to_vec()).collect();
+        assert_eq!(all, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        drop(b);
+        let (_, again) = Buffer::memory_with_saved("t", 10, &spill).unwrap();
+        assert_eq!(again, 0, "saved alerts are loaded once");
     }
 }

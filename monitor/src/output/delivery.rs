@@ -71,8 +71,30 @@ fn jittered(backoff: Duration) -> Duration {
     half + half.mul_f64(fastrand::f64())
 }
 
+/// Waits until the shutdown deadline (which may be set while waiting) has passed.
+async fn deadline_passed(mut stop: watch::Receiver<Option<Instant>>) {
+    loop {
+        let deadline = *stop.borrow_and_update();
+        match deadline {
+            Some(d) => return tokio::time::sleep_until(d).await,
+            None => {
+                if stop.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}
+
+/// Spool reads, acknowledgements and file writes block: they run where the runtime can move
+/// other sinks' tasks away meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// Delivers until told to stop (the watch carries the shutdown deadline), then until the buffer
-/// is empty or the deadline passed.
+/// is empty or the deadline passed. `spill`: where a sink without a spool saves what it could
+/// not deliver by the deadline, for the next start.
 pub async fn run<S: Sink>(
     name: String,
     mut sink: S,
@@ -80,6 +102,7 @@ pub async fn run<S: Sink>(
     stats: Arc<SinkStats>,
     opts: DeliveryOptions,
     mut stop: watch::Receiver<Option<Instant>>,
+    spill: std::path::PathBuf,
 ) {
     let mut backoff = opts.initial_backoff;
     let mut failing_since: Option<Instant> = None;
@@ -89,7 +112,7 @@ pub async fn run<S: Sink>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let batch = match buffer.peek(opts.batch_max) {
+        let batch = match blocking(|| buffer.peek(opts.batch_max)) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(sink = %name, "cannot read the spool: {e}");
@@ -119,26 +142,30 @@ pub async fn run<S: Sink>(
                 continue;
             }
         }
-        let limit = match deadline {
-            Some(d) => opts.timeout.min(d.saturating_duration_since(Instant::now())),
-            None => opts.timeout,
-        };
-        let outcome = match tokio::time::timeout(limit, sink.deliver(&batch)).await {
-            Ok(Ok(p)) if p.done > 0 => Ok(p),
-            Ok(Ok(_)) => Err(anyhow::anyhow!("the receiver accepted nothing")),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(anyhow::anyhow!("no answer within {} ms", limit.as_millis())),
+        // A panic in a sink is a failed attempt, not the end of the sink.
+        let attempt = std::panic::AssertUnwindSafe(tokio::time::timeout(opts.timeout, sink.deliver(&batch)));
+        let outcome = tokio::select! {
+            r = futures_util::FutureExt::catch_unwind(attempt) => match r {
+                Ok(Ok(Ok(p))) if p.done > 0 => Ok(p),
+                Ok(Ok(Ok(_))) => Err(anyhow::anyhow!("the receiver accepted nothing")),
+                Ok(Ok(Err(e))) => Err(e),
+                Ok(Err(_)) => Err(anyhow::anyhow!("no answer within {} ms", opts.timeout.as_millis())),
+                Err(_) => Err(anyhow::anyhow!("the sink panicked (a bug: please report it)")),
+            },
+            // Shutdown bounds an attempt already under way.
+            _ = deadline_passed(stop.clone()) => Err(anyhow::anyhow!("the shutdown deadline passed")),
         };
         match outcome {
             Ok(p) => {
                 let done = p.done.min(batch.len());
-                if let Err(e) = buffer.ack_through(batch[done - 1].seq) {
+                if let Err(e) = blocking(|| buffer.ack_through(batch[done - 1].seq)) {
                     tracing::error!(sink = %name, "cannot record the acknowledgement in the spool (alerts may be sent again): {e}");
                 }
-                stats.sent.fetch_add((done - p.rejected) as u64, Relaxed);
-                if p.rejected > 0 {
-                    stats.rejected.fetch_add(p.rejected as u64, Relaxed);
-                    tracing::error!(sink = %name, rejected = p.rejected, "the receiver refused alerts as malformed; they are dropped and counted");
+                let rejected = p.rejected.min(done);
+                stats.sent.fetch_add((done - rejected) as u64, Relaxed);
+                if rejected > 0 {
+                    stats.rejected.fetch_add(rejected as u64, Relaxed);
+                    tracing::error!(sink = %name, rejected, "the receiver refused alerts as malformed; they are dropped and counted");
                 }
                 if let Some(since) = failing_since.take() {
                     tracing::info!(sink = %name, after_s = since.elapsed().as_secs(), "the receiver takes alerts again");
@@ -162,6 +189,7 @@ pub async fn run<S: Sink>(
                 }
                 let pause = jittered(backoff);
                 backoff = (backoff * 2).min(opts.max_backoff);
+                let deadline = *stop.borrow();
                 let wake = match deadline {
                     Some(d) => (Instant::now() + pause).min(d),
                     None => Instant::now() + pause,
@@ -175,16 +203,33 @@ pub async fn run<S: Sink>(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-    let left = buffer.len();
+    blocking(|| finish(&name, &buffer, &stats, &spill));
+}
+
+/// At shutdown: the spool is made durable; a memory queue's leftovers are saved to `spill` for
+/// the next start, or counted as dropped when that fails.
+fn finish(name: &str, buffer: &Buffer, stats: &SinkStats, spill: &std::path::Path) {
     if buffer.is_spool() {
         if let Err(e) = buffer.close() {
             tracing::error!(sink = %name, "cannot sync the spool: {e}");
         }
+        let left = buffer.len();
         if left > 0 {
             tracing::warn!(sink = %name, left, "alerts not yet delivered stay in the spool and are sent after the next start");
         }
-    } else if left > 0 {
-        stats.dropped.fetch_add(left, Relaxed);
-        tracing::error!(sink = %name, lost = left, "alerts not delivered before the shutdown deadline are lost: this sink has no spool");
+        return;
+    }
+    match buffer.spill(spill) {
+        Ok(0) => {}
+        Ok(saved) => tracing::warn!(
+            sink = %name,
+            saved,
+            dir = %spill.display(),
+            "alerts not delivered before the shutdown deadline were saved; they are sent first after the next start"
+        ),
+        Err((lost, e)) => {
+            stats.dropped.fetch_add(lost, Relaxed);
+            tracing::error!(sink = %name, lost, "alerts not delivered before the shutdown deadline are lost: cannot save them in {}: {e}", spill.display());
+        }
     }
 }

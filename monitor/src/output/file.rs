@@ -107,8 +107,16 @@ impl FileSink {
             FsyncPolicy::Never => false,
         };
         let (f, _, size) = self.open()?;
-        let result = f.write_all(&buf).and_then(|()| if due { f.sync_data() } else { Ok(()) });
-        *size += buf.len() as u64;
+        let mut result = f.write_all(&buf);
+        if result.is_err() {
+            // No torn line for the retry to append to (a full disk).
+            let _ = f.set_len(*size);
+        } else {
+            *size += buf.len() as u64;
+            if due {
+                result = f.sync_data();
+            }
+        }
         self.buf = buf;
         if due {
             self.last_sync = Instant::now();

@@ -15,6 +15,11 @@ use super::{AlertView, Progress, Record, Sink};
 
 pub struct HttpSink {
     client: reqwest::Client,
+    /// With an alert's sequence number, its Elasticsearch `_id`: a resend is then a 409, not a
+    /// second document.
+    instance: String,
+    /// One attempt's budget; `single` bodies stop starting requests half way through it.
+    timeout: std::time::Duration,
     url: reqwest::Url,
     preset: HttpPreset,
     body: WebhookBody,
@@ -44,9 +49,9 @@ fn payload_refused(status: reqwest::StatusCode) -> bool {
 }
 
 impl HttpSink {
-    pub fn new(c: &HttpConfig, timeout: std::time::Duration) -> Result<Self> {
-        let mut url: reqwest::Url =
-            c.url.parse().with_context(|| format!("invalid url `{}`", redact_url(&c.url)))?;
+    pub fn new(c: &HttpConfig, instance: String, timeout: std::time::Duration) -> Result<Self> {
+        // An unparsable URL is not echoed: it may hold a password.
+        let mut url: reqwest::Url = c.url.parse().map_err(|e| anyhow::anyhow!("invalid url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             bail!("url `{}`: only http and https", redact_url(&c.url));
         }
@@ -79,12 +84,17 @@ impl HttpSink {
             .use_preconfigured_tls(tls)
             .default_headers(headers)
             .user_agent(concat!("monitor/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(timeout.min(std::time::Duration::from_secs(5)))
+            // A redirect would turn the POST into a GET without the alerts, and carry secret
+            // headers to another host: it is an error instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout / 2)
+            .connect_timeout((timeout / 2).min(std::time::Duration::from_secs(5)))
             .build()
             .context("HTTP client set-up")?;
         Ok(Self {
             client,
+            instance,
+            timeout,
             url,
             preset: c.preset,
             body: c.body.unwrap_or(WebhookBody::Single),
@@ -142,11 +152,12 @@ impl HttpSink {
                 }
             }
             HttpPreset::Elasticsearch => {
-                let action = serde_json::json!({"create": {"_index": self.index}}).to_string();
                 for r in batch {
                     let a = AlertView::parse(&r.data);
                     let raw: Value = serde_json::from_slice(&r.data).unwrap_or(Value::Null);
-                    body.extend_from_slice(action.as_bytes());
+                    let id = format!("{}-{}", self.instance, r.seq);
+                    let action = serde_json::json!({"create": {"_index": self.index, "_id": id}});
+                    let _ = serde_json::to_writer(&mut body, &action);
                     body.push(b'\n');
                     let _ = serde_json::to_writer(&mut body, &a.ecs_document(&raw));
                     body.push(b'\n');
@@ -175,9 +186,16 @@ impl HttpSink {
         let resp = req.body(body).send().await.map_err(|e| anyhow::anyhow!("{}", e.without_url()))?;
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
+        if self.preset == HttpPreset::Splunk && status.as_u16() == 400 && !hec_payload_error(&text) {
+            // HEC's other 400s (an unknown index, a missing channel) are configuration, not data.
+            bail!("HTTP {status}: {}", snippet(&text));
+        }
         if payload_refused(status) {
             tracing::debug!(status = status.as_u16(), "the receiver refused the payload: {}", snippet(&text));
             return Ok(None);
+        }
+        if status.is_redirection() {
+            bail!("HTTP {status}: redirects are not followed; configure the final URL");
         }
         if !status.is_success() {
             bail!("HTTP {status}: {}", snippet(&text));
@@ -187,6 +205,13 @@ impl HttpSink {
         }
         Ok(Some(Progress::all(batch.len())))
     }
+}
+
+/// Splunk HEC's codes for a malformed event (no data, invalid format, event field missing or
+/// blank); other codes of a 400 are about the configuration.
+fn hec_payload_error(text: &str) -> bool {
+    let code = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("code").and_then(Value::as_u64));
+    matches!(code, None | Some(5 | 6 | 12 | 13))
 }
 
 /// What an Elasticsearch _bulk answer acknowledges: the items up to the first one to retry
@@ -202,21 +227,22 @@ fn bulk_progress(text: &str, sent: usize) -> Result<Progress> {
     for item in items.iter().take(sent) {
         let result = item.as_object().and_then(|o| o.values().next());
         let status = result.and_then(|r| r.get("status")).and_then(Value::as_u64).unwrap_or(500);
+        let reason = || result.and_then(|r| r.get("error")).map(|e| e.to_string()).unwrap_or_default();
         match status {
             200..=299 => {}
-            409 => {} // already there: a retry of an alert that had arrived
-            429 | 500.. => {
+            409 => {} // already there (same _id): a resend of an alert that had arrived
+            // A document the mapping cannot take: sending it again cannot help.
+            400 => {
+                tracing::warn!(status, "Elasticsearch rejected an alert for good: {}", snippet(&reason()));
+                p.rejected += 1;
+            }
+            // 429, 5xx, and 403/404 (a read-only index after a full disk, an index not yet
+            // created): the cluster's state, which changes; retried.
+            _ => {
                 if p.done == 0 {
-                    let reason =
-                        result.and_then(|r| r.get("error")).map(|e| e.to_string()).unwrap_or_default();
-                    bail!("Elasticsearch refused the first alert with {status}: {}", snippet(&reason));
+                    bail!("Elasticsearch refused the first alert with {status}: {}", snippet(&reason()));
                 }
                 return Ok(p);
-            }
-            _ => {
-                let reason = result.and_then(|r| r.get("error")).map(|e| e.to_string()).unwrap_or_default();
-                tracing::warn!(status, "Elasticsearch rejected an alert for good: {}", snippet(&reason));
-                p.rejected += 1;
             }
         }
         p.done += 1;
@@ -249,7 +275,13 @@ pub fn redact_url(url: &str) -> String {
 impl Sink for HttpSink {
     async fn deliver(&mut self, batch: &[Record]) -> Result<Progress> {
         if self.preset == HttpPreset::Webhook && self.body == WebhookBody::Single {
+            let started = std::time::Instant::now();
             for (i, r) in batch.iter().enumerate() {
+                // What was posted counts: a batch must not outlive its attempt's budget, or a
+                // slow receiver would see the same first alerts over and over.
+                if i > 0 && started.elapsed() >= self.timeout / 2 {
+                    return Ok(Progress::all(i));
+                }
                 match self.post(std::slice::from_ref(r)).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return Ok(Progress { done: i + 1, rejected: 1 }),
@@ -283,6 +315,10 @@ mod tests {
         assert_eq!(bulk_progress(r#"{"errors":false,"items":[]}"#, 3).unwrap(), Progress::all(3));
         let mixed = r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":400,"error":{"type":"mapper_parsing_exception"}}},{"create":{"status":409}},{"create":{"status":429}},{"create":{"status":201}}]}"#;
         assert_eq!(bulk_progress(mixed, 5).unwrap(), Progress { done: 3, rejected: 1 });
+        let blocked = r#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":403,"error":{"type":"cluster_block_exception"}}}]}"#;
+        assert_eq!(bulk_progress(blocked, 2).unwrap(), Progress::all(1), "a read-only index is retried");
+        assert!(hec_payload_error(r#"{"text":"Invalid data format","code":6}"#));
+        assert!(!hec_payload_error(r#"{"text":"Incorrect index","code":7}"#));
         let first = r#"{"errors":true,"items":[{"create":{"status":503}}]}"#;
         assert!(bulk_progress(first, 1).unwrap_err().to_string().contains("503"));
         assert!(bulk_progress("<html>", 1).is_err());

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage};
 
 use super::config::NatsConfig;
@@ -14,13 +15,13 @@ use super::{AlertView, Progress, Record, Sink};
 pub struct NatsSink {
     config: NatsConfig,
     connect_timeout: Duration,
-    /// Names this run's sequence numbers when there is no spool to name them.
+    /// With the sequence number, names each alert for the stream's de-duplication.
     instance: String,
     js: Option<jetstream::Context>,
 }
 
 impl NatsSink {
-    pub fn new(c: &NatsConfig, instance: Option<String>, connect_timeout: Duration) -> Result<Self> {
+    pub fn new(c: &NatsConfig, instance: String, connect_timeout: Duration) -> Result<Self> {
         if let Some(t) = &c.token {
             t.read().context("token")?;
         }
@@ -32,7 +33,6 @@ impl NatsSink {
         {
             anyhow::bail!("stream name `{s}` may not contain dots, spaces or wildcards");
         }
-        let instance = instance.unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
         Ok(Self { config: c.clone(), connect_timeout, instance, js: None })
     }
 
@@ -95,6 +95,12 @@ impl NatsSink {
                 .message_id(format!("{}-{}", self.instance, r.seq));
             match js.send_publish(subject, msg).await {
                 Ok(ack) => pending.push(ack),
+                // The server will never take an alert larger than its max_payload: rejected, not
+                // retried forever in front of the others.
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded && pending.is_empty() => {
+                    tracing::warn!("an alert is larger than the NATS server's max_payload: {e}");
+                    return Ok(Progress { done: 1, rejected: 1 });
+                }
                 Err(e) => {
                     failure = Some(anyhow::Error::new(e).context("publish"));
                     break;

@@ -23,7 +23,14 @@ struct Handle {
     kind: &'static str,
     buffer: Arc<Buffer>,
     stats: Arc<SinkStats>,
+    /// For a spool: the queue to its writer thread (appends and fsyncs stay off the event path).
+    intake: std::sync::Mutex<Option<std::sync::mpsc::SyncSender<Arc<Vec<Arc<[u8]>>>>>>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// Batches a spool writer may fall behind by before alerts are dropped (and counted): a disk
+/// stalled for this long.
+const INTAKE_BATCHES: usize = 1024;
 
 pub struct Router {
     sinks: Vec<Handle>,
@@ -70,10 +77,14 @@ impl Router {
         let mut handles = Vec::new();
         let mut tasks: Vec<Task> = Vec::new();
         for (i, sc) in sinks.iter().enumerate() {
+            // A name names the spool directory too, so it must not depend on the sinks' order.
             let name = match sc.name() {
                 Some(n) => n.to_owned(),
                 None if sinks.iter().filter(|s| s.kind() == sc.kind()).count() == 1 => sc.kind().to_owned(),
-                None => format!("{}-{}", sc.kind(), i + 1),
+                None => bail!(
+                    "output.sinks[{i}]: there are several {} sinks: give each a `name` (it also names its spool)",
+                    sc.kind()
+                ),
             };
             let what = format!("output.sinks[{i}] ({name})");
             if !valid_name(&name) {
@@ -88,6 +99,7 @@ impl Router {
             handles.push(handle);
             tasks.push(task);
         }
+        warn_about_orphaned_spools(&config.spool_dir, &handles);
         let buffers: Vec<Arc<Buffer>> = handles.iter().map(|h| h.buffer.clone()).collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -109,7 +121,9 @@ impl Router {
                 });
                 let running: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
                 for t in running {
-                    let _ = t.await;
+                    if let Err(e) = t.await {
+                        tracing::error!("a sink's delivery task ended abnormally: {e}");
+                    }
                 }
                 upkeep.abort();
             });
@@ -133,26 +147,42 @@ impl Router {
         let d = sc.delivery();
         let (batch_max, batch_wait) = sc.default_batch();
         let opts = DeliveryOptions {
-            batch_max: d.batch.max_alerts.unwrap_or(batch_max).max(1),
+            batch_max: d.batch.max_alerts.unwrap_or(batch_max).clamp(1, 100_000),
             batch_wait: Duration::from_millis(d.batch.max_wait_ms.unwrap_or(batch_wait)),
             initial_backoff: Duration::from_millis(d.retry.initial_backoff_ms.max(1)),
             max_backoff: Duration::from_millis(d.retry.max_backoff_ms.max(d.retry.initial_backoff_ms.max(1))),
             timeout: Duration::from_millis(d.retry.timeout_ms.max(1)),
         };
         let stats = Arc::new(SinkStats::default());
+        let dir = config.spool_dir.join(name);
         let buffer = Arc::new(if d.spool.enabled.unwrap_or(sc.acknowledges()) {
-            let dir = config.spool_dir.join(name);
             let (spool, recovered) = Spool::open(&dir, d.spool.max_bytes, d.spool.fsync)
                 .with_context(|| format!("cannot open the spool {}", dir.display()))?;
             if recovered.corrupt_bytes > 0 {
                 tracing::warn!(sink = %name, bytes = recovered.corrupt_bytes, "cut off a damaged tail of the spool (a crash mid-write)");
+            }
+            if recovered.lost > 0 {
+                stats.dropped.fetch_add(recovered.lost, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(sink = %name, lost = recovered.lost, "alerts in a damaged part of the spool are lost (counted as dropped)");
             }
             if recovered.pending > 0 {
                 tracing::info!(sink = %name, alerts = recovered.pending, "alerts spooled before the restart will be sent first");
             }
             Buffer::spool(name, spool)
         } else {
-            Buffer::memory(name, d.queue_max_alerts.unwrap_or(100_000))
+            let max = d.queue_max_alerts.unwrap_or(100_000);
+            match Buffer::memory_with_saved(name, max, &dir) {
+                Ok((b, saved)) => {
+                    if saved > 0 {
+                        tracing::info!(sink = %name, alerts = saved, "alerts saved at the last shutdown will be sent first");
+                    }
+                    b
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %name, "cannot read the alerts saved at the last shutdown in {}: {e}", dir.display());
+                    Buffer::memory(name, max)
+                }
+            }
         });
         let task: Task = {
             let (name, buffer, stats) = (name.to_owned(), buffer.clone(), stats.clone());
@@ -162,10 +192,11 @@ impl Router {
                 buffer: Arc<Buffer>,
                 stats: Arc<SinkStats>,
                 opts: DeliveryOptions,
-                stop: watch::Receiver<Option<Instant>>,
+                (stop, spill): (watch::Receiver<Option<Instant>>, std::path::PathBuf),
             ) -> Task {
-                Box::pin(delivery::run(name, sink, buffer, stats, opts, stop))
+                Box::pin(delivery::run(name, sink, buffer, stats, opts, stop, spill))
             }
+            let stop = (stop, dir);
             match sc {
                 SinkConfig::Stdout(c) => {
                     let format = c.format.or(stdout_format).unwrap_or(config.format);
@@ -174,7 +205,8 @@ impl Router {
                 SinkConfig::File(c) => boxed(name, file::FileSink::new(c)?, buffer, stats, opts, stop),
                 SinkConfig::Syslog(c) => boxed(name, syslog::build(c)?, buffer, stats, opts, stop),
                 SinkConfig::Http(c) => {
-                    boxed(name, http::HttpSink::new(c, opts.timeout)?, buffer, stats, opts, stop)
+                    let instance = buffer.instance();
+                    boxed(name, http::HttpSink::new(c, instance, opts.timeout)?, buffer, stats, opts, stop)
                 }
                 SinkConfig::Nats(c) => {
                     let instance = buffer.instance();
@@ -182,15 +214,49 @@ impl Router {
                 }
             }
         };
-        Ok((Handle { name: name.to_owned(), kind: sc.kind(), buffer, stats }, task))
+        let (intake, writer) = if buffer.is_spool() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Arc<[u8]>>>>(INTAKE_BATCHES);
+            let (b, st) = (buffer.clone(), stats.clone());
+            let writer = std::thread::Builder::new().name(format!("spool-{name}")).spawn(move || {
+                for batch in rx {
+                    b.push(&batch, &st);
+                }
+            })?;
+            (Some(tx), Some(writer))
+        } else {
+            (None, None)
+        };
+        let handle = Handle {
+            name: name.to_owned(),
+            kind: sc.kind(),
+            buffer,
+            stats,
+            intake: std::sync::Mutex::new(intake),
+            writer: std::sync::Mutex::new(writer),
+        };
+        Ok((handle, task))
     }
 
-    /// Hands a batch of alerts (JSON objects, one per line) to every sink.
+    /// Hands a batch of alerts (JSON objects, one per line) to every sink without waiting:
+    /// memory buffers take it at once, spools through their own writer thread.
     pub fn dispatch(&self, lines: &[u8]) -> u64 {
-        let records: Vec<Arc<[u8]>> =
-            lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(Arc::from).collect();
+        let records: Arc<Vec<Arc<[u8]>>> =
+            Arc::new(lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(Arc::from).collect());
         for h in &self.sinks {
-            h.buffer.push(&records, &h.stats);
+            match &*h.intake.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                Some(writer) => {
+                    if let Err(e) = writer.try_send(records.clone()) {
+                        let n = records.len() as u64;
+                        let total = h.stats.dropped.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                        let why = match e {
+                            std::sync::mpsc::TrySendError::Full(_) => "the disk cannot keep up",
+                            std::sync::mpsc::TrySendError::Disconnected(_) => "its writer stopped",
+                        };
+                        tracing::error!(sink = %h.name, dropped = n, total, "alerts could not be spooled ({why}); they are dropped and counted");
+                    }
+                }
+                None => h.buffer.push(&records, &h.stats),
+            }
         }
         records.len() as u64
     }
@@ -230,11 +296,38 @@ impl Router {
         let Some(done) = self.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
             return;
         };
+        // Everything dispatched is in the spools before the deadline starts.
+        for h in &self.sinks {
+            drop(h.intake.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+            if let Some(w) = h.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                let _ = w.join();
+            }
+        }
         let deadline = Instant::now() + self.shutdown_timeout;
         let _ = self.stop.send(Some(deadline));
         // Each task also gets a second to close its connection.
         if done.recv_timeout(self.shutdown_timeout + Duration::from_secs(2)).is_err() {
             tracing::error!("sinks did not stop within the shutdown timeout");
+        }
+    }
+}
+
+/// Spool directories no sink uses any more (a sink renamed or removed) that still hold alerts.
+fn warn_about_orphaned_spools(spool_dir: &std::path::Path, sinks: &[Handle]) {
+    let Ok(entries) = std::fs::read_dir(spool_dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if sinks.iter().any(|h| h.name == name) {
+            continue;
+        }
+        let segments = std::fs::read_dir(e.path())
+            .map(|d| d.flatten().filter(|f| f.path().extension().is_some_and(|x| x == "seg")).count())
+            .unwrap_or(0);
+        if segments > 0 {
+            tracing::warn!(
+                dir = %e.path().display(),
+                "a spool no configured sink uses still holds alerts: name a sink `{name}` to send them, or remove the directory"
+            );
         }
     }
 }

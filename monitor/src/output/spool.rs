@@ -49,9 +49,14 @@ pub struct Recovered {
     pub pending: u64,
     /// Bytes cut off because they did not form whole, intact records.
     pub corrupt_bytes: u64,
+    /// Alerts known lost: sequence numbers missing between the segments that remain (a damaged
+    /// middle segment, cut short or deleted).
+    pub lost: u64,
 }
 
 pub struct Spool {
+    /// Held (flock) while the spool is open.
+    _lock: File,
     dir: PathBuf,
     segments: VecDeque<Segment>,
     /// The next unacknowledged sequence number.
@@ -89,6 +94,11 @@ fn scan(data: &[u8]) -> (Vec<u64>, usize) {
     (offsets, at)
 }
 
+/// Records at or after `head` (segments may have gaps between them after a damaged spool).
+fn pending(segments: &VecDeque<Segment>, head: u64) -> u64 {
+    segments.iter().map(|s| s.end_seq().saturating_sub(head.max(s.first))).sum()
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -96,6 +106,18 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Spool {
     pub fn open(dir: &Path, max_bytes: u64, fsync: FsyncPolicy) -> io::Result<(Self, Recovered)> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let lock =
+            OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join("lock"))?;
+        // Two processes appending to one spool would interleave sequence numbers and trim each
+        // other's segments.
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) } != 0
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("the spool {} is in use by another monitor process", dir.display()),
+            ));
+        }
         let instance_path = dir.join("instance");
         let instance = match std::fs::read_to_string(&instance_path) {
             Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
@@ -139,8 +161,14 @@ impl Spool {
         let head = segments.front().map_or(acked, |s: &Segment| s.first.max(acked));
         let next = segments.back().map_or(acked, |s| s.end_seq());
         let total_bytes = segments.iter().map(|s| s.bytes).sum();
-        recovered.pending = next - head;
+        let mut expected = acked;
+        for seg in &segments {
+            recovered.lost += seg.first.saturating_sub(expected);
+            expected = seg.end_seq();
+        }
+        recovered.pending = pending(&segments, head);
         let spool = Self {
+            _lock: lock,
             dir: dir.to_owned(),
             segments,
             head,
@@ -163,7 +191,7 @@ impl Spool {
 
     /// Alerts not yet acknowledged.
     pub fn len(&self) -> u64 {
-        self.next - self.head
+        pending(&self.segments, self.head)
     }
 
     pub fn bytes(&self) -> u64 {
@@ -223,6 +251,10 @@ impl Spool {
     }
 
     fn start_segment(&mut self) -> io::Result<()> {
+        // The segment being closed gets no later fsync: sync its tail now.
+        if self.fsync != FsyncPolicy::Never {
+            self.sync(true)?;
+        }
         let path = segment_path(&self.dir, self.next);
         let file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&path)?;
         file.set_len(0)?;
@@ -283,8 +315,10 @@ impl Spool {
             if seg.end_seq() <= seq {
                 continue;
             }
+            // Past a gap (a damaged segment cut short) reading goes on at the next segment.
+            seq = seq.max(seg.first);
             let from = (seq - seg.first) as usize;
-            let to = (from + max - out.len()).min(seg.offsets.len());
+            let to = from.saturating_add(max - out.len()).min(seg.offsets.len());
             let start = seg.offsets[from];
             let end = seg.offsets.get(to).copied().unwrap_or(seg.bytes);
             let mut data = vec![0u8; (end - start) as usize];
@@ -386,9 +420,36 @@ mod tests {
         f.write_all(&[1, 2, 3, 4, 5]).unwrap();
         drop(f);
         let (mut s, r) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).unwrap();
-        assert_eq!(r, Recovered { pending: 3, corrupt_bytes: 9 });
+        assert_eq!(r, Recovered { pending: 3, corrupt_bytes: 9, lost: 0 });
         s.append(&recs(3..4)).unwrap();
         assert_eq!(numbers(&s.read(10).unwrap()), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_damaged_middle_segment_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path(), 256 << 10, FsyncPolicy::Never).unwrap();
+        let big: Vec<Arc<[u8]>> = (0..150u32)
+            .map(|i| Arc::from(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(1000)).into_bytes()))
+            .collect();
+        s.append(&big).unwrap();
+        assert!(s.segments.len() >= 3);
+        let middle = s.segments[1].path.clone();
+        let (first, count) = (s.segments[1].first, s.segments[1].offsets.len() as u64);
+        drop(s);
+        let mut data = std::fs::read(&middle).unwrap();
+        data[20] ^= 1;
+        std::fs::write(&middle, data).unwrap();
+        let (s, r) = Spool::open(dir.path(), 256 << 10, FsyncPolicy::Never).unwrap();
+        assert_eq!(r.lost, count, "{r:?}");
+        assert_eq!(r.pending, 150 - count);
+        assert_eq!(s.len(), 150 - count);
+        let all = numbers(&s.read(1000).unwrap());
+        assert_eq!(all.len() as u64, 150 - count);
+        assert!(!all.contains(&(first as u32)));
+        assert_eq!(all.last().copied(), Some(149));
+        let again = Spool::open(dir.path(), 256 << 10, FsyncPolicy::Never);
+        assert!(again.is_err_and(|e| e.to_string().contains("in use by another monitor process")));
     }
 
     #[test]

@@ -115,6 +115,25 @@ impl MessageFormat {
         })
     }
 
+    /// For the local socket, the syslog(3) form journald and rsyslog's imuxsock parse:
+    /// `<PRI>Mmm dd hh:mm:ss APP[PID]: MSG` (RFC 5424 there would end up inside the message).
+    pub fn render_local(&self, record: &Record, out: &mut Vec<u8>) {
+        let a = AlertView::parse(&record.data);
+        let pri = self.facility as u32 * 8 + a.priority() as u32;
+        let stamp = a
+            .time
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%b %e %H:%M:%S").to_string())
+            .unwrap_or_default();
+        out.extend_from_slice(format!("<{pri}>{stamp} ").as_bytes());
+        header_token(&self.app_name, 48, out);
+        out.extend_from_slice(format!("[{}]: ", self.pid).as_bytes());
+        match self.format {
+            OutputFormat::Json => out.extend_from_slice(&record.data),
+            OutputFormat::Text => a.text_line(out),
+        }
+    }
+
     /// One message, without framing.
     pub fn render(&self, record: &Record, out: &mut Vec<u8>) {
         let a = AlertView::parse(&record.data);
@@ -194,7 +213,10 @@ impl SyslogSink {
         let mut rejected = 0;
         for (i, r) in batch.iter().enumerate() {
             self.buf.clear();
-            self.format.render(r, &mut self.buf);
+            match self.transport {
+                Transport::Unix(_) => self.format.render_local(r, &mut self.buf),
+                _ => self.format.render(r, &mut self.buf),
+            }
             if self.buf.len() > MAX_DATAGRAM {
                 rejected += 1;
                 continue;
@@ -265,16 +287,18 @@ impl SyslogSink {
             self.buf.extend_from_slice(format!("{} ", message.len()).as_bytes());
             self.buf.extend_from_slice(&message);
         }
-        let stream = conn.as_mut().expect("connected");
+        // Out while written: an attempt cut short by its timeout must not leave a connection
+        // with half a frame in it for the next batch.
+        let mut stream = conn.take().expect("connected");
         let written = async {
             stream.write_all(&self.buf).await?;
             stream.flush().await
         }
         .await;
         if let Err(e) = written {
-            *conn = None;
             return Err(e).with_context(|| format!("cannot write to {}", self.address));
         }
+        *conn = Some(stream);
         Ok(Progress::all(batch.len()))
     }
 }
