@@ -1,6 +1,8 @@
 //! An alert read back from its canonical JSON, for sinks that send something other than the
 //! JSON itself (text lines, syslog headers, Elastic Common Schema, Splunk envelopes).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -40,12 +42,6 @@ impl AlertView {
             line.push_str(&format!(" ({n} more alerts of this rule were suppressed by the rate limit)"));
         }
         out.extend_from_slice(line.as_bytes());
-    }
-
-    /// Seconds since the epoch, for receivers that want a number (Splunk).
-    pub fn epoch_seconds(&self) -> Option<f64> {
-        let ts: jiff::Timestamp = self.time.parse().ok()?;
-        Some(ts.as_nanosecond() as f64 / 1e9)
     }
 
     fn field(&self, name: &str) -> Value {
@@ -137,6 +133,38 @@ impl AlertView {
         }
         doc
     }
+}
+
+/// The few top-level fields syslog headers, subjects and envelopes need, read without building
+/// the rest of the alert (its output_fields): the cheap parse for sinks that send the JSON as is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AlertHeader<'a> {
+    #[serde(borrow)]
+    pub hostname: Cow<'a, str>,
+    #[serde(borrow)]
+    pub priority: Cow<'a, str>,
+    #[serde(borrow)]
+    pub rule: Cow<'a, str>,
+    #[serde(borrow)]
+    pub time: Cow<'a, str>,
+}
+
+impl<'a> AlertHeader<'a> {
+    /// None when the record is not a JSON object (a damaged spool record).
+    pub fn parse(data: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(data).ok()
+    }
+
+    pub fn priority(&self) -> Priority {
+        Priority::parse(&self.priority).unwrap_or(Priority::Warning)
+    }
+
+    /// Seconds since the epoch, for receivers that want a number (Splunk).
+    pub fn epoch_seconds(&self) -> Option<f64> {
+        let ts: jiff::Timestamp = self.time.parse().ok()?;
+        Some(ts.as_nanosecond() as f64 / 1e9)
+    }
 
     /// NATS subject for this alert from a template with `{priority}` and `{rule}`; the rule
     /// name is made one subject token (no spaces, dots or wildcards).
@@ -169,7 +197,9 @@ mod tests {
         let line = String::from_utf8(line).unwrap();
         assert!(line.contains("shell\\x1b[31m"), "{line}");
         assert!(line.ends_with("(3 more alerts of this rule were suppressed by the rate limit)"), "{line}");
-        assert_eq!(a.subject("alerts.{priority}.{rule}"), "alerts.warning.Read_sensitive_file__untrusted_");
+        let h = AlertHeader::parse(raw.as_bytes()).unwrap();
+        assert_eq!(h.subject("alerts.{priority}.{rule}"), "alerts.warning.Read_sensitive_file__untrusted_");
+        assert_eq!(h.priority(), Priority::Warning);
         let ecs = a.ecs_document(&serde_json::from_str(&raw).unwrap());
         assert_eq!(ecs["@timestamp"], "2026-11-23T12:00:00.123456789Z");
         assert_eq!(ecs["event"]["kind"], "alert");
@@ -179,13 +209,14 @@ mod tests {
         assert_eq!(ecs["user"]["id"], "0");
         assert!(ecs.get("container").is_none(), "host events have no container block");
         assert_eq!(ecs["falco"]["output_fields"]["proc.pid"], 7);
-        assert!((a.epoch_seconds().unwrap() - 1_795_435_200.123).abs() < 0.01);
+        assert!((h.epoch_seconds().unwrap() - 1_795_435_200.123).abs() < 0.01);
     }
 
     #[test]
     fn garbage_is_not_a_panic() {
         let a = AlertView::parse(b"\xff not json");
         assert_eq!(a.priority(), Priority::Warning);
-        assert_eq!(a.subject("x.{rule}"), "x._");
+        assert!(AlertHeader::parse(b"\xff not json").is_none());
+        assert_eq!(AlertHeader::default().subject("x.{rule}"), "x._");
     }
 }

@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, Hea
 use serde_json::Value;
 
 use super::config::{HttpConfig, HttpPreset, WebhookBody};
-use super::{AlertView, Progress, Record, Sink};
+use super::{AlertHeader, AlertView, Progress, Record, Sink};
 
 pub struct HttpSink {
     client: reqwest::Client,
@@ -132,29 +132,42 @@ impl HttpSink {
                 }
             },
             HttpPreset::Splunk => {
+                // The envelope is written around the alert's own bytes: no re-encoding.
+                let str_json = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".to_owned());
+                let fixed = format!(
+                    ",\"source\":\"monitor\",\"sourcetype\":{}{}",
+                    str_json(&self.sourcetype),
+                    self.splunk_index
+                        .as_deref()
+                        .map(|i| format!(",\"index\":{}", str_json(i)))
+                        .unwrap_or_default()
+                );
                 for r in batch {
-                    let a = AlertView::parse(&r.data);
-                    let raw: Value = serde_json::from_slice(&r.data).unwrap_or(Value::Null);
-                    let mut ev = serde_json::json!({
-                        "host": a.hostname,
-                        "source": "monitor",
-                        "sourcetype": self.sourcetype,
-                        "event": raw,
-                    });
-                    if let Some(t) = a.epoch_seconds() {
-                        ev["time"] = serde_json::json!(t);
+                    let header = AlertHeader::parse(&r.data);
+                    let h = header.as_ref();
+                    body.extend_from_slice(b"{\"host\":");
+                    body.extend_from_slice(str_json(h.map_or("", |h| &h.hostname)).as_bytes());
+                    body.extend_from_slice(fixed.as_bytes());
+                    if let Some(t) = h.and_then(AlertHeader::epoch_seconds) {
+                        body.extend_from_slice(format!(",\"time\":{t:.9}").as_bytes());
                     }
-                    if let Some(i) = &self.splunk_index {
-                        ev["index"] = serde_json::json!(i);
+                    body.extend_from_slice(b",\"event\":");
+                    match h {
+                        Some(_) => body.extend_from_slice(&r.data),
+                        // Not JSON (a damaged record): sent as text rather than breaking the batch.
+                        None => {
+                            body.extend_from_slice(str_json(&String::from_utf8_lossy(&r.data)).as_bytes())
+                        }
                     }
-                    let _ = serde_json::to_writer(&mut body, &ev);
-                    body.push(b'\n');
+                    body.extend_from_slice(b"}\n");
                 }
             }
             HttpPreset::Elasticsearch => {
                 for r in batch {
-                    let a = AlertView::parse(&r.data);
-                    let raw: Value = serde_json::from_slice(&r.data).unwrap_or(Value::Null);
+                    // One parse of the bytes; the view is read from the parsed value.
+                    let raw: Value = serde_json::from_slice(&r.data)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&r.data).into_owned()));
+                    let a = <AlertView as serde::Deserialize>::deserialize(&raw).unwrap_or_default();
                     let id = format!("{}-{}", self.instance, r.seq);
                     let action = serde_json::json!({"create": {"_index": self.index, "_id": id}});
                     let _ = serde_json::to_writer(&mut body, &action);

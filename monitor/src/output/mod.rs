@@ -20,7 +20,7 @@ mod spool;
 mod syslog;
 mod tls;
 
-pub use alert_view::AlertView;
+pub use alert_view::{AlertHeader, AlertView};
 pub use config::{
     BatchConfig, DeliveryConfig, FileConfig, FsyncPolicy, HttpConfig, HttpPreset, NatsConfig, OutputsConfig,
     RetryConfig, SecretSource, SinkConfig, SpoolConfig, StdoutConfig, SyslogConfig, SyslogTransport,

@@ -10,7 +10,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage};
 
 use super::config::NatsConfig;
-use super::{AlertView, Progress, Record, Sink};
+use super::{AlertHeader, Progress, Record, Sink};
 
 pub struct NatsSink {
     config: NatsConfig,
@@ -89,7 +89,7 @@ impl NatsSink {
         let mut pending = Vec::with_capacity(batch.len());
         let mut failure = None;
         for r in batch {
-            let subject = AlertView::parse(&r.data).subject(&self.config.subject);
+            let subject = AlertHeader::parse(&r.data).unwrap_or_default().subject(&self.config.subject);
             let msg = PublishMessage::build()
                 .payload(bytes::Bytes::copy_from_slice(&r.data))
                 .message_id(format!("{}-{}", self.instance, r.seq));

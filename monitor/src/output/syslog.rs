@@ -12,7 +12,7 @@ use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 
 use super::config::{SyslogConfig, SyslogTransport, TlsConfig};
 use super::relp::RelpSink;
-use super::{AlertView, Progress, Record, Sink};
+use super::{AlertHeader, AlertView, Progress, Record, Sink};
 use crate::config::OutputFormat;
 
 /// A byte stream to a receiver: plain TCP or TLS.
@@ -39,19 +39,28 @@ impl Connector {
     }
 
     pub async fn connect(&self) -> Result<Box<dyn Stream>> {
+        Ok(self.connect_with_fd().await?.0)
+    }
+
+    /// The stream and its TCP socket (for socket options the stream's types do not offer).
+    pub async fn connect_with_fd(&self) -> Result<(Box<dyn Stream>, std::os::fd::RawFd)> {
         let tcp = TcpStream::connect(&self.address)
             .await
             .with_context(|| format!("cannot connect to {}", self.address))?;
         tcp.set_nodelay(true)?;
-        Ok(match &self.tls {
-            Some((connector, name)) => Box::new(
-                connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .with_context(|| format!("TLS handshake with {} failed", self.address))?,
-            ),
-            None => Box::new(tcp),
-        })
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+        Ok((
+            match &self.tls {
+                Some((connector, name)) => Box::new(
+                    connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .with_context(|| format!("TLS handshake with {} failed", self.address))?,
+                ),
+                None => Box::new(tcp),
+            },
+            fd,
+        ))
     }
 }
 
@@ -118,7 +127,7 @@ impl MessageFormat {
     /// For the local socket, the syslog(3) form journald and rsyslog's imuxsock parse:
     /// `<PRI>Mmm dd hh:mm:ss APP[PID]: MSG` (RFC 5424 there would end up inside the message).
     pub fn render_local(&self, record: &Record, out: &mut Vec<u8>) {
-        let a = AlertView::parse(&record.data);
+        let a = AlertHeader::parse(&record.data).unwrap_or_default();
         let pri = self.facility as u32 * 8 + a.priority() as u32;
         let stamp = a
             .time
@@ -130,13 +139,13 @@ impl MessageFormat {
         out.extend_from_slice(format!("[{}]: ", self.pid).as_bytes());
         match self.format {
             OutputFormat::Json => out.extend_from_slice(&record.data),
-            OutputFormat::Text => a.text_line(out),
+            OutputFormat::Text => AlertView::parse(&record.data).text_line(out),
         }
     }
 
     /// One message, without framing.
     pub fn render(&self, record: &Record, out: &mut Vec<u8>) {
-        let a = AlertView::parse(&record.data);
+        let a = AlertHeader::parse(&record.data).unwrap_or_default();
         let pri = self.facility as u32 * 8 + a.priority() as u32;
         out.extend_from_slice(format!("<{pri}>1 ").as_bytes());
         // RFC 5424 allows at most microseconds.
@@ -156,7 +165,7 @@ impl MessageFormat {
         out.extend_from_slice(b" alert - ");
         match self.format {
             OutputFormat::Json => out.extend_from_slice(&record.data),
-            OutputFormat::Text => a.text_line(out),
+            OutputFormat::Text => AlertView::parse(&record.data).text_line(out),
         }
     }
 }
