@@ -94,11 +94,17 @@ impl Alert {
 
     /// One line of text: time, priority, output (already escaped), and the suppressed count.
     pub fn write_text(&self, out: &mut Vec<u8>) {
-        let mut line = String::with_capacity(self.output.len() + 48);
-        escape_control(&self.output, &mut line);
-        if let Some(n) = self.suppressed {
-            line.push_str(&format!(" ({n} more alerts of this rule were suppressed by the rate limit)"));
-        }
-        out.extend_from_slice(line.as_bytes());
+        write_text_line(&self.output, self.suppressed, out);
     }
+}
+
+/// An alert's text line: its output with control characters escaped (nothing a process chose
+/// can break the line), and what the rate limit held back.
+pub fn write_text_line(output: &str, suppressed: Option<u64>, out: &mut Vec<u8>) {
+    let mut line = String::with_capacity(output.len() + 48);
+    escape_control(output, &mut line);
+    if let Some(n) = suppressed {
+        line.push_str(&format!(" ({n} more alerts of this rule were suppressed by the rate limit)"));
+    }
+    out.extend_from_slice(line.as_bytes());
 }

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::rules::Priority;
-use crate::rules::output::escape_control;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -36,12 +35,7 @@ impl AlertView {
 
     /// The text line: the rule's output (control characters escaped) and what the rate limit held back.
     pub fn text_line(&self, out: &mut Vec<u8>) {
-        let mut line = String::with_capacity(self.output.len() + 64);
-        escape_control(&self.output, &mut line);
-        if let Some(n) = self.suppressed {
-            line.push_str(&format!(" ({n} more alerts of this rule were suppressed by the rate limit)"));
-        }
-        out.extend_from_slice(line.as_bytes());
+        crate::alert::write_text_line(&self.output, self.suppressed, out);
     }
 
     fn field(&self, name: &str) -> Value {
