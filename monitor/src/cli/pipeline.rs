@@ -166,6 +166,14 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         processes = enricher.stats().processes.live,
         "sensors attached"
     );
+    // systemd (Type=notify) learns the daemon is up only once the probes are attached and the
+    // rules loaded (they are loaded before the pipeline starts).
+    if let Err(e) = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("sensors attached"),
+    ]) {
+        tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
+    }
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -240,6 +248,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
             }
         }
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     // Detach first, then hand what was read to the output, within a deadline; what does not
     // make it shows as the difference between events read and written.
     drop(sensor);

@@ -54,6 +54,8 @@ pub struct Options<'a> {
     pub args: &'a [&'a str],
     /// Do not read the daemon's output until `resume_output` (a slow consumer).
     pub hold_output: bool,
+    /// Extra environment variables.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Daemon {
@@ -82,6 +84,7 @@ impl Daemon {
             .args(command)
             .args(opts.args)
             .env("MONITOR_LOG_FORMAT", "text")
+            .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
