@@ -25,8 +25,8 @@ pub struct HttpSink {
     body: WebhookBody,
     gzip: bool,
     index: String,
-    sourcetype: String,
-    splunk_index: Option<String>,
+    /// Splunk: the envelope's fixed members (source, sourcetype, index), rendered once.
+    splunk_fields: String,
 }
 
 fn header(name: &str, value: &str, secret: bool) -> Result<(HeaderName, HeaderValue)> {
@@ -100,8 +100,11 @@ impl HttpSink {
             body: c.body.unwrap_or(WebhookBody::Single),
             gzip: c.gzip,
             index: c.index.clone(),
-            sourcetype: c.sourcetype.clone(),
-            splunk_index: c.splunk_index.clone(),
+            splunk_fields: format!(
+                ",\"source\":\"monitor\",\"sourcetype\":{}{}",
+                str_json(&c.sourcetype),
+                c.splunk_index.as_deref().map(|i| format!(",\"index\":{}", str_json(i))).unwrap_or_default()
+            ),
         })
     }
 
@@ -133,21 +136,12 @@ impl HttpSink {
             },
             HttpPreset::Splunk => {
                 // The envelope is written around the alert's own bytes: no re-encoding.
-                let str_json = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".to_owned());
-                let fixed = format!(
-                    ",\"source\":\"monitor\",\"sourcetype\":{}{}",
-                    str_json(&self.sourcetype),
-                    self.splunk_index
-                        .as_deref()
-                        .map(|i| format!(",\"index\":{}", str_json(i)))
-                        .unwrap_or_default()
-                );
                 for r in batch {
                     let header = AlertHeader::parse(&r.data);
                     let h = header.as_ref();
                     body.extend_from_slice(b"{\"host\":");
                     body.extend_from_slice(str_json(h.map_or("", |h| &h.hostname)).as_bytes());
-                    body.extend_from_slice(fixed.as_bytes());
+                    body.extend_from_slice(self.splunk_fields.as_bytes());
                     if let Some(t) = h.and_then(AlertHeader::epoch_seconds) {
                         body.extend_from_slice(format!(",\"time\":{t:.9}").as_bytes());
                     }
@@ -264,6 +258,11 @@ fn bulk_progress(text: &str, sent: usize) -> Result<Progress> {
         bail!("_bulk answered {} items for {sent} alerts", items.len());
     }
     Ok(p)
+}
+
+/// A JSON string literal.
+fn str_json(v: &str) -> String {
+    serde_json::Value::from(v).to_string()
 }
 
 fn snippet(s: &str) -> String {

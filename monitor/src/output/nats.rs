@@ -14,6 +14,8 @@ use super::{AlertHeader, Progress, Record, Sink};
 
 pub struct NatsSink {
     config: NatsConfig,
+    token: Option<String>,
+    tls: Option<rustls::ClientConfig>,
     connect_timeout: Duration,
     /// With the sequence number, names each alert for the stream's de-duplication.
     instance: String,
@@ -22,18 +24,15 @@ pub struct NatsSink {
 
 impl NatsSink {
     pub fn new(c: &NatsConfig, instance: String, connect_timeout: Duration) -> Result<Self> {
-        if let Some(t) = &c.token {
-            t.read().context("token")?;
-        }
-        if let Some(t) = &c.tls {
-            super::tls::client_config(t, true)?;
-        }
+        // Read and built once: a bad secret or certificate stops the start, not the first alert.
+        let token = c.token.as_ref().map(|t| t.read().context("token")).transpose()?;
+        let tls = c.tls.as_ref().map(|t| super::tls::client_config(t, true)).transpose()?;
         if let Some(s) = &c.stream
             && (s.is_empty() || s.contains(['.', ' ', '*', '>']))
         {
             anyhow::bail!("stream name `{s}` may not contain dots, spaces or wildcards");
         }
-        Ok(Self { config: c.clone(), connect_timeout, instance, js: None })
+        Ok(Self { config: c.clone(), token, tls, connect_timeout, instance, js: None })
     }
 
     /// The stream's subjects: the template's fixed prefix, then everything under it.
@@ -58,11 +57,11 @@ impl NatsSink {
                 .await
                 .with_context(|| format!("cannot read {}", path.display()))?;
         }
-        if let Some(t) = &c.token {
-            opts = opts.token(t.read()?);
+        if let Some(t) = &self.token {
+            opts = opts.token(t.clone());
         }
-        if let Some(t) = &c.tls {
-            opts = opts.tls_client_config(super::tls::client_config(t, true)?).require_tls(true);
+        if let Some(t) = &self.tls {
+            opts = opts.tls_client_config(t.clone()).require_tls(true);
         }
         let client = opts.connect(c.url.as_str()).await.context("cannot connect to NATS")?;
         let js = jetstream::new(client);

@@ -258,11 +258,10 @@ impl SyslogSink {
                 Transport::Stream(..) => unreachable!("datagram transports only"),
             };
             if let Err(e) = sent {
-                if let Transport::Udp(s) = &mut self.transport {
-                    *s = None;
-                }
-                if let Transport::Unix(s) = &mut self.transport {
-                    *s = None;
+                match &mut self.transport {
+                    Transport::Udp(s) => *s = None,
+                    Transport::Unix(s) => *s = None,
+                    Transport::Stream(..) => {}
                 }
                 if i > 0 {
                     return Ok(Progress { done: i, rejected });

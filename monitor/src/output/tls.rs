@@ -16,14 +16,18 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// `require_roots`: without a CA file the system's store must have certificates (an http://
 /// URL needs none).
+fn read_certs(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{}: not PEM certificates", path.display()))
+}
+
 pub fn client_config(tls: &TlsConfig, require_roots: bool) -> Result<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca_file {
         Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("cannot read the CA file {}", path.display()))?
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("{}: not PEM certificates", path.display()))?;
+            let certs = read_certs(path, "the CA file")?;
             if certs.is_empty() {
                 bail!("{}: no certificate in it", path.display());
             }
@@ -48,10 +52,7 @@ pub fn client_config(tls: &TlsConfig, require_roots: bool) -> Result<ClientConfi
         .with_root_certificates(roots);
     Ok(match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-                .with_context(|| format!("cannot read the client certificate {}", cert.display()))?
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("{}: not PEM certificates", cert.display()))?;
+            let chain = read_certs(cert, "the client certificate")?;
             let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
                 format!("cannot read the client key {} (PEM, PKCS#8, PKCS#1 or SEC1)", key.display())
             })?;
