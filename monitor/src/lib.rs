@@ -14,3 +14,4 @@ pub mod output;
 pub mod process;
 pub mod rules;
 pub mod sensor;
+pub mod service;

@@ -2,7 +2,6 @@ use clap::Parser as _;
 
 fn main() -> std::process::ExitCode {
     let cli = monitor::cli::Cli::parse();
-    monitor::cli::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

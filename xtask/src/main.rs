@@ -1,11 +1,14 @@
-//! Project tasks: `cargo xtask setup | build | run | test | bench`.
+//! Project tasks: `cargo xtask setup | build | run | test | bench | package | check-deploy`.
 //!
 //! Everything a fresh Debian machine needs beyond the Rust toolchains is installed by `setup`,
 //! which `run`, `test` and `bench` call first, so the README's two commands are all a new
-//! developer or CI types.
+//! developer or CI types. `package` builds the release tarball and .deb into target/package/ and
+//! installs both into throwaway roots to check them.
 
 mod bench;
 mod bench_sinks;
+mod deploy_check;
+mod package;
 mod setup;
 
 use std::path::PathBuf;
@@ -38,9 +41,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Validate deploy/kubernetes and the Helm chart against the Kubernetes schemas, lint and
+    /// render the chart, compare it with the manifests, check deploy/Dockerfile's pins.
+    CheckDeploy,
     /// Set up, build, and run the benchmarks: syscalls without and with the daemon attached, the
     /// rule engine on recorded events, and alert delivery per sink.
     Bench(bench::BenchArgs),
+    /// Set up, build, and pack the release binary, unit, default config and rules as a tarball
+    /// and a .deb in target/package/, then install both into throwaway roots and check them.
+    Package,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -130,6 +139,7 @@ fn main() -> Result<()> {
         Task::Test { args } => {
             setup::setup()?;
             setup::test_runtimes()?;
+            deploy_check::run().context("cargo xtask check-deploy")?;
             if !is_root() {
                 eprintln!(
                     "xtask: WARNING: not root; the tests that load kernel programs will be SKIPPED. \
@@ -140,6 +150,8 @@ fn main() -> Result<()> {
                 .context("the code is not formatted: run `cargo fmt --all`")?;
             run_tests(cargo().args(["test", "--workspace", "--exclude", "monitor-ebpf"]).args(args))
         }
+        Task::Package => package::run(),
+        Task::CheckDeploy => deploy_check::run(),
         Task::Bench(args) => {
             setup::setup()?;
             // The sink benchmark delivers to rsyslog and nats-server.

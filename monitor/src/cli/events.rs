@@ -56,6 +56,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         containers: None,
         state_dir: None,
         output: super::pipeline::OutputTarget::Stdout,
+        telemetry: None,
     };
     pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default() }).await
 }

@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::event::{Enricher, Event, FieldContext};
 use crate::process::ProcessTable;
+use crate::rules::{EVENT_TYPES, TypeSet};
 use crate::sensor::{KernelDrops, Reader, Sensor, SensorConfig, decode::decode};
 
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
@@ -25,6 +26,14 @@ pub struct PipelineOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// Where the stage's records go.
     pub output: OutputTarget,
+    /// Health and metrics, published about once a second.
+    pub telemetry: Option<Arc<crate::service::Telemetry>>,
+}
+
+/// How far the pipeline has got, for the stage's periodic work.
+pub struct Progress<'a> {
+    pub events: u64,
+    pub drops: &'a KernelDrops,
 }
 
 pub enum OutputTarget {
@@ -40,8 +49,22 @@ pub trait Stage {
     fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64;
     /// This stage's part of the periodic report, given how many of its records were written.
     fn report(&self, written: u64) -> String;
-    /// Called about once a second.
-    fn tick(&mut self) {}
+    /// Called once the probes are attached, before any event.
+    fn started(&mut self, _progress: &Progress, _out: &mut Vec<u8>) -> u64 {
+        0
+    }
+    /// Called about once a second; returns the records it wrote.
+    fn tick(&mut self, _progress: &Progress, _out: &mut Vec<u8>) -> u64 {
+        0
+    }
+    /// Called at shutdown, after the last events were handled.
+    fn stopping(&mut self, _progress: &Progress, _out: &mut Vec<u8>) -> u64 {
+        0
+    }
+    /// SIGHUP.
+    fn reload(&mut self) {
+        tracing::info!("SIGHUP: nothing to reload");
+    }
     /// Whether the stage holds output back (then `flush` is called every few milliseconds).
     fn holds_back(&self) -> bool {
         false
@@ -55,7 +78,25 @@ pub trait Stage {
 #[derive(Default)]
 struct Counters {
     events: u64,
+    /// Per index into EVENT_TYPES; the last slot counts types no rule knows.
+    by_type: [u64; EVENT_TYPES.len() + 1],
     decode_errors: u64,
+}
+
+impl Counters {
+    fn metrics(&self, drops: &KernelDrops, e: &Enricher) -> crate::service::PipelineMetrics {
+        let s = e.stats();
+        let names = EVENT_TYPES.iter().copied().chain(std::iter::once("other"));
+        crate::service::PipelineMetrics {
+            events: names.zip(self.by_type).collect(),
+            decode_errors: self.decode_errors,
+            kernel_drops: drops.clone(),
+            processes: s.processes.live + s.processes.exited,
+            process_evictions: s.processes.evictions,
+            cgroups: s.cgroups.entries,
+            cgroups_unresolved: s.cgroups.unresolved,
+        }
+    }
 }
 
 /// Output runs on a thread of its own, so a consumer that stops reading (a paused terminal, a
@@ -130,6 +171,7 @@ fn handle(
         Ok(raw) => {
             let Some(ev) = enricher.enrich(&raw) else { return 0 };
             counters.events += 1;
+            counters.by_type[TypeSet::index_of(ev.evt_type).unwrap_or(EVENT_TYPES.len())] += 1;
             stage.on_event(&ev, cx, out)
         }
         Err(e) => {
@@ -174,13 +216,18 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     ]) {
         tracing::warn!("cannot notify systemd (NOTIFY_SOCKET): {e}");
     }
+    let mut watchdog = crate::service::Watchdog::from_env();
+    if let Some(t) = &opts.telemetry {
+        t.health.set_attached();
+    }
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let output = Output::start(&opts.output);
     let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
-    let mut batch_events = 0u64;
     let mut counters = Counters::default();
+    let mut batch_events = stage.started(&Progress { events: 0, drops: &drop_counters.read()? }, &mut batch);
     let mut upkeep = tokio::time::interval(Duration::from_secs(1));
     let mut last_report = Instant::now();
     let mut last_drops = KernelDrops::default();
@@ -195,6 +242,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            _ = sighup.recv() => stage.reload(),
             // A full batch waits for the output before more is read from the ring.
             permit = output.tx.reserve(), if !batch.is_empty() => match permit {
                 Ok(p) => {
@@ -217,7 +265,13 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
             _ = upkeep.tick() => {
                 let now = Instant::now();
                 enricher.tick(now);
-                stage.tick();
+                let drops = drop_counters.read()?;
+                batch_events += stage.tick(&Progress { events: counters.events, drops: &drops }, &mut batch);
+                if let Some(t) = &opts.telemetry {
+                    t.health.turned();
+                    watchdog.ping_if_due(&t.health);
+                    t.publish_pipeline(counters.metrics(&drops, &enricher));
+                }
                 // Rewritten when the view changed, and often enough that readers see it is live.
                 if let (Some(dir), Some(state)) = (&cx.containers, &opts.state_dir)
                     && (snapshot_at.is_none_or(|(g, at): (u64, Instant)| {
@@ -234,7 +288,6 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                         Err(_) => {}
                     }
                 }
-                let drops = drop_counters.read()?;
                 if drops.lifecycle() > resynced_at {
                     resynced_at = drops.lifecycle();
                     let (added, retired) = enricher.processes.resync_from_proc(now);
@@ -249,6 +302,9 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(t) = &opts.telemetry {
+        t.health.set_stopping();
+    }
     // Detach first, then hand what was read to the output, within a deadline; what does not
     // make it shows as the difference between events read and written.
     drop(sensor);
@@ -260,6 +316,8 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     )
     .await;
     batch_events += stage.flush(&cx, &mut batch, true);
+    let drops = drop_counters.read()?;
+    batch_events += stage.stopping(&Progress { events: counters.events, drops: &drops }, &mut batch);
     if !batch.is_empty() {
         let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, batch_events))).await;
     }

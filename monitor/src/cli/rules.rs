@@ -36,7 +36,8 @@ pub struct ListArgs {
 }
 
 fn load(args: &PathsArgs) -> Result<Loaded> {
-    let config = RulesArgs { config: args.config.clone(), rules: args.paths.clone() }.config()?;
+    let config =
+        RulesArgs { config: args.config.clone(), rules: args.paths.clone(), set: Vec::new() }.config()?;
     Ok(Ruleset::load(&config.rule_paths()))
 }
 

@@ -1,9 +1,14 @@
 //! The daemon's configuration file (default /etc/monitor/monitor.yaml). Unknown keys and wrong
 //! types are errors with file:line:column: the daemon never starts half-configured.
 
+mod overrides;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub use overrides::{Override, TOP_LEVEL_KEYS};
 
 use crate::alert::RateLimit;
 use crate::rules::Priority;
@@ -49,6 +54,85 @@ pub struct Config {
     pub container_runtime: ContainerRuntimeConfig,
     /// Where the running daemon keeps state other commands read (`monitor containers`).
     pub state_dir: PathBuf,
+    /// State kept across restarts (when the daemon last stopped).
+    pub data_dir: PathBuf,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub self_alerts: SelfAlertsConfig,
+    pub reload: ReloadConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where /metrics (Prometheus) and /healthz are served; None: not served.
+    pub address: Option<SocketAddr>,
+    /// /healthz fails when the event loop has not turned for this long.
+    pub max_stall_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { address: Some(SocketAddr::from(([127, 0, 0, 1], 9376))), max_stall_ms: 5000 }
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// text on a terminal, json otherwise
+    #[default]
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing's filter syntax: `info`, `debug`, `info,monitor::output=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".to_owned(), format: LogFormat::Auto }
+    }
+}
+
+/// Alerts about the monitor itself, through the same sinks as every alert, so a SIEM can tell a
+/// quiet node from a dead, restarted or overloaded monitor.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelfAlertsConfig {
+    /// "Monitor started" and "Monitor stopped".
+    pub lifecycle: bool,
+    /// Seconds between "Monitor heartbeat" alerts; 0: none.
+    pub heartbeat_interval_s: u64,
+    /// "Events dropped" when the kernel dropped events, at most once per this many seconds.
+    pub drops_interval_s: u64,
+}
+
+impl Default for SelfAlertsConfig {
+    fn default() -> Self {
+        Self { lifecycle: true, heartbeat_interval_s: 300, drops_interval_s: 60 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Reload when the config file or a rules file changes on disk (SIGHUP always reloads).
+    pub watch: bool,
+    /// Changes closer together than this are one reload (editors write files in several steps).
+    pub debounce_ms: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self { watch: true, debounce_ms: 500 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -97,45 +181,130 @@ impl Default for Config {
             max_processes: crate::process::table_default_max(),
             container_runtime: ContainerRuntimeConfig::default(),
             state_dir: PathBuf::from("/run/monitor"),
+            data_dir: PathBuf::from("/var/lib/monitor"),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+            self_alerts: SelfAlertsConfig::default(),
+            reload: ReloadConfig::default(),
         }
     }
 }
 
-impl Config {
-    /// The file given, or the default path when it exists, or the defaults.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let path = match path {
-            Some(p) => p.to_owned(),
-            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
-            None => return Ok(Self::default()),
+/// Where a config comes from: the file (or the defaults) and the keys set outside it. Kept by
+/// the daemon so a reload reads the same sources again.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// The file given, or None for the default path when it exists.
+    pub path: Option<PathBuf>,
+    /// From the environment, then from `--set`, applied in that order.
+    pub overrides: Vec<Override>,
+    /// MONITOR_* variables that name no key, warned about once logging is set up.
+    pub ignored_env: Vec<String>,
+}
+
+impl ConfigSource {
+    /// The given file and `--set` arguments, and the `MONITOR_*` variables of this process's
+    /// environment (names that look like keys but are not are logged and ignored).
+    pub fn new(path: Option<PathBuf>, sets: &[String]) -> anyhow::Result<Self> {
+        let vars =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let (mut overrides, ignored_env) = Override::from_env(vars).map_err(anyhow::Error::msg)?;
+        for arg in sets {
+            overrides.push(Override::from_set(arg).map_err(anyhow::Error::msg)?);
+        }
+        Ok(Self { path, overrides, ignored_env })
+    }
+
+    pub fn warn_ignored_env(&self) {
+        for name in &self.ignored_env {
+            tracing::warn!(
+                "environment variable {name} is not a config key (ignored); keys are MONITOR_ and the key path in \
+                 capitals with __ between levels, e.g. MONITOR_RATE_LIMIT__BURST"
+            );
+        }
+    }
+
+    /// The file actually read, if any.
+    pub fn file(&self) -> Option<PathBuf> {
+        match &self.path {
+            Some(p) => Some(p.clone()),
+            None if Path::new(DEFAULT_PATH).exists() => Some(PathBuf::from(DEFAULT_PATH)),
+            None => None,
+        }
+    }
+
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let (name, text) = match self.file() {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read the config file: {e}", path.display()))?;
+                (path.display().to_string(), text)
+            }
+            None => ("(defaults)".to_owned(), String::new()),
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the config file: {e}", path.display()))?;
-        Self::parse(&path.display().to_string(), &text).map_err(anyhow::Error::msg)
+        Config::parse_with(&name, &text, &self.overrides).map_err(anyhow::Error::msg)
+    }
+}
+
+impl Config {
+    /// The file given, or the default path when it exists, or the defaults; no overrides.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        ConfigSource { path: path.map(Path::to_owned), ..ConfigSource::default() }.load()
     }
 
     pub fn parse(name: &str, text: &str) -> Result<Self, String> {
-        if text.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let config: Self = serde_saphyr::from_str(text).map_err(|e| {
+        Self::parse_with(name, text, &[])
+    }
+
+    /// The file's text with `overrides` applied over it. Errors in the file carry its
+    /// file:line:column; errors an override causes name the override.
+    pub fn parse_with(name: &str, text: &str, overrides: &[Override]) -> Result<Self, String> {
+        let located = |e: serde_saphyr::Error| {
             let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid configuration");
+            let first = msg.lines().next().unwrap_or("invalid configuration").to_owned();
             match e.location() {
                 Some(l) => format!("{name}:{}:{}: {first}", l.line(), l.column()),
                 None => format!("{name}: {first}"),
             }
-        })?;
-        config.min_priority().ok_or_else(|| {
+        };
+        let config: Self = if text.trim().is_empty() {
+            Self::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(located)?
+        };
+        config.validate(name)?;
+        if overrides.is_empty() {
+            return Ok(config);
+        }
+        // The file is valid on its own; each override is applied and checked in turn, so an
+        // error names the one that caused it.
+        let mut doc: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_saphyr::from_str(text).map_err(located)?
+        };
+        let mut config = config;
+        for o in overrides {
+            o.apply(&mut doc)?;
+            config = serde_json::from_value(doc.clone()).map_err(|e| format!("{}: {e}", o.origin))?;
+            config.validate(&o.origin)?;
+        }
+        Ok(config)
+    }
+
+    fn validate(&self, name: &str) -> Result<(), String> {
+        self.min_priority().ok_or_else(|| {
             format!(
                 "{name}: min_priority: unknown priority `{}` (expected one of {})",
-                config.min_priority,
+                self.min_priority,
                 Priority::NAMES
             )
         })?;
-        crate::sensor::check_ring_bytes(config.ring_buffer_bytes)
+        crate::sensor::check_ring_bytes(self.ring_buffer_bytes)
             .map_err(|e| format!("{name}: ring_buffer_bytes: {e}"))?;
-        Ok(config)
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("{name}: log.level: `{}` is not a log filter: {e}", self.log.level))?;
+        Ok(())
     }
 
     /// The rules paths to load. Given paths must exist; of the defaults (the bundled rules, then

@@ -15,6 +15,7 @@ pub mod types;
 pub use loader::{BUNDLED, Priority};
 pub use ruleset::{CompiledRule, Loaded, Ruleset, SkippedRule};
 pub use source::{Diagnostic, Severity};
+pub use types::{EVENT_TYPES, TypeSet};
 
 #[cfg(test)]
 mod tests;

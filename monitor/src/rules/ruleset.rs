@@ -212,12 +212,27 @@ impl Ruleset {
 
     /// Indices of the enabled rules that match `ev`, in rule order.
     pub fn matching(&self, ev: &Event, cx: &FieldContext, out: &mut Vec<usize>) {
-        let Some(t) = TypeSet::index_of(ev.evt_type) else { return };
+        if let Some(t) = TypeSet::index_of(ev.evt_type) {
+            self.matching_type(t, ev, cx, out);
+        }
+    }
+
+    /// [`Ruleset::matching`] for an event whose type index is known.
+    pub fn matching_type(&self, t: usize, ev: &Event, cx: &FieldContext, out: &mut Vec<usize>) {
         for (idx, m) in &self.by_type[t] {
             if m.eval(ev, cx) {
                 out.push(*idx);
             }
         }
+    }
+
+    /// The event types (indices into EVENT_TYPES) whose events rule `idx` is evaluated on.
+    pub fn types_evaluated_for(&self, idx: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.by_type.len()).filter(move |&t| self.by_type[t].iter().any(|(i, _)| *i == idx))
+    }
+
+    pub fn rules_for_type_index(&self, t: usize) -> usize {
+        self.by_type[t].len()
     }
 
     /// Re-reads the identities of files rules name by path (a replaced file has a new inode).

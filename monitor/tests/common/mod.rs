@@ -56,6 +56,8 @@ pub struct Options<'a> {
     pub hold_output: bool,
     /// Extra environment variables.
     pub env: &'a [(&'a str, &'a str)],
+    /// A program (and its arguments) that runs monitor, e.g. setpriv with a capability set.
+    pub wrapper: &'a [&'a str],
 }
 
 impl Daemon {
@@ -70,7 +72,14 @@ impl Daemon {
 
     pub fn start_with(opts: Options<'_>) -> Daemon {
         let command: &[&str] = if opts.command.is_empty() { &["events", "--json"] } else { opts.command };
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitor"));
+        let mut cmd = match opts.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_monitor"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_monitor")),
+        };
         // A daemon outliving its test would keep every probe attached.
         // SAFETY: prctl is async-signal-safe.
         unsafe {
@@ -84,6 +93,8 @@ impl Daemon {
             .args(command)
             .args(opts.args)
             .env("MONITOR_LOG_FORMAT", "text")
+            // Daemons of parallel tests cannot share the default metrics port.
+            .env("MONITOR_METRICS__ADDRESS", "127.0.0.1:0")
             .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -251,6 +262,14 @@ impl Daemon {
         stderr
     }
 
+    /// Stops the daemon with SIGTERM; returns everything it printed on stdout.
+    pub fn stop_and_collect(self) -> Vec<Value> {
+        let shared = self.shared.clone();
+        self.stop();
+        let events = shared.0.lock().unwrap().events.clone();
+        events
+    }
+
     /// What the daemon logged so far.
     pub fn stderr(&self) -> Vec<String> {
         self.shared.0.lock().unwrap().stderr.clone()
@@ -270,6 +289,18 @@ impl Daemon {
             }
             c = cv.wait_timeout(c, Duration::from_millis(100)).unwrap().0;
         }
+    }
+
+    /// Where the daemon serves /metrics and /healthz (from its log).
+    pub fn metrics_address(&self) -> String {
+        let line = self.wait_for_log("serving /metrics and /healthz");
+        let at = line.find("address=").unwrap_or_else(|| panic!("no address in `{line}`"));
+        line[at + "address=".len()..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// GET `path` from the daemon's metrics server: (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(&self.metrics_address(), path)
     }
 
     /// Kills the daemon with SIGKILL (no chance to flush anything); returns its stderr.
@@ -441,4 +472,26 @@ pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
 /// Whether `v` is an alert of `rule_name` about process `pid`.
 pub fn alert_for(v: &Value, rule_name: &str, pid: u32) -> bool {
     rule(v) == rule_name && field(v, "proc.pid").as_u64() == Some(u64::from(pid))
+}
+
+/// A plain HTTP/1.0 GET (the daemon's server closes after answering): (status, body).
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("connect {address}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut response = String::new();
+    if let Err(e) = write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")
+        .and_then(|()| stream.read_to_string(&mut response))
+    {
+        return (0, format!("no answer: {e}"));
+    }
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of the sample `name{labels}` (exactly as exposed) in a Prometheus exposition.
+pub fn metric(exposition: &str, sample: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
 }

@@ -1,0 +1,279 @@
+//! Live reload of the rules and config, on SIGHUP or when a watched file changes. The new set is
+//! read and compiled on a thread of its own while events go on being evaluated against the old
+//! one; only a set without errors is handed to the event loop, which swaps it in between two
+//! events. Errors are logged with file:line:column and the old set stays in force.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::Duration;
+
+use notify::Watcher as _;
+
+use super::metrics::Telemetry;
+use crate::config::{Config, ConfigSource};
+use crate::rules::{Loaded, Ruleset, Severity};
+
+/// A config and ruleset that loaded without errors, ready to be put in force.
+pub struct Reloaded {
+    pub config: Config,
+    pub ruleset: Ruleset,
+}
+
+enum Request {
+    Signal,
+    Changed(PathBuf),
+}
+
+pub struct Reloader {
+    requests: Sender<Request>,
+    results: Receiver<Reloaded>,
+}
+
+impl Reloader {
+    /// Starts the reload thread, watching the config file and rules paths when `config.reload.watch`.
+    pub fn start(
+        source: ConfigSource,
+        config: Config,
+        digest: String,
+        telemetry: Arc<Telemetry>,
+    ) -> std::io::Result<Self> {
+        let (requests, incoming) = std::sync::mpsc::channel();
+        let (done, results) = std::sync::mpsc::channel();
+        let to_self = requests.clone();
+        std::thread::Builder::new().name("monitor-reload".into()).spawn(move || {
+            let mut worker =
+                Worker { source, config, digest, telemetry, done, watcher: None, watched: BTreeSet::new() };
+            worker.watch(to_self);
+            worker.serve(&incoming);
+        })?;
+        Ok(Self { requests, results })
+    }
+
+    /// SIGHUP: reload even when nothing seems to have changed.
+    pub fn request(&self) {
+        let _ = self.requests.send(Request::Signal);
+    }
+
+    /// A loaded set, when one is ready.
+    pub fn take(&self) -> Option<Reloaded> {
+        match self.results.try_recv() {
+            Ok(r) => Some(r),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+}
+
+struct Worker {
+    source: ConfigSource,
+    /// The config and ruleset digest last loaded (in force, or about to be).
+    config: Config,
+    digest: String,
+    telemetry: Arc<Telemetry>,
+    done: Sender<Reloaded>,
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: BTreeSet<PathBuf>,
+}
+
+/// Keys the running daemon cannot change: they size or wire what was set up at start.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |key: &'static str, differs: bool| {
+        if differs {
+            changed.push(key);
+        }
+    };
+    check("output", format!("{:?}", old.output) != format!("{:?}", new.output));
+    check("ring_buffer_bytes", old.ring_buffer_bytes != new.ring_buffer_bytes);
+    check("max_processes", old.max_processes != new.max_processes);
+    check(
+        "container_runtime",
+        format!("{:?}", old.container_runtime) != format!("{:?}", new.container_runtime),
+    );
+    check("state_dir", old.state_dir != new.state_dir);
+    check("data_dir", old.data_dir != new.data_dir);
+    check("metrics", old.metrics != new.metrics);
+    check("log", old.log != new.log);
+    check("reload", old.reload != new.reload);
+    changed
+}
+
+/// Keys a reload puts in force.
+fn live_changes(old: &Config, new: &Config) -> bool {
+    old.rules != new.rules
+        || old.rate_limit != new.rate_limit
+        || old.rule_matching != new.rule_matching
+        || old.min_priority != new.min_priority
+        || old.container_runtime.metadata_wait_ms != new.container_runtime.metadata_wait_ms
+        || old.self_alerts != new.self_alerts
+}
+
+/// The directories to watch: the config file's and each rules file's (editors and Kubernetes
+/// ConfigMaps replace files by renaming into the directory, which a watch on the file itself
+/// would miss), and each rules directory.
+fn watch_targets(source: &ConfigSource, config: &Config) -> BTreeSet<PathBuf> {
+    let parent = |p: &Path| {
+        p.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_owned() })
+    };
+    let rules = config.rule_paths().into_iter().filter(|p| p.as_os_str() != crate::rules::BUNDLED);
+    let rule_dirs = rules.map(|p| if p.is_dir() { Some(p) } else { parent(&p) });
+    source.file().and_then(|f| parent(&f)).into_iter().chain(rule_dirs.flatten()).collect()
+}
+
+impl Worker {
+    fn watch(&mut self, to_self: Sender<Request>) {
+        if !self.config.reload.watch {
+            return;
+        }
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && !matches!(ev.kind, notify::EventKind::Access(_))
+            {
+                let path = ev.paths.into_iter().next().unwrap_or_default();
+                let _ = to_self.send(Request::Changed(path));
+            }
+        };
+        match notify::recommended_watcher(handler) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch the rules and config files ({e}): reload with SIGHUP");
+                return;
+            }
+        }
+        self.rewatch();
+    }
+
+    /// Watches what the current config names; called again after a reload changes it.
+    fn rewatch(&mut self) {
+        let Some(watcher) = &mut self.watcher else { return };
+        let targets = watch_targets(&self.source, &self.config);
+        for gone in self.watched.difference(&targets) {
+            let _ = watcher.unwatch(gone);
+        }
+        for dir in targets.difference(&self.watched) {
+            match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => tracing::debug!(dir = %dir.display(), "watching for rule and config changes"),
+                Err(e) => tracing::warn!("cannot watch {} ({e}): changes there need SIGHUP", dir.display()),
+            }
+        }
+        self.watched = targets;
+    }
+
+    fn serve(&mut self, incoming: &Receiver<Request>) {
+        let debounce = Duration::from_millis(self.config.reload.debounce_ms);
+        while let Ok(first) = incoming.recv() {
+            let mut signalled = matches!(first, Request::Signal);
+            let mut changed = match first {
+                Request::Changed(p) => vec![p],
+                Request::Signal => Vec::new(),
+            };
+            // Files are written in several steps: wait for a quiet moment, then load once.
+            loop {
+                match incoming.recv_timeout(debounce) {
+                    Ok(Request::Signal) => signalled = true,
+                    Ok(Request::Changed(p)) => changed.push(p),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            changed.sort();
+            changed.dedup();
+            let why = if signalled {
+                "SIGHUP".to_owned()
+            } else {
+                format!(
+                    "changed: {}",
+                    changed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                )
+            };
+            self.reload(&why, signalled);
+        }
+    }
+
+    fn reload(&mut self, why: &str, forced: bool) {
+        let config = match self.source.load() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload ({why}) failed, the rules and config in force stay: {e:#}");
+                self.telemetry.reload_failed();
+                return;
+            }
+        };
+        let Loaded { ruleset, diagnostics } = Ruleset::load(&config.rule_paths());
+        let errors: Vec<_> = diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
+        if !errors.is_empty() {
+            for d in &errors {
+                tracing::error!("{}", d.render());
+            }
+            tracing::error!(
+                "reload ({why}) failed: {} error(s) in the rules; the rules in force stay (ruleset {})",
+                errors.len(),
+                self.digest
+            );
+            self.telemetry.reload_failed();
+            return;
+        }
+        if !forced && ruleset.digest == self.digest && !live_changes(&self.config, &config) {
+            tracing::debug!("reload ({why}): rules and config unchanged");
+            return;
+        }
+        for d in diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
+            tracing::warn!("{}", d.headline());
+        }
+        let restart = restart_only_changes(&self.config, &config);
+        if !restart.is_empty() {
+            tracing::warn!(
+                "reload ({why}): {} changed; that takes effect at the next restart (the probes, sinks and servers \
+                 set up at start stay as they are)",
+                restart.join(", ")
+            );
+        }
+        tracing::info!(
+            enabled = ruleset.enabled_count(),
+            skipped = ruleset.skipped.len(),
+            from = %self.digest,
+            to = %ruleset.digest,
+            "reload ({why}): new rules and config loaded"
+        );
+        self.digest = ruleset.digest.clone();
+        let rules_changed = self.config.rules != config.rules;
+        self.config = config.clone();
+        if rules_changed {
+            self.rewatch();
+        }
+        let _ = self.done.send(Reloaded { config, ruleset });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let old = Config::default();
+        let mut new = Config::default();
+        new.ring_buffer_bytes *= 2;
+        new.rate_limit.burst = 1.0;
+        assert_eq!(restart_only_changes(&old, &new), ["ring_buffer_bytes"]);
+        assert!(live_changes(&old, &new));
+    }
+
+    #[test]
+    fn watches_directories_of_files_and_rules_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules_dir = dir.path().join("rules.d");
+        std::fs::create_dir(&rules_dir).unwrap();
+        let config = Config {
+            rules: Some(vec![PathBuf::from("bundled"), dir.path().join("a.yaml"), rules_dir.clone()]),
+            ..Config::default()
+        };
+        let source = ConfigSource {
+            path: Some(PathBuf::from("/etc/monitor/monitor.yaml")),
+            ..ConfigSource::default()
+        };
+        let t = watch_targets(&source, &config);
+        assert_eq!(t, BTreeSet::from([PathBuf::from("/etc/monitor"), dir.path().to_owned(), rules_dir]));
+    }
+}
