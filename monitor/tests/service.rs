@@ -414,3 +414,42 @@ fn config_errors_name_the_file_position_or_the_override() {
     let err = run(&["--set", "min_priority=loud"], &[]);
     assert!(err.contains("unknown priority `loud`"), "{err}");
 }
+
+#[test]
+fn the_units_capability_set_is_enough() {
+    require_root!();
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/systemd/monitor.service"))
+            .unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit narrows its capabilities")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let set = format!("-all,{}", caps.join(","));
+    let (inh, amb, bound) =
+        (format!("--inh-caps={set}"), format!("--ambient-caps={set}"), format!("--bounding-set={set}"));
+    let dir = tempfile::tempdir().unwrap();
+    let markers = dir.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, marker_rule("Capability test marker opened", &markers)).unwrap();
+    let d = Daemon::start_with(common::Options {
+        command: &["run", "--format", "json"],
+        args: &["--rules", rules.to_str().unwrap()],
+        wrapper: &["setpriv", &inh, &amb, &bound, "--"],
+        ..Default::default()
+    });
+    // The daemon holds exactly the unit's set, and says nothing is missing.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+    assert_eq!(u64::from_str_radix(eff, 16).unwrap().count_ones() as usize, caps.len(), "{status}");
+    assert!(!d.stderr().iter().any(|l| l.contains("lacks CAP_")), "{:?}", d.stderr());
+    // The test process started before the daemon: its executable is still resolved.
+    open_markers(&markers, 0, 1);
+    let alert = d.wait_for("marker alert", |v| common::rule(v) == "Capability test marker opened");
+    assert!(common::field(&alert, "proc.exepath").as_str().is_some_and(|p| p.starts_with('/')), "{alert}");
+    d.stop();
+}

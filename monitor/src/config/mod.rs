@@ -356,6 +356,40 @@ mod tests {
         assert_eq!(c.state_dir, d.state_dir);
         assert_eq!(c.container_runtime.docker_sockets(), d.container_runtime.docker_sockets());
         assert_eq!(c.container_runtime.metadata_wait_ms, d.container_runtime.metadata_wait_ms);
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.metrics, d.metrics);
+        assert_eq!(c.log, d.log);
+        assert_eq!(c.self_alerts, d.self_alerts);
+        assert_eq!(c.reload, d.reload);
+    }
+
+    #[test]
+    fn every_top_level_key_is_documented_and_settable() {
+        let doc = include_str!("../../../deploy/monitor.yaml");
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter(|l| !l.starts_with([' ', '#', '-']) && l.contains(':'))
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
+        assert_eq!(documented, TOP_LEVEL_KEYS);
+    }
+
+    #[test]
+    fn overrides_apply_over_the_file_and_are_named_in_errors() {
+        let o = |s: &str| Override::from_set(s).unwrap();
+        let c = Config::parse_with(
+            "c.yaml",
+            "rate_limit: {burst: 5}\n",
+            &[o("rate_limit.per_second=2"), o("metrics.address="), o("self_alerts.heartbeat_interval_s=1")],
+        )
+        .unwrap();
+        assert_eq!(c.rate_limit, RateLimit { per_second: 2.0, burst: 5.0 });
+        assert_eq!(c.metrics.address, None);
+        assert_eq!(c.self_alerts.heartbeat_interval_s, 1);
+        let e = Config::parse_with("c.yaml", "", &[o("ring_buffer_bytes=1000")]).unwrap_err();
+        assert!(e.starts_with("--set ring_buffer_bytes=1000: ring_buffer_bytes:"), "{e}");
+        let e = Config::parse_with("c.yaml", "", &[o("rate_limit.burts=1")]).unwrap_err();
+        assert!(e.contains("--set rate_limit.burts=1") && e.contains("burts"), "{e}");
     }
 
     #[test]

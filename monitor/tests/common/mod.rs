@@ -41,6 +41,9 @@ struct Collected {
 
 pub struct Daemon {
     child: Child,
+    /// The daemon's data_dir (when it is a `run`): its own, so parallel daemons do not read
+    /// each other's lifecycle record.
+    _data_dir: tempfile::TempDir,
     shared: Arc<(Mutex<Collected>, Condvar)>,
     stdout_gate: Option<std::sync::mpsc::Sender<()>>,
     stdout_thread: Option<std::thread::JoinHandle<()>>,
@@ -89,12 +92,14 @@ impl Daemon {
                 Ok(())
             });
         }
+        let data_dir = tempfile::Builder::new().prefix("monitor-data").tempdir().expect("a data_dir");
         let mut child = cmd
             .args(command)
             .args(opts.args)
             .env("MONITOR_LOG_FORMAT", "text")
             // Daemons of parallel tests cannot share the default metrics port.
             .env("MONITOR_METRICS__ADDRESS", "127.0.0.1:0")
+            .env("MONITOR_DATA_DIR", data_dir.path())
             .envs(opts.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -153,6 +158,7 @@ impl Daemon {
 
         let d = Daemon {
             child,
+            _data_dir: data_dir,
             shared,
             stdout_gate: Some(gate_tx),
             stdout_thread: Some(stdout_thread),
