@@ -66,13 +66,33 @@ fn ready_is_notified_after_the_probes_are_attached_and_stopping_at_sigterm() {
     assert!(got.last().is_some_and(|(_, m)| m.contains("STOPPING=1")), "{got:?}");
 }
 
-/// A rules file with one rule that fires on opens below `dir`.
-fn marker_rule(name: &str, dir: &std::path::Path) -> String {
-    format!(
-        "- rule: {name}\n  desc: service test rule\n  condition: evt.type in (open, openat, openat2) and fd.name \
-         startswith {}/\n  output: \"{name} %fd.name\"\n  priority: WARNING\n",
-        dir.display()
-    )
+/// A test's own directory, with a marker directory whose opens its rules fire on.
+struct Markers {
+    dir: tempfile::TempDir,
+    markers: std::path::PathBuf,
+}
+
+impl Markers {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let markers = dir.path().join("markers");
+        std::fs::create_dir(&markers).unwrap();
+        Self { dir, markers }
+    }
+
+    /// Writes (or replaces) the rules file `relative` to the test's directory: one rule, `name`,
+    /// that fires on opens of markers.
+    fn write_rule(&self, relative: &str, name: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let rule = format!(
+            "- rule: {name}\n  desc: service test rule\n  condition: evt.type in (open, openat, openat2) and \
+             fd.name startswith {}/\n  output: \"{name} %fd.name\"\n  priority: WARNING\n",
+            self.markers.display()
+        );
+        std::fs::write(&path, rule).unwrap();
+        path
+    }
 }
 
 fn open_markers(dir: &std::path::Path, from: u64, to: u64) {
@@ -84,14 +104,11 @@ fn open_markers(dir: &std::path::Path, from: u64, to: u64) {
 #[test]
 fn metrics_report_real_events_rules_and_sinks() {
     require_root!();
-    let dir = tempfile::tempdir().unwrap();
-    let markers = dir.path().join("markers");
-    std::fs::create_dir(&markers).unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, marker_rule("Metrics test marker opened", &markers)).unwrap();
+    let m = Markers::new();
+    let rules = m.write_rule("rules.yaml", "Metrics test marker opened");
     let d = Daemon::start_run(&["--rules", rules.to_str().unwrap(), "--set", "rate_limit.per_second=0"]);
     let digest_line = d.wait_for_log("rules loaded");
-    open_markers(&markers, 0, 25);
+    open_markers(&m.markers, 0, 25);
     let marker = |v: &serde_json::Value| common::rule(v) == "Metrics test marker opened";
     let deadline = std::time::Instant::now() + common::TIMEOUT;
     while d.matching(marker).len() < 25 {
@@ -223,14 +240,10 @@ fn health_fails_while_the_event_loop_is_stopped_and_the_watchdog_goes_quiet() {
 #[test]
 fn reload_keeps_the_old_rules_on_error_and_swaps_atomically_under_load() {
     require_root!();
-    let dir = tempfile::tempdir().unwrap();
-    let markers = dir.path().join("markers");
-    std::fs::create_dir(&markers).unwrap();
-    let rules_dir = dir.path().join("rules.d");
-    std::fs::create_dir(&rules_dir).unwrap();
-    let rules = rules_dir.join("test.yaml");
-    std::fs::write(&rules, marker_rule("Reload test old rule", &markers)).unwrap();
-    let config = dir.path().join("monitor.yaml");
+    let m = Markers::new();
+    let rules = m.write_rule("rules.d/test.yaml", "Reload test old rule");
+    let rules_dir = rules.parent().unwrap();
+    let config = m.dir.path().join("monitor.yaml");
     std::fs::write(
         &config,
         format!(
@@ -244,7 +257,7 @@ fn reload_keeps_the_old_rules_on_error_and_swaps_atomically_under_load() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let opened = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let load = {
-        let (stop, opened, markers) = (stop.clone(), opened.clone(), markers.clone());
+        let (stop, opened, markers) = (stop.clone(), opened.clone(), m.markers.clone());
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let i = opened.load(std::sync::atomic::Ordering::Relaxed);
@@ -272,7 +285,7 @@ fn reload_keeps_the_old_rules_on_error_and_swaps_atomically_under_load() {
     assert!(count("Reload test old rule") > before, "the old rule stopped firing after a failed reload");
 
     // A good file: the new rule fires, the old one stops.
-    std::fs::write(&rules, marker_rule("Reload test new rule", &markers)).unwrap();
+    m.write_rule("rules.d/test.yaml", "Reload test new rule");
     d.wait_for_log("rules reloaded: the new set is in force");
     let swapped_at = opened.load(std::sync::atomic::Ordering::Relaxed);
     d.wait_for("new rule fires", |v| common::rule(v) == "Reload test new rule");
@@ -431,11 +444,8 @@ fn the_units_capability_set_is_enough() {
     let set = format!("-all,{}", caps.join(","));
     let (inh, amb, bound) =
         (format!("--inh-caps={set}"), format!("--ambient-caps={set}"), format!("--bounding-set={set}"));
-    let dir = tempfile::tempdir().unwrap();
-    let markers = dir.path().join("markers");
-    std::fs::create_dir(&markers).unwrap();
-    let rules = dir.path().join("rules.yaml");
-    std::fs::write(&rules, marker_rule("Capability test marker opened", &markers)).unwrap();
+    let m = Markers::new();
+    let rules = m.write_rule("rules.yaml", "Capability test marker opened");
     let d = Daemon::start_with(common::Options {
         command: &["run", "--format", "json"],
         args: &["--rules", rules.to_str().unwrap()],
@@ -448,7 +458,7 @@ fn the_units_capability_set_is_enough() {
     assert_eq!(u64::from_str_radix(eff, 16).unwrap().count_ones() as usize, caps.len(), "{status}");
     assert!(!d.stderr().iter().any(|l| l.contains("lacks CAP_")), "{:?}", d.stderr());
     // The test process started before the daemon: its executable is still resolved.
-    open_markers(&markers, 0, 1);
+    open_markers(&m.markers, 0, 1);
     let alert = d.wait_for("marker alert", |v| common::rule(v) == "Capability test marker opened");
     assert!(common::field(&alert, "proc.exepath").as_str().is_some_and(|p| p.starts_with('/')), "{alert}");
     d.stop();

@@ -290,7 +290,7 @@ fn copyright(epoch: u64) -> Result<String> {
          On Debian systems, the complete text of the licence is in\n \
          /usr/share/common-licenses/{LICENSE}; the tarball carries it as LICENSE.\n",
         crates.join("\n"),
-        civil(epoch).0
+        utc(epoch)?.year()
     ))
 }
 
@@ -299,7 +299,7 @@ fn changelog(epoch: u64) -> Result<String> {
         "{NAME} ({}) unstable; urgency=medium\n\n  * Built from the {NAME} source tree by `cargo xtask package`.\n\n -- {}  {}\n",
         deb_version(VERSION),
         maintainer()?,
-        rfc2822(epoch)
+        rfc2822(epoch)?
     ))
 }
 
@@ -317,37 +317,14 @@ fn maintainer() -> Result<String> {
     Ok(author.trim().to_owned())
 }
 
-/// UTC (year, month, day, weekday with 0 = Thursday) of a Unix time, without a date crate for the
-/// two places that need one: Howard Hinnant's days-to-civil algorithm.
-fn civil(epoch: u64) -> (i64, i64, i64, usize) {
-    let days = (epoch / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, days.rem_euclid(7) as usize)
+fn utc(epoch: u64) -> Result<jiff::Zoned> {
+    let ts = jiff::Timestamp::from_second(epoch as i64).context("SOURCE_DATE_EPOCH out of range")?;
+    Ok(ts.to_zoned(jiff::tz::TimeZone::UTC))
 }
 
 /// The changelog's date, as dpkg-parsechangelog reads it.
-fn rfc2822(epoch: u64) -> String {
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let (year, month, day, weekday) = civil(epoch);
-    let secs = epoch % 86_400;
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[weekday],
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+fn rfc2822(epoch: u64) -> Result<String> {
+    Ok(jiff::fmt::rfc2822::to_string(&utc(epoch)?)?)
 }
 
 /// No name or time in the gzip header, so equal input gives equal bytes.
@@ -798,4 +775,12 @@ fn lintian(deb: &Path) -> Result<()> {
     ensure!(errors == 0, "lintian found {errors} errors in {}", deb.display());
     eprintln!("xtask: lintian: no errors");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn changelog_dates_are_rfc_2822_in_utc() {
+        assert_eq!(super::rfc2822(1_700_000_000).unwrap(), "Tue, 14 Nov 2023 22:13:20 +0000");
+    }
 }

@@ -133,8 +133,11 @@ impl Alerter {
         for (i, rule) in self.ruleset.rules.iter().enumerate() {
             let mut c = self.retired.get(&rule.name).cloned().unwrap_or_default();
             c.priority = rule.priority.as_str();
-            c.evaluations +=
-                self.ruleset.types_evaluated_for(i).map(|t| self.tally.evaluated_per_type[t]).sum::<u64>();
+            if rule.enabled {
+                let evaluated = self.tally.evaluated_per_type.iter().enumerate();
+                c.evaluations +=
+                    evaluated.filter(|(t, _)| rule.types.contains(*t)).map(|(_, n)| n).sum::<u64>();
+            }
             c.matches += self.tally.matches[i];
             c.alerts += self.tally.alerts[i];
             c.suppressed += self.tally.suppressed[i];

@@ -51,7 +51,8 @@ pub struct Alert {
     pub suppressed: Option<u64>,
 }
 
-fn rfc3339_ns(ns: i128) -> String {
+/// RFC 3339 in UTC with nanoseconds, the `time` of an alert.
+pub fn rfc3339_ns(ns: i128) -> String {
     let ts = jiff::Timestamp::from_nanosecond(ns).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     jiff::fmt::temporal::DateTimePrinter::new().precision(Some(9)).timestamp_to_string(&ts)
 }
@@ -69,9 +70,7 @@ impl Alert {
             fields.insert(name.to_owned(), v.to_json());
         }
         let time = rfc3339_ns(ev.time_ns);
-        // Falco prefixes the output with the time of day and the priority.
-        let clock = time.get(11..29).unwrap_or("");
-        let output = format!("{clock}: {} {}", rule.priority.as_str(), rule.output.render(ev, cx));
+        let output = output_line(&time, rule.priority.as_str(), &rule.output.render(ev, cx));
         Self {
             hostname: cx.hostname.clone(),
             output,
@@ -96,6 +95,12 @@ impl Alert {
     pub fn write_text(&self, out: &mut Vec<u8>) {
         write_text_line(&self.output, self.suppressed, out);
     }
+}
+
+/// An alert's `output`: Falco prefixes the text with the time of day and the priority.
+pub fn output_line(time: &str, priority: &str, text: &str) -> String {
+    let clock = time.get(11..29).unwrap_or("");
+    format!("{clock}: {priority} {text}")
 }
 
 /// An alert's text line: its output with control characters escaped (nothing a process chose

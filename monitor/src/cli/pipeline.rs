@@ -196,6 +196,11 @@ const DRAIN_BATCH: usize = 2048;
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
 pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
+    // Before anything is announced: a SIGTERM right after "sensors attached" (or READY=1) must
+    // stop the daemon cleanly, not kill it.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let mut sensor = Sensor::load(&SensorConfig { ring_bytes: opts.ring_bytes })?;
     let drop_counters = sensor.take_drops()?;
     let mut reader = Reader::new(sensor.take_ring()?)?;
@@ -221,9 +226,6 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         t.health.set_attached();
     }
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let output = Output::start(&opts.output);
     let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut counters = Counters::default();
@@ -316,6 +318,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     )
     .await;
     batch_events += stage.flush(&cx, &mut batch, true);
+    // The probes are detached: these are the final counts.
     let drops = drop_counters.read()?;
     batch_events += stage.stopping(&Progress { events: counters.events, drops: &drops }, &mut batch);
     if !batch.is_empty() {
@@ -325,12 +328,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let _ = output.done.recv_timeout(SHUTDOWN_FLUSH);
     eprintln!(
         "monitor: {}",
-        report(
-            &drop_counters.read()?,
-            &counters,
-            stage.report(output.written.load(Ordering::Relaxed)),
-            &enricher
-        )
+        report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher)
     );
     Ok(())
 }

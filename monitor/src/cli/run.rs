@@ -248,8 +248,8 @@ pub async fn run(args: RunArgs, config: Config, source: ConfigSource) -> Result<
         state_dir: Some(config.state_dir.clone()),
         telemetry: Some(telemetry.clone()),
     };
-    let hostname = crate::event::FieldContext::default().hostname;
-    let self_alerts = SelfAlerts::new(config.self_alerts.clone(), &config.data_dir, hostname);
+    let self_alerts =
+        SelfAlerts::new(config.self_alerts.clone(), &config.data_dir, crate::event::nix_hostname());
     // Sinks render their own formats from the JSON alert.
     let mut stage = AlertStage {
         alerter: alerter(&config, ruleset, Some(OutputFormat::Json)),

@@ -36,7 +36,7 @@ pub enum RuleMatching {
     First,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Rules files and directories, loaded in order; `bundled` is the rules built into the binary.
@@ -135,7 +135,7 @@ impl Default for ReloadConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerRuntimeConfig {
     /// Docker Engine API sockets (docker, podman's compatible socket), tried in order; None:
@@ -267,22 +267,17 @@ impl Config {
                 None => format!("{name}: {first}"),
             }
         };
-        let config: Self = if text.trim().is_empty() {
-            Self::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(located)?
-        };
+        let empty = text.trim().is_empty();
+        let config: Self =
+            if empty { Self::default() } else { serde_saphyr::from_str(text).map_err(located)? };
         config.validate(name)?;
         if overrides.is_empty() {
             return Ok(config);
         }
         // The file is valid on its own; each override is applied and checked in turn, so an
         // error names the one that caused it.
-        let mut doc: serde_json::Value = if text.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_saphyr::from_str(text).map_err(located)?
-        };
+        let mut doc: serde_json::Value =
+            if empty { serde_json::Value::Null } else { serde_saphyr::from_str(text).map_err(located)? };
         let mut config = config;
         for o in overrides {
             o.apply(&mut doc)?;

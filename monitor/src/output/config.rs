@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::config::OutputFormat;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputsConfig {
     /// Format of the stdout sink used when no sinks are configured.
@@ -32,7 +32,7 @@ impl Default for OutputsConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SinkConfig {
     Stdout(StdoutConfig),
@@ -97,7 +97,7 @@ impl SinkConfig {
 }
 
 /// How a sink buffers, batches and retries; every sink has one (`delivery:`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Alerts kept in memory for this sink when it has no spool; beyond it the oldest are
@@ -108,7 +108,7 @@ pub struct DeliveryConfig {
     pub spool: SpoolConfig,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
     /// Most alerts per request or write.
@@ -117,7 +117,7 @@ pub struct BatchConfig {
     pub max_wait_ms: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Backoff after the first failure; it doubles (with jitter) up to `max_backoff_ms`.
@@ -133,7 +133,7 @@ impl Default for RetryConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolConfig {
     /// Write-ahead spool on disk; default: on for sinks whose receiver acknowledges (HTTP, NATS,
@@ -162,7 +162,7 @@ pub enum FsyncPolicy {
     Never,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StdoutConfig {
     pub name: Option<String>,
@@ -170,7 +170,7 @@ pub struct StdoutConfig {
     pub delivery: DeliveryConfig,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub name: Option<String>,
@@ -214,7 +214,7 @@ pub enum SyslogTransport {
     Unix,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
     pub name: Option<String>,
@@ -268,7 +268,7 @@ pub enum WebhookBody {
     Ndjson,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub name: Option<String>,
@@ -308,7 +308,7 @@ impl HttpConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     pub name: Option<String>,
@@ -334,7 +334,7 @@ impl NatsConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM CA certificates the server must chain to; default: the system's trust store.
@@ -348,7 +348,7 @@ pub struct TlsConfig {
 
 /// A secret: exactly one of `file` (trailing newline removed), `env`, or `value` (discouraged:
 /// the config file is often world-readable). Never printed.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretSource {
     pub file: Option<PathBuf>,

@@ -226,11 +226,7 @@ impl Ruleset {
         }
     }
 
-    /// The event types (indices into EVENT_TYPES) whose events rule `idx` is evaluated on.
-    pub fn types_evaluated_for(&self, idx: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..self.by_type.len()).filter(move |&t| self.by_type[t].iter().any(|(i, _)| *i == idx))
-    }
-
+    /// How many rule evaluations an event of type `t` (an index into EVENT_TYPES) costs.
     pub fn rules_for_type_index(&self, t: usize) -> usize {
         self.by_type[t].len()
     }
@@ -240,11 +236,6 @@ impl Ruleset {
         for i in &self.identities {
             i.refresh();
         }
-    }
-
-    /// How many rule evaluations an event of this type costs.
-    pub fn rules_for_type(&self, evt_type: &str) -> usize {
-        TypeSet::index_of(evt_type).map_or(0, |t| self.by_type[t].len())
     }
 
     pub fn enabled_count(&self) -> usize {

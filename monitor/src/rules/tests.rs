@@ -228,8 +228,8 @@ fn rules_are_indexed_by_event_type() {
     );
     assert_eq!(r.skipped.len(), 1);
     assert!(r.skipped[0].reason.contains("(setuid)"), "{}", r.skipped[0].reason);
-    assert_eq!(r.rules_for_type("execve"), 1);
-    assert_eq!(r.rules_for_type("openat"), 3);
+    assert_eq!(r.rules_for_type_index(super::types::TypeSet::index_of("execve").unwrap()), 1);
+    assert_eq!(r.rules_for_type_index(super::types::TypeSet::index_of("openat").unwrap()), 3);
 }
 
 #[test]

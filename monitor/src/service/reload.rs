@@ -76,37 +76,32 @@ struct Worker {
     watched: BTreeSet<PathBuf>,
 }
 
-/// Keys the running daemon cannot change: they size or wire what was set up at start.
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    let mut check = |key: &'static str, differs: bool| {
-        if differs {
-            changed.push(key);
-        }
-    };
-    check("output", format!("{:?}", old.output) != format!("{:?}", new.output));
-    check("ring_buffer_bytes", old.ring_buffer_bytes != new.ring_buffer_bytes);
-    check("max_processes", old.max_processes != new.max_processes);
-    check(
-        "container_runtime",
-        format!("{:?}", old.container_runtime) != format!("{:?}", new.container_runtime),
-    );
-    check("state_dir", old.state_dir != new.state_dir);
-    check("data_dir", old.data_dir != new.data_dir);
-    check("metrics", old.metrics != new.metrics);
-    check("log", old.log != new.log);
-    check("reload", old.reload != new.reload);
-    changed
-}
-
-/// Keys a reload puts in force.
-fn live_changes(old: &Config, new: &Config) -> bool {
-    old.rules != new.rules
-        || old.rate_limit != new.rate_limit
-        || old.rule_matching != new.rule_matching
-        || old.min_priority != new.min_priority
-        || old.container_runtime.metadata_wait_ms != new.container_runtime.metadata_wait_ms
-        || old.self_alerts != new.self_alerts
+/// The keys that differ: those a reload puts in force, and those that wait for the next restart
+/// because they size or wire what was set up at start (probes, sinks, servers).
+fn changed_keys(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (o, n) = (&old.container_runtime, &new.container_runtime);
+    let keys = [
+        ("rules", old.rules != new.rules, true),
+        ("rate_limit", old.rate_limit != new.rate_limit, true),
+        ("rule_matching", old.rule_matching != new.rule_matching, true),
+        ("min_priority", old.min_priority != new.min_priority, true),
+        ("container_runtime.metadata_wait_ms", o.metadata_wait_ms != n.metadata_wait_ms, true),
+        ("self_alerts", old.self_alerts != new.self_alerts, true),
+        ("output", old.output != new.output, false),
+        ("ring_buffer_bytes", old.ring_buffer_bytes != new.ring_buffer_bytes, false),
+        ("max_processes", old.max_processes != new.max_processes, false),
+        ("container_runtime", o.docker_sockets != n.docker_sockets || o.cri_sockets != n.cri_sockets, false),
+        ("state_dir", old.state_dir != new.state_dir, false),
+        ("data_dir", old.data_dir != new.data_dir, false),
+        ("metrics", old.metrics != new.metrics, false),
+        ("log", old.log != new.log, false),
+        ("reload", old.reload != new.reload, false),
+    ];
+    let (mut live, mut restart) = (Vec::new(), Vec::new());
+    for (key, _, is_live) in keys.into_iter().filter(|(_, differs, _)| *differs) {
+        if is_live { live.push(key) } else { restart.push(key) }
+    }
+    (live, restart)
 }
 
 /// The directories to watch: the config file's and each rules file's (editors and Kubernetes
@@ -214,14 +209,14 @@ impl Worker {
             self.telemetry.reload_failed();
             return;
         }
-        if !forced && ruleset.digest == self.digest && !live_changes(&self.config, &config) {
+        if !forced && ruleset.digest == self.digest && config == self.config {
             tracing::debug!("reload ({why}): rules and config unchanged");
             return;
         }
         for d in diagnostics.iter().filter(|d| d.severity == Severity::Warning) {
             tracing::warn!("{}", d.headline());
         }
-        let restart = restart_only_changes(&self.config, &config);
+        let (live, restart) = changed_keys(&self.config, &config);
         if !restart.is_empty() {
             tracing::warn!(
                 "reload ({why}): {} changed; that takes effect at the next restart (the probes, sinks and servers \
@@ -234,6 +229,7 @@ impl Worker {
             skipped = ruleset.skipped.len(),
             from = %self.digest,
             to = %ruleset.digest,
+            changed = %live.join(", "),
             "reload ({why}): new rules and config loaded"
         );
         self.digest = ruleset.digest.clone();
@@ -256,8 +252,7 @@ mod tests {
         let mut new = Config::default();
         new.ring_buffer_bytes *= 2;
         new.rate_limit.burst = 1.0;
-        assert_eq!(restart_only_changes(&old, &new), ["ring_buffer_bytes"]);
-        assert!(live_changes(&old, &new));
+        assert_eq!(changed_keys(&old, &new), (vec!["rate_limit"], vec!["ring_buffer_bytes"]));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+use crate::alert::{Alert, output_line, rfc3339_ns};
 
 use crate::config::SelfAlertsConfig;
 use crate::sensor::KernelDrops;
@@ -60,9 +62,7 @@ pub struct SelfAlerts {
 }
 
 fn now_rfc3339() -> String {
-    jiff::fmt::temporal::DateTimePrinter::new()
-        .precision(Some(9))
-        .timestamp_to_string(&jiff::Timestamp::now())
+    rfc3339_ns(jiff::Timestamp::now().as_nanosecond())
 }
 
 impl SelfAlerts {
@@ -114,34 +114,43 @@ impl SelfAlerts {
     fn emit(
         &mut self,
         rule: &'static str,
-        priority: &str,
+        priority: &'static str,
         text: &str,
         mut fields: Map<String, Value>,
         out: &mut Vec<u8>,
     ) -> u64 {
         let time = now_rfc3339();
-        let clock = time.get(11..29).unwrap_or("");
         fields.insert("monitor.version".into(), env!("CARGO_PKG_VERSION").into());
         fields.insert("monitor.pid".into(), std::process::id().into());
         fields.insert("evt.time".into(), time.clone().into());
-        // Falco's alert shape; serde_json's map keeps keys sorted, which is also Falco's order.
-        let alert = json!({
-            "hostname": self.hostname,
-            "output": format!("{clock}: {priority} {text}"),
-            "output_fields": fields,
-            "priority": priority,
-            "rule": rule,
-            "source": "internal",
-            "tags": ["monitor", "self"],
-            "time": time,
-        });
-        // Serialising a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &alert);
+        let alert = Alert {
+            hostname: self.hostname.clone(),
+            output: output_line(&time, priority, text),
+            output_fields: fields,
+            priority,
+            rule: rule.to_owned(),
+            source: "internal",
+            tags: vec!["monitor".to_owned(), "self".to_owned()],
+            time,
+            suppressed: None,
+        };
+        alert.write_json(out);
         out.push(b'\n');
         if let Some(c) = self.counts.iter_mut().find(|(r, _)| *r == rule) {
             c.1 += 1;
         }
         1
+    }
+
+    /// Uptime and totals, for the text of the heartbeat and the stop.
+    fn summary(&self, s: &Status) -> String {
+        format!(
+            "up {}s, {} events, {} kernel drops, {} alerts",
+            self.started.elapsed().as_secs(),
+            s.events,
+            s.drops.total(),
+            s.alerts
+        )
     }
 
     fn status_fields(&self, s: &Status) -> Map<String, Value> {
@@ -205,13 +214,7 @@ impl SelfAlerts {
         let interval = self.config.heartbeat_interval_s;
         if interval > 0 && self.last_heartbeat.elapsed() >= Duration::from_secs(interval) {
             self.last_heartbeat = Instant::now();
-            let text = format!(
-                "monitor is running (up {}s, {} events, {} kernel drops, {} alerts)",
-                self.started.elapsed().as_secs(),
-                s.events,
-                s.drops.total(),
-                s.alerts
-            );
+            let text = format!("monitor is running ({})", self.summary(s));
             let f = self.status_fields(s);
             n += self.emit(HEARTBEAT, "Informational", &text, f, out);
         }
@@ -258,13 +261,7 @@ impl SelfAlerts {
         }
         if self.config.lifecycle {
             let f = self.status_fields(s);
-            let text = format!(
-                "monitor stopping after {}s ({} events, {} kernel drops, {} alerts)",
-                self.started.elapsed().as_secs(),
-                s.events,
-                s.drops.total(),
-                s.alerts
-            );
+            let text = format!("monitor stopping ({})", self.summary(s));
             n += self.emit(STOPPED, "Notice", &text, f, out);
         }
         n
