@@ -21,6 +21,176 @@ pub const DAEMON_TGID_GLOBAL: &str = "DAEMON_TGID";
 /// Name of the load-time global: ring-buffer fill (bytes) above which a record wakes the reader.
 pub const WAKEUP_BYTES_GLOBAL: &str = "WAKEUP_BYTES";
 
+/// Name of the array (one [`FilterConfig`]) holding what the rules in force need to see.
+pub const FILTER_MAP: &str = "FILTER";
+/// Name of the LRU map from a directory ([`DirKey`]) to what its files' opens can match
+/// ([`DirVerdict`]), filled by userspace from the paths of the opens it receives.
+pub const DIR_VERDICTS_MAP: &str = "DIR_VERDICTS";
+/// Name of the hash set of file names ([`LeafName`]) that [`VERDICT_LEAVES`] lets through.
+pub const LEAF_NAMES_MAP: &str = "LEAF_NAMES";
+/// Name of the hash set of files ([`FileId`]) rules name by path, passed whatever their name.
+pub const FILE_IDS_MAP: &str = "FILE_IDS";
+/// Name of the hash set of destination ports (u16) the network filters let through.
+pub const PORTS_MAP: &str = "PORTS";
+/// Name of the one-slot array counting renames, rmdirs and mount changes: a directory verdict
+/// made before the count moved may describe a path that no longer exists.
+pub const PATH_GEN_MAP: &str = "PATH_GEN";
+/// Name of the per-CPU array counting events dismissed by the filters, indexed by EventKind.
+pub const FILTERED_MAP: &str = "FILTERED";
+
+/// Open classes, as evt.is_open_read / evt.is_open_write see the flags: each open is exactly
+/// one of them.
+pub const OPEN_CLASS_READ: u32 = 1 << 0;
+pub const OPEN_CLASS_WRITE: u32 = 1 << 1;
+pub const OPEN_CLASS_READ_WRITE: u32 = 1 << 2;
+pub const OPEN_CLASS_NEITHER: u32 = 1 << 3;
+pub const OPEN_CLASSES: u32 = 0xf;
+/// O_PATH: such an open reads nothing, whatever its access mode.
+pub const O_PATH: u32 = 0o10000000;
+
+/// The class bit of an open with these flags.
+pub const fn open_class(flags: u32) -> u32 {
+    let mode = flags & 3;
+    let read = (mode == 0 || mode == 2) && flags & O_PATH == 0;
+    let write = mode == 1 || mode == 2;
+    match (read, write) {
+        (true, false) => OPEN_CLASS_READ,
+        (false, true) => OPEN_CLASS_WRITE,
+        (true, true) => OPEN_CLASS_READ_WRITE,
+        (false, false) => OPEN_CLASS_NEITHER,
+    }
+}
+
+/// Results, for [`NetFilter::results`] and [`OpenFilter::results`].
+pub const RESULT_OK: u32 = 1 << 0;
+/// -EINPROGRESS: a non-blocking connect under way.
+pub const RESULT_IN_PROGRESS: u32 = 1 << 1;
+pub const RESULT_FAILED: u32 = 1 << 2;
+pub const RESULTS: u32 = 0x7;
+pub const EINPROGRESS: i64 = 115;
+
+pub const fn result_class(ret: i64) -> u32 {
+    if ret >= 0 {
+        RESULT_OK
+    } else if ret == -EINPROGRESS {
+        RESULT_IN_PROGRESS
+    } else {
+        RESULT_FAILED
+    }
+}
+
+/// Socket families, for [`NetFilter::families`].
+pub const FAMILY_UNIX: u32 = 1 << 0;
+pub const FAMILY_INET: u32 = 1 << 1;
+pub const FAMILY_INET6: u32 = 1 << 2;
+pub const FAMILY_OTHER: u32 = 1 << 3;
+pub const FAMILIES: u32 = 0xf;
+
+pub const fn family_class(family: u16) -> u32 {
+    match family {
+        1 => FAMILY_UNIX,
+        2 => FAMILY_INET,
+        10 => FAMILY_INET6,
+        _ => FAMILY_OTHER,
+    }
+}
+
+/// What an open must be for some rule to possibly match it.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OpenFilter {
+    /// OPEN_CLASS_* bits.
+    pub classes: u32,
+    /// RESULT_OK and/or RESULT_FAILED.
+    pub results: u32,
+    /// 1: look the file's directory up in DIR_VERDICTS.
+    pub by_directory: u32,
+    pub _pad: u32,
+}
+
+/// What a connect or send must be for some rule to possibly match it.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct NetFilter {
+    pub families: u32,
+    pub results: u32,
+    /// 1: the destination port must be in PORTS.
+    pub by_port: u32,
+    pub _pad: u32,
+}
+
+/// The filters in force. `epoch` changes with every change of rules, so directory verdicts
+/// made for earlier rules are ignored.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FilterConfig {
+    pub epoch: u32,
+    /// 0: every event passes (no rules loaded, `monitor events`, or a reload under way).
+    pub active: u32,
+    pub open: OpenFilter,
+    pub connect: NetFilter,
+    pub sendto: NetFilter,
+}
+
+impl FilterConfig {
+    /// Everything passes.
+    pub const PASS_ALL: Self = Self {
+        epoch: 0,
+        active: 0,
+        open: OpenFilter { classes: OPEN_CLASSES, results: RESULTS, by_directory: 0, _pad: 0 },
+        connect: NetFilter { families: FAMILIES, results: RESULTS, by_port: 0, _pad: 0 },
+        sendto: NetFilter { families: FAMILIES, results: RESULTS, by_port: 0, _pad: 0 },
+    };
+}
+
+/// A directory as the path walk would name it: the directory's inode, the mount the file was
+/// opened through, and the opener's root (the walk stops there).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DirKey {
+    pub ino: u64,
+    pub mnt: u64,
+    pub root_mnt: u64,
+    pub root_dentry: u64,
+    /// Kernel encoding (major << 20 | minor).
+    pub dev: u32,
+    pub _pad: u32,
+}
+
+/// Every open of this class in the directory passes.
+pub const VERDICT_PASS: u8 = 0;
+/// Only files whose name is in LEAF_NAMES pass.
+pub const VERDICT_LEAVES: u8 = 1;
+/// No open of this class in the directory can match a rule.
+pub const VERDICT_DROP: u8 = 2;
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirVerdict {
+    /// PATH_GEN when the path was walked; the verdict holds only while it is unchanged.
+    pub path_gen: u64,
+    /// FilterConfig::epoch the verdict was made for.
+    pub epoch: u32,
+    /// Per open class, in OPEN_CLASS_* bit order.
+    pub by_class: [u8; 4],
+}
+
+/// Longest file name LEAF_NAMES holds; a longer name always passes.
+pub const LEAF_NAME_LEN: usize = 64;
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeafName(pub [u8; LEAF_NAME_LEN]);
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub ino: u64,
+    /// Kernel encoding (major << 20 | minor).
+    pub dev: u32,
+    pub _pad: u32,
+}
+
 /// Default ring buffer size in bytes.
 pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
 
@@ -264,6 +434,8 @@ pub const OPEN_RESOLVED: u16 = 1 << 0;
 pub const OPEN_HAS_BASE: u16 = 1 << 1;
 /// The path was cut at the walk's depth limit.
 pub const OPEN_PATH_TRUNCATED: u16 = 1 << 2;
+/// `dir` names the resolved path's directory (not set for a mount's root).
+pub const OPEN_HAS_DIR: u16 = 1 << 3;
 
 /// open/openat/openat2/creat at syscall exit. Sections: path, then base directory when
 /// [`OPEN_HAS_BASE`] is set.
@@ -282,6 +454,11 @@ pub struct OpenEvent {
     pub _pad: [u8; 3],
     pub path_len: u16,
     pub base_len: u16,
+    /// The opened file's directory, for a verdict on its later opens; valid with
+    /// [`OPEN_HAS_DIR`].
+    pub dir: DirKey,
+    /// PATH_GEN when the path was walked.
+    pub path_gen: u64,
 }
 
 /// connect, and sendto/sendmsg naming a destination on an unconnected datagram socket, at
@@ -322,4 +499,9 @@ pub struct CgroupEvent {
 mod user {
     // SAFETY: plain #[repr(C)] integers without padding-dependent invariants.
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::FilterConfig {}
+    unsafe impl aya::Pod for super::DirKey {}
+    unsafe impl aya::Pod for super::DirVerdict {}
+    unsafe impl aya::Pod for super::LeafName {}
+    unsafe impl aya::Pod for super::FileId {}
 }

@@ -38,6 +38,7 @@ pub struct KernelOffsets {
 
     pub dentry_d_parent: u32,
     pub dentry_d_name: u32,
+    pub dentry_d_inode: u32,
     pub qstr_len: u32,
     pub qstr_name: u32,
 

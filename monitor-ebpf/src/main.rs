@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod filter;
 mod kernel;
 mod record;
 
@@ -14,9 +15,10 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
-    CgroupEvent, ConnectEvent, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED,
-    EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV, OPEN_HAS_BASE,
-    OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
+    CgroupEvent, ConnectEvent, DirKey, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT,
+    EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV,
+    OPEN_HAS_BASE, OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
+    open_class,
 };
 
 use kernel::{Task, is_daemon, off, rd};
@@ -313,8 +315,51 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     let Some(args) = (unsafe { OPEN_ARGS.get(&id) }).copied() else { return 0 };
     let _ = OPEN_ARGS.remove(&id);
-    announce_cgroup();
     let ret: i64 = arg(ctx, RET);
+    let class = open_class(args.flags);
+    let filter = filter::config();
+    // Dismissed before anything else is read: by the open's flags and result, then by what
+    // its directory's verdict says, all before the path walk.
+    if let Some(c) = filter
+        && !filter::open_wanted(c, class, ret)
+    {
+        filter::count_filtered(EventKind::Open as u32);
+        return 0;
+    }
+    let task = Task::current();
+    let (root_mnt, root_dentry) = task.root();
+    // Another thread may have closed the fd already; then only the caller's string is left.
+    let file = if ret >= 0 { task.fd_file(ret as u32) } else { 0 };
+    let mut dir = DirKey { root_mnt, root_dentry, ..DirKey::default() };
+    let mut has_dir = false;
+    let (mut ino, mut dev) = (0u64, 0u32);
+    if file != 0 {
+        let inode: u64 = rd(file + off!(file_f_inode));
+        ino = rd(inode + off!(inode_i_ino));
+        let sb: u64 = rd(inode + off!(inode_i_sb));
+        dev = rd(sb + off!(super_block_s_dev));
+        let fpath = file + off!(file_f_path);
+        let dentry: u64 = rd(fpath + off!(path_dentry));
+        let mnt: u64 = rd(fpath + off!(path_mnt));
+        // A mount's root has no directory of its own on that mount: the walk names it by its
+        // mount point, so it gets no verdict.
+        let mnt_root: u64 = rd(mnt + off!(vfsmount_mnt_root));
+        if dentry != mnt_root {
+            let parent: u64 = rd(dentry + off!(dentry_d_parent));
+            let parent_inode: u64 = rd(parent + off!(dentry_d_inode));
+            dir.ino = rd(parent_inode + off!(inode_i_ino));
+            dir.dev = dev;
+            dir.mnt = mnt;
+            has_dir = true;
+            if let Some(c) = filter
+                && filter::dir_dismisses(c, &dir, class, dentry, ino, dev)
+            {
+                filter::count_filtered(EventKind::Open as u32);
+                return 0;
+            }
+        }
+    }
+    announce_cgroup();
     let Some(mut rec) = Record::begin::<OpenEvent>(EventKind::Open) else { return 0 };
     let ev: &mut OpenEvent = rec.fixed();
     ev.ret = ret;
@@ -322,16 +367,15 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
     ev.mode = args.mode;
     ev.dirfd = args.dfd;
     ev.syscall = args.syscall;
-    let task = Task::current();
-    let (root_mnt, root_dentry) = task.root();
     let mut flags = 0u16;
-    // Another thread may have closed the fd already; then only the caller's string is left.
-    let file = if ret >= 0 { task.fd_file(ret as u32) } else { 0 };
+    if has_dir {
+        ev.dir = dir;
+        ev.path_gen = filter::path_gen();
+        flags |= OPEN_HAS_DIR;
+    }
     if file != 0 {
-        let inode: u64 = rd(file + off!(file_f_inode));
-        ev.ino = rd(inode + off!(inode_i_ino));
-        let sb: u64 = rd(inode + off!(inode_i_sb));
-        ev.dev = rd(sb + off!(super_block_s_dev));
+        ev.ino = ino;
+        ev.dev = dev;
         let (len, cut) = rec.append_file_path(file, root_mnt, root_dentry);
         rec.fixed::<OpenEvent>().path_len = len;
         flags |= OPEN_RESOLVED;
@@ -500,6 +544,13 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
         }
     }
     rec.fixed::<ConnectEvent>().family = family;
+    if let Some(c) = filter::config() {
+        let f = if is_connect { &c.connect } else { &c.sendto };
+        if !filter::net_wanted(f, family, ret, rec.fixed::<ConnectEvent>().dport) {
+            filter::count_filtered(kind as u32);
+            return 0;
+        }
+    }
     let _ = rec.submit();
     0
 }
@@ -508,6 +559,34 @@ fn sock_exit(ctx: &TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit_sock_any(ctx: TracePointContext) -> u32 {
     sock_exit(&ctx)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path changes: a directory verdict is only as good as the path it was made for
+
+/// Attached to the exits of rename, renameat, renameat2, rmdir, mount, umount, move_mount and
+/// pivot_root: once one succeeds, a directory may have a new path (or its inode a new
+/// directory), so verdicts made before are void.
+#[tracepoint]
+pub fn sys_exit_path_change(ctx: TracePointContext) -> u32 {
+    let ret: i64 = arg(&ctx, RET);
+    if ret == 0 {
+        filter::bump_path_gen();
+    }
+    0
+}
+
+const AT_REMOVEDIR: u64 = 0x200;
+
+/// unlinkat(AT_REMOVEDIR) is rmdir. Counted at entry: a directory can only go once empty, so
+/// no verdict can be made for it between here and its removal.
+#[tracepoint]
+pub fn sys_enter_unlinkat(ctx: TracePointContext) -> u32 {
+    let flag: u64 = arg(&ctx, ARG2);
+    if flag & AT_REMOVEDIR != 0 {
+        filter::bump_path_gen();
+    }
+    0
 }
 
 #[cfg(not(test))]

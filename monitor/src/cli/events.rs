@@ -2,16 +2,28 @@
 
 use std::io::Write as _;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use super::pipeline::{self, PipelineOptions, Stage};
 use crate::event::{Event, FieldContext, JsonRenderer};
+use crate::rules::Prefilter;
 
 #[derive(clap::Args, Debug)]
 pub struct EventsArgs {
     /// One JSON object per line (Falco field names) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Show only the events the rules' in-kernel filter lets through (what `monitor run`
+    /// receives), instead of every event.
+    #[arg(long)]
+    pub filter: bool,
+    /// Rules files or directories whose filter `--filter` applies (`bundled` for the built-in
+    /// rules); default: the rules `monitor run` loads with its default config.
+    #[arg(long, requires = "filter")]
+    pub rules: Vec<PathBuf>,
     #[command(flatten)]
     pub sensor: SensorArgs,
 }
@@ -30,6 +42,7 @@ pub struct SensorArgs {
 struct EventStream {
     json: bool,
     renderer: JsonRenderer,
+    prefilter: Option<Arc<Prefilter>>,
 }
 
 impl Stage for EventStream {
@@ -46,6 +59,10 @@ impl Stage for EventStream {
     fn report(&self, written: u64) -> String {
         format!("{written} written")
     }
+
+    fn prefilter(&self) -> Option<Arc<Prefilter>> {
+        self.prefilter.clone()
+    }
 }
 
 pub async fn run(args: EventsArgs) -> Result<()> {
@@ -58,5 +75,16 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         output: super::pipeline::OutputTarget::Stdout,
         telemetry: None,
     };
-    pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default() }).await
+    let prefilter = if args.filter {
+        let mut config = defaults.clone();
+        if !args.rules.is_empty() {
+            config.rules = Some(args.rules.clone());
+        }
+        let ruleset = super::run::load_rules(&config)?;
+        Some(Arc::new(Prefilter::from_ruleset(&ruleset)))
+    } else {
+        None
+    };
+    pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default(), prefilter })
+        .await
 }

@@ -12,8 +12,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::event::{Enricher, Event, FieldContext};
 use crate::process::ProcessTable;
+use crate::rules::Prefilter;
 use crate::rules::{EVENT_TYPES, TypeSet};
-use crate::sensor::{KernelDrops, Reader, Sensor, SensorConfig, decode::decode};
+use crate::sensor::filter::KernelFilter;
+use crate::sensor::{KernelDrops, RawEvent, Reader, Sensor, SensorConfig, decode::decode};
 
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -65,6 +67,17 @@ pub trait Stage {
     fn reload(&mut self) {
         tracing::info!("SIGHUP: nothing to reload");
     }
+    /// What the kernel may dismiss for the rules in force; None: every event is wanted.
+    fn prefilter(&self) -> Option<Arc<Prefilter>> {
+        None
+    }
+    /// Whether a reloaded set waits to be put in force (then the pipeline widens the kernel's
+    /// filter, drains the ring, calls `apply_reload`, and installs the new filter).
+    fn reload_pending(&mut self) -> bool {
+        false
+    }
+    /// Puts the pending set in force, between two events.
+    fn apply_reload(&mut self) {}
     /// Whether the stage holds output back (then `flush` is called every few milliseconds).
     fn holds_back(&self) -> bool {
         false
@@ -84,13 +97,20 @@ struct Counters {
 }
 
 impl Counters {
-    fn metrics(&self, drops: &KernelDrops, e: &Enricher) -> crate::service::PipelineMetrics {
+    fn metrics(
+        &self,
+        drops: &KernelDrops,
+        e: &Enricher,
+        f: &KernelFilter,
+    ) -> crate::service::PipelineMetrics {
         let s = e.stats();
         let names = EVENT_TYPES.iter().copied().chain(std::iter::once("other"));
         crate::service::PipelineMetrics {
             events: names.zip(self.by_type).collect(),
             decode_errors: self.decode_errors,
             kernel_drops: drops.clone(),
+            kernel_filtered: f.filtered().unwrap_or_default(),
+            directory_verdicts: f.stats.made,
             processes: s.processes.live + s.processes.exited,
             process_evictions: s.processes.evictions,
             cgroups: s.cgroups.entries,
@@ -142,13 +162,18 @@ impl Output {
     }
 }
 
-fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher) -> String {
+fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher, f: &KernelFilter) -> String {
     let s = e.stats();
+    let filtered = f.filtered().unwrap_or_default();
+    let kinds: Vec<String> = filtered.per_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
     format!(
-        "{drops}; events: {} read, {}; decode errors: {}; process table: {} entries, {} evictions; \
-         cgroups: {} known, {} unresolved",
+        "{drops}; events: {} read, {}; filtered in the kernel: {} ({}; {} directory verdicts); decode errors: {}; \
+         process table: {} entries, {} evictions; cgroups: {} known, {} unresolved",
         c.events,
         stage,
+        filtered.total(),
+        if f.active() { kinds.join(", ") } else { "no filter in force".to_owned() },
+        f.stats.made,
         c.decode_errors,
         s.processes.live + s.processes.exited,
         s.processes.evictions,
@@ -159,10 +184,12 @@ fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher) -> Str
 
 /// Decodes and enriches one record and hands the event to the stage; returns the records the
 /// stage wrote.
+#[allow(clippy::too_many_arguments)]
 fn handle(
     bytes: &[u8],
     counters: &mut Counters,
     enricher: &mut Enricher,
+    filter: &mut KernelFilter,
     stage: &mut impl Stage,
     cx: &FieldContext,
     out: &mut Vec<u8>,
@@ -170,6 +197,9 @@ fn handle(
     match decode(bytes) {
         Ok(raw) => {
             let Some(ev) = enricher.enrich(&raw) else { return 0 };
+            if let (RawEvent::Open { ev: open, .. }, crate::event::Detail::Open(info)) = (&raw, &ev.detail) {
+                filter.observe_open(open, &info.path);
+            }
             counters.events += 1;
             counters.by_type[TypeSet::index_of(ev.evt_type).unwrap_or(EVENT_TYPES.len())] += 1;
             stage.on_event(&ev, cx, out)
@@ -203,6 +233,12 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sensor = Sensor::load(&SensorConfig { ring_bytes: opts.ring_bytes })?;
     let drop_counters = sensor.take_drops()?;
+    let mut filter = sensor.take_filter()?;
+    let prefilter = stage.prefilter();
+    if let Some(p) = &prefilter {
+        tracing::info!(filter = %p.describe(), "in-kernel filter compiled from the rules");
+    }
+    filter.install(prefilter)?;
     let mut reader = Reader::new(sensor.take_ring()?)?;
     let mut table = ProcessTable::new(opts.max_processes);
     table.seed_from_proc();
@@ -238,6 +274,8 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let mut snapshot_at: Option<(u64, Instant)> = None;
     let cx = FieldContext { containers: opts.containers.clone(), ..FieldContext::default() };
     let holds_back = stage.holds_back();
+    let mut reload_check = tokio::time::interval(FLUSH_INTERVAL);
+    reload_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush_timer = tokio::time::interval(FLUSH_INTERVAL);
     flush_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -245,6 +283,22 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => stage.reload(),
+            _ = reload_check.tick(), if batch.is_empty() => {
+                if stage.reload_pending() {
+                    // Widen, let the old rules see everything the old filter let through, then
+                    // swap and narrow: no event either set needs is dismissed during the change.
+                    filter.widen()?;
+                    reader.drain_ready(usize::MAX, &mut |b| {
+                        batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
+                    });
+                    stage.apply_reload();
+                    let prefilter = stage.prefilter();
+                    if let Some(p) = &prefilter {
+                        tracing::info!(filter = %p.describe(), "in-kernel filter recompiled");
+                    }
+                    filter.install(prefilter)?;
+                }
+            }
             // A full batch waits for the output before more is read from the ring.
             permit = output.tx.reserve(), if !batch.is_empty() => match permit {
                 Ok(p) => {
@@ -257,7 +311,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                 }
             },
             r = reader.drain(DRAIN_BATCH, |b| {
-                batch_events += handle(b, &mut counters, &mut enricher, stage, &cx, &mut batch);
+                batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
             }), if batch.is_empty() => {
                 r?;
             }
@@ -269,10 +323,13 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                 enricher.tick(now);
                 let drops = drop_counters.read()?;
                 batch_events += stage.tick(&Progress { events: counters.events, drops: &drops }, &mut batch);
+                if let Err(e) = filter.refresh_identities() {
+                    tracing::warn!("cannot update the in-kernel filter's file identities: {e:#}");
+                }
                 if let Some(t) = &opts.telemetry {
                     t.health.turned();
                     watchdog.ping_if_due(&t.health);
-                    t.publish_pipeline(counters.metrics(&drops, &enricher));
+                    t.publish_pipeline(counters.metrics(&drops, &enricher, &filter));
                 }
                 // Rewritten when the view changed, and often enough that readers see it is live.
                 if let (Some(dir), Some(state)) = (&cx.containers, &opts.state_dir)
@@ -297,7 +354,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                 }
                 if last_report.elapsed() >= DROP_REPORT_INTERVAL && drops != last_drops {
                     last_report = now;
-                    eprintln!("monitor: {}", report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher));
+                    eprintln!("monitor: {}", report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher, &filter));
                     last_drops = drops;
                 }
             }
@@ -313,7 +370,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let _ = tokio::time::timeout(
         Duration::from_millis(50),
         reader.drain(usize::MAX, |b| {
-            batch_events += handle(b, &mut counters, &mut enricher, stage, &cx, &mut batch);
+            batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
         }),
     )
     .await;
@@ -328,7 +385,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let _ = output.done.recv_timeout(SHUTDOWN_FLUSH);
     eprintln!(
         "monitor: {}",
-        report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher)
+        report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher, &filter)
     );
     Ok(())
 }

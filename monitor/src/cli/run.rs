@@ -12,7 +12,7 @@ use crate::alert::{Alerter, AlerterOptions};
 use crate::config::{Config, ConfigSource, OutputFormat, Override};
 use crate::event::{Event, FieldContext};
 use crate::output::Router;
-use crate::rules::{Loaded, Ruleset};
+use crate::rules::{Loaded, Prefilter, Ruleset};
 use crate::service::self_alerts::{self, SelfAlerts};
 use crate::service::{Health, Reloaded, Reloader, RuleMetrics, Telemetry};
 
@@ -120,6 +120,14 @@ struct AlertStage {
     telemetry: Arc<Telemetry>,
     self_alerts: SelfAlerts,
     reloader: Option<Reloader>,
+    /// A loaded set waiting for the pipeline to put it in force.
+    pending: Option<Reloaded>,
+    prefilter: Option<Arc<Prefilter>>,
+}
+
+/// The in-kernel filter for a ruleset, unless the config turns filtering off.
+pub fn prefilter_for(config: &Config, ruleset: &crate::rules::Ruleset) -> Option<Arc<Prefilter>> {
+    config.kernel_filter.then(|| Arc::new(Prefilter::from_ruleset(ruleset)))
 }
 
 /// What the self-alerts report, borrowed from the alerter alone (the self-alerts are borrowed
@@ -147,10 +155,11 @@ impl AlertStage {
     }
 
     /// Puts a reloaded set in force, between two events.
-    fn apply_reload(&mut self) {
-        let Some(Reloaded { config, ruleset }) = self.reloader.as_ref().and_then(Reloader::take) else {
+    fn put_in_force(&mut self) {
+        let Some(Reloaded { config, ruleset }) = self.pending.take() else {
             return;
         };
+        self.prefilter = prefilter_for(&config, &ruleset);
         self.alerter.replace(ruleset, alerter_options(&config, Some(OutputFormat::Json)));
         self.self_alerts.set_config(config.self_alerts.clone());
         self.telemetry.reload_succeeded();
@@ -190,7 +199,6 @@ impl Stage for AlertStage {
 
     fn tick(&mut self, p: &Progress, out: &mut Vec<u8>) -> u64 {
         self.alerter.tick();
-        self.apply_reload();
         let n = self.self_alerts.tick(&status(&self.alerter, p), out);
         self.publish();
         n
@@ -215,11 +223,22 @@ impl Stage for AlertStage {
     }
 
     fn flush(&mut self, cx: &FieldContext, out: &mut Vec<u8>, all: bool) -> u64 {
-        // A reload is put in force within one flush interval of being ready.
-        if !all {
-            self.apply_reload();
-        }
         self.alerter.flush(cx, out, all)
+    }
+
+    fn prefilter(&self) -> Option<Arc<Prefilter>> {
+        self.prefilter.clone()
+    }
+
+    fn reload_pending(&mut self) -> bool {
+        if self.pending.is_none() {
+            self.pending = self.reloader.as_ref().and_then(Reloader::take);
+        }
+        self.pending.is_some()
+    }
+
+    fn apply_reload(&mut self) {
+        self.put_in_force();
     }
 }
 
@@ -251,7 +270,10 @@ pub async fn run(args: RunArgs, config: Config, source: ConfigSource) -> Result<
     let self_alerts =
         SelfAlerts::new(config.self_alerts.clone(), &config.data_dir, crate::event::nix_hostname());
     // Sinks render their own formats from the JSON alert.
+    let prefilter = prefilter_for(&config, &ruleset);
     let mut stage = AlertStage {
+        prefilter,
+        pending: None,
         alerter: alerter(&config, ruleset, Some(OutputFormat::Json)),
         containers,
         router: router.clone(),

@@ -49,6 +49,8 @@ pub struct Config {
     pub rule_matching: RuleMatching,
     /// Alerts below this priority are not raised.
     pub min_priority: String,
+    /// Dismiss in the kernel the opens, connects and sends no loaded rule can match.
+    pub kernel_filter: bool,
     pub ring_buffer_bytes: u32,
     pub max_processes: usize,
     pub container_runtime: ContainerRuntimeConfig,
@@ -177,6 +179,7 @@ impl Default for Config {
             rate_limit: RateLimit::default(),
             rule_matching: RuleMatching::default(),
             min_priority: "debug".to_owned(),
+            kernel_filter: true,
             ring_buffer_bytes: monitor_common::DEFAULT_RING_BYTES,
             max_processes: crate::process::table_default_max(),
             container_runtime: ContainerRuntimeConfig::default(),

@@ -13,6 +13,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "rate_limit",
     "rule_matching",
     "min_priority",
+    "kernel_filter",
     "ring_buffer_bytes",
     "max_processes",
     "container_runtime",

@@ -52,15 +52,15 @@ pub enum Matcher {
 
 #[derive(Debug, Clone)]
 pub struct CheckMatcher {
-    field: Field,
-    transformers: Vec<Transformer>,
-    test: Test,
+    pub(super) field: Field,
+    pub(super) transformers: Vec<Transformer>,
+    pub(super) test: Test,
     /// `!=`: negates the test when the field has a value (a missing value matches nothing).
-    negate: bool,
+    pub(super) negate: bool,
 }
 
 #[derive(Debug, Clone)]
-enum Const {
+pub(super) enum Const {
     Str(String),
     Int(i64),
     Bool(bool),
@@ -68,7 +68,7 @@ enum Const {
 }
 
 #[derive(Debug, Clone)]
-enum Test {
+pub(super) enum Test {
     Exists,
     Eq(Const),
     Ord(Op, Const),
@@ -79,8 +79,8 @@ enum Test {
     BStartsWith(Vec<u8>),
     EndsWith(String),
     Glob(globset::GlobMatcher),
-    /// Several globs on one field, or'ed: matched in one pass.
-    GlobSet(globset::GlobSet),
+    /// Several globs on one field, or'ed: matched in one pass; with their patterns.
+    GlobSet(globset::GlobSet, Vec<String>),
     Regex(regex::Regex),
     InStr(HashSet<String>),
     InInt(HashSet<i64>),
@@ -100,7 +100,7 @@ enum Test {
 /// The (device, inode) of literal paths rules name, refreshed as files are replaced.
 #[derive(Debug)]
 pub struct PathIdentities {
-    paths: Vec<String>,
+    pub(super) paths: Vec<String>,
     ids: ArcSwap<HashSet<(u64, u64)>>,
 }
 
@@ -126,6 +126,11 @@ impl PathIdentities {
         }
     }
 
+    /// The (device, inode) pairs last read, device as userspace encodes it.
+    pub fn ids(&self) -> Arc<HashSet<(u64, u64)>> {
+        self.ids.load_full()
+    }
+
     fn contains(&self, dev: u64, ino: u64) -> bool {
         self.ids.load().contains(&(dev, ino))
     }
@@ -133,7 +138,7 @@ impl PathIdentities {
 
 /// Path prefixes by component: `/etc` matches /etc and /etc/x, not /etcx.
 #[derive(Debug, Clone, Default)]
-struct PathTrie {
+pub(super) struct PathTrie {
     terminal: bool,
     children: HashMap<String, PathTrie>,
 }
@@ -145,6 +150,22 @@ impl PathTrie {
             node = node.children.entry(c.to_owned()).or_default();
         }
         node.terminal = true;
+    }
+
+    /// The prefixes, as absolute paths.
+    pub(super) fn prefixes(&self) -> Vec<String> {
+        fn walk(node: &PathTrie, at: &str, out: &mut Vec<String>) {
+            if node.terminal {
+                out.push(if at.is_empty() { "/".to_owned() } else { at.to_owned() });
+                return;
+            }
+            for (name, child) in &node.children {
+                walk(child, &format!("{at}/{name}"), out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
     }
 
     fn matches(&self, path: &str) -> bool {
@@ -670,7 +691,7 @@ impl Test {
             }
             (Self::BStartsWith(p), FieldValue::Str(s)) => s.as_bytes().starts_with(p),
             (Self::Glob(g), FieldValue::Str(s)) => g.is_match(s.as_ref()),
-            (Self::GlobSet(g), FieldValue::Str(s)) => g.is_match(s.as_ref()),
+            (Self::GlobSet(g, _), FieldValue::Str(s)) => g.is_match(s.as_ref()),
             (Self::Regex(r), FieldValue::Str(s)) => r.is_match(s),
             (Self::InStr(set), FieldValue::Str(s)) => set.contains(s.as_ref()),
             (Self::InInt(set), FieldValue::Int(i)) => set.contains(i),
@@ -850,11 +871,13 @@ fn merge_globs(terms: &mut Vec<Matcher>) {
             continue;
         }
         let mut builder = globset::GlobSetBuilder::new();
+        let mut patterns = Vec::new();
         for &i in &idx {
             if let Matcher::Check(c) = &terms[i]
                 && let Test::Glob(g) = &c.test
             {
                 builder.add(g.glob().clone());
+                patterns.push(g.glob().glob().to_owned());
             }
         }
         let Ok(set) = builder.build() else { continue };
@@ -862,7 +885,7 @@ fn merge_globs(terms: &mut Vec<Matcher>) {
         let merged = Matcher::Check(Arc::new(CheckMatcher {
             field: first.field.clone(),
             transformers: Vec::new(),
-            test: Test::GlobSet(set),
+            test: Test::GlobSet(set, patterns),
             negate: false,
         }));
         for &i in idx.iter().rev() {

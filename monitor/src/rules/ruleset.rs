@@ -226,6 +226,11 @@ impl Ruleset {
         }
     }
 
+    /// The enabled rules' matchers specialised for type `t` (an index into EVENT_TYPES).
+    pub fn matchers_for_type(&self, t: usize) -> impl Iterator<Item = &Matcher> {
+        self.by_type[t].iter().map(|(_, m)| m)
+    }
+
     /// How many rule evaluations an event of type `t` (an index into EVENT_TYPES) costs.
     pub fn rules_for_type_index(&self, t: usize) -> usize {
         self.by_type[t].len()

@@ -1,6 +1,7 @@
 //! Loading and attaching the kernel programs, and reading what they report.
 
 pub mod decode;
+pub mod filter;
 pub mod offsets;
 pub mod prereq;
 pub mod programs;
@@ -212,6 +213,11 @@ impl Sensor {
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
         let map = self.ebpf.take_map(EVENTS_MAP).ok_or_else(|| anyhow!("ring buffer already taken"))?;
         Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Takes the filter maps; callable once. Until a filter is installed everything passes.
+    pub fn take_filter(&mut self) -> Result<filter::KernelFilter> {
+        filter::KernelFilter::from_ebpf(&mut self.ebpf)
     }
 
     /// Takes the drop counters; callable once.

@@ -137,6 +137,7 @@ impl BtfOffsets {
             path_dentry: o("path", "dentry")?,
             dentry_d_parent: o("dentry", "d_parent")?,
             dentry_d_name: o("dentry", "d_name")?,
+            dentry_d_inode: o("dentry", "d_inode")?,
             qstr_len: o("qstr", "len")?,
             qstr_name: o("qstr", "name")?,
             inode_i_mode: o("inode", "i_mode")?,

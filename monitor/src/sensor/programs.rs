@@ -38,6 +38,20 @@ pub const TRACEPOINT_PROGRAMS: &[Attachment] = &[
             ("syscalls", "sys_exit_sendmsg"),
         ],
     ),
+    one(
+        "sys_exit_path_change",
+        &[
+            ("syscalls", "sys_exit_rename"),
+            ("syscalls", "sys_exit_renameat"),
+            ("syscalls", "sys_exit_renameat2"),
+            ("syscalls", "sys_exit_rmdir"),
+            ("syscalls", "sys_exit_mount"),
+            ("syscalls", "sys_exit_umount"),
+            ("syscalls", "sys_exit_move_mount"),
+            ("syscalls", "sys_exit_pivot_root"),
+        ],
+    ),
+    one("sys_enter_unlinkat", &[("syscalls", "sys_enter_unlinkat")]),
 ];
 
 /// BTF tracepoints (they get the tracepoint's typed arguments: the task and the linux_binprm).

@@ -39,7 +39,8 @@ impl Reader {
         Ok(self.drain_ready(max, &mut f))
     }
 
-    fn drain_ready(&mut self, max: usize, f: &mut impl FnMut(&[u8])) -> usize {
+    /// Hands up to `max` records already in the ring to `f`, without waiting.
+    pub fn drain_ready(&mut self, max: usize, f: &mut impl FnMut(&[u8])) -> usize {
         let ring = self.ring.get_mut();
         let mut n = 0;
         while n < max {

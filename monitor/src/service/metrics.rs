@@ -24,6 +24,10 @@ pub struct PipelineMetrics {
     pub events: Vec<(&'static str, u64)>,
     pub decode_errors: u64,
     pub kernel_drops: KernelDrops,
+    /// Events the in-kernel filters dismissed (no loaded rule could match them), per kind.
+    pub kernel_filtered: crate::sensor::filter::FilteredCounts,
+    /// Directory verdicts written for the kernel's open filter.
+    pub directory_verdicts: u64,
     pub processes: usize,
     pub process_evictions: u64,
     pub cgroups: usize,
@@ -224,6 +228,18 @@ impl Collector for Exposition {
             "monitor_kernel_drops_by_kind",
             "Events the kernel could not queue, per event kind",
             p.kernel_drops.per_kind.iter().map(|(kind, n)| (vec![("kind", *kind)], *n)),
+        )?;
+        counters(
+            &mut enc,
+            "monitor_kernel_filtered",
+            "Events the in-kernel filters dismissed because no loaded rule could match them, per kind",
+            p.kernel_filtered.per_kind.iter().map(|(kind, n)| (vec![("kind", *kind)], *n)),
+        )?;
+        counter(
+            &mut enc,
+            "monitor_directory_verdicts",
+            "Directory verdicts written for the kernel's open filter",
+            p.directory_verdicts,
         )?;
         counter(
             &mut enc,
@@ -433,6 +449,7 @@ mod tests {
         t.publish_pipeline(PipelineMetrics {
             events: vec![("execve", 3), ("openat", 7)],
             kernel_drops: KernelDrops { per_cpu: vec![0, 2], per_kind: vec![("open", 2)] },
+            kernel_filtered: crate::sensor::filter::FilteredCounts { per_kind: vec![("open", 40)] },
             processes: 12,
             ..Default::default()
         });
@@ -450,6 +467,7 @@ mod tests {
         for line in [
             "monitor_events_total{type=\"openat\"} 7",
             "monitor_kernel_drops_total{cpu=\"1\"} 2",
+            "monitor_kernel_filtered_total{kind=\"open\"} 40",
             "monitor_process_table_entries 12",
             "monitor_rule_evaluations_total{rule=\"Read \\\"shadow\\\"\\n\"} 9",
             "monitor_alerts_total{rule=\"Read \\\"shadow\\\"\\n\",priority=\"Warning\"} 2",

@@ -85,6 +85,7 @@ fn changed_keys(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static 
         ("rate_limit", old.rate_limit != new.rate_limit, true),
         ("rule_matching", old.rule_matching != new.rule_matching, true),
         ("min_priority", old.min_priority != new.min_priority, true),
+        ("kernel_filter", old.kernel_filter != new.kernel_filter, true),
         ("container_runtime.metadata_wait_ms", o.metadata_wait_ms != n.metadata_wait_ms, true),
         ("self_alerts", old.self_alerts != new.self_alerts, true),
         ("output", old.output != new.output, false),

@@ -1,0 +1,266 @@
+//! The kernel side of the prefilter: writes what the rules in force need into the programs'
+//! maps, and turns the paths of the opens that reach userspace into directory verdicts, so
+//! later opens in directories no rule can match are dismissed before the path walk.
+
+use std::collections::{HashMap as StdHashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use monitor_common::{
+    DIR_VERDICTS_MAP, DirKey, DirVerdict, EventKind, FILE_IDS_MAP, FILTER_MAP, FILTERED_MAP, FileId,
+    FilterConfig, KIND_SLOTS, LEAF_NAME_LEN, LEAF_NAMES_MAP, LeafName, NetFilter, OPEN_HAS_DIR,
+    OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, OpenFilter, PORTS_MAP,
+};
+
+use crate::rules::Prefilter;
+use crate::rules::prefilter::{NetNeeds, split_path};
+
+/// Events the filters dismissed, per kind, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilteredCounts {
+    pub per_kind: Vec<(&'static str, u64)>,
+}
+
+impl FilteredCounts {
+    pub fn total(&self) -> u64 {
+        self.per_kind.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Verdicts made and map writes that failed, for the report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VerdictStats {
+    pub made: u64,
+    pub failed_writes: u64,
+}
+
+pub struct KernelFilter {
+    config: Array<MapData, FilterConfig>,
+    dirs: HashMap<MapData, DirKey, DirVerdict>,
+    names: HashMap<MapData, LeafName, u8>,
+    file_ids: HashMap<MapData, FileId, u8>,
+    ports: HashMap<MapData, u16, u8>,
+    filtered: PerCpuArray<MapData, u64>,
+    epoch: u32,
+    /// The filter in force; None: everything passes.
+    current: Option<Arc<Prefilter>>,
+    installed_ids: HashSet<FileId>,
+    /// Directories verdicts were written for in this epoch, and at which path generation: a
+    /// directory whose verdict is Pass keeps sending events, and needs no second write.
+    written: StdHashMap<DirKey, u64>,
+    pub stats: VerdictStats,
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut aya::Ebpf,
+    name: &str,
+) -> Result<T> {
+    let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the kernel programs"))?;
+    T::try_from(map).with_context(|| format!("map {name}"))
+}
+
+/// A device number as userspace encodes it (st_dev), in the kernel's encoding.
+fn dev_to_kernel(dev: u64) -> u32 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    ((major as u32) << 20) | (minor as u32 & 0xfffff)
+}
+
+fn leaf_name(name: &str) -> Option<LeafName> {
+    let b = name.as_bytes();
+    if b.is_empty() || b.len() >= LEAF_NAME_LEN || b.contains(&0) {
+        return None;
+    }
+    let mut out = [0u8; LEAF_NAME_LEN];
+    out[..b.len()].copy_from_slice(b);
+    Some(LeafName(out))
+}
+
+fn net_filter(n: &Option<NetNeeds>) -> NetFilter {
+    match n {
+        // No rule needs the kind: an empty family set passes nothing.
+        None => NetFilter { families: 0, results: 0, by_port: 0, _pad: 0 },
+        Some(n) => NetFilter {
+            families: n.families,
+            results: n.results,
+            by_port: u32::from(n.ports.is_some()),
+            _pad: 0,
+        },
+    }
+}
+
+impl KernelFilter {
+    pub(super) fn from_ebpf(ebpf: &mut aya::Ebpf) -> Result<Self> {
+        let mut f = Self {
+            config: take(ebpf, FILTER_MAP)?,
+            dirs: take(ebpf, DIR_VERDICTS_MAP)?,
+            names: take(ebpf, LEAF_NAMES_MAP)?,
+            file_ids: take(ebpf, FILE_IDS_MAP)?,
+            ports: take(ebpf, PORTS_MAP)?,
+            filtered: take(ebpf, FILTERED_MAP)?,
+            epoch: 0,
+            current: None,
+            installed_ids: HashSet::new(),
+            written: StdHashMap::new(),
+            stats: VerdictStats::default(),
+        };
+        f.widen()?;
+        Ok(f)
+    }
+
+    /// Lets every event through: the first half of a change of rules, so that nothing either
+    /// the old or the new rules need is dismissed while the change is under way.
+    pub fn widen(&mut self) -> Result<()> {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.config.set(0, FilterConfig { epoch: self.epoch, ..FilterConfig::PASS_ALL }, 0)?;
+        self.current = None;
+        self.written.clear();
+        Ok(())
+    }
+
+    /// Puts a filter in force (None: everything passes). Widens first.
+    pub fn install(&mut self, filter: Option<Arc<Prefilter>>) -> Result<()> {
+        self.widen()?;
+        let Some(p) = filter else { return Ok(()) };
+        // The sets are filled while everything passes, before the config that reads them.
+        let names: HashSet<LeafName> =
+            p.open.iter().flat_map(|o| o.names.iter().filter_map(|n| leaf_name(n))).collect();
+        sync_set(&mut self.names, &names)?;
+        let ports: HashSet<u16> = [&p.connect, &p.sendto]
+            .into_iter()
+            .flat_map(|n| n.iter().flat_map(|n| n.ports.iter().flatten().copied()))
+            .collect();
+        sync_set(&mut self.ports, &ports)?;
+        self.installed_ids = HashSet::new();
+        self.sync_identities(&p)?;
+        let open = match &p.open {
+            None => OpenFilter { classes: 0, results: 0, by_directory: 0, _pad: 0 },
+            Some(o) => OpenFilter {
+                classes: o.classes,
+                results: o.results,
+                by_directory: u32::from(o.by_directory()),
+                _pad: 0,
+            },
+        };
+        self.epoch = self.epoch.wrapping_add(1);
+        let config = FilterConfig {
+            epoch: self.epoch,
+            active: 1,
+            open,
+            connect: net_filter(&p.connect),
+            sendto: net_filter(&p.sendto),
+        };
+        self.config.set(0, config, 0)?;
+        self.current = Some(p);
+        Ok(())
+    }
+
+    fn sync_identities(&mut self, p: &Prefilter) -> Result<()> {
+        let ids: HashSet<FileId> = p
+            .open
+            .iter()
+            .flat_map(|o| o.identities())
+            .map(|(dev, ino)| FileId { ino, dev: dev_to_kernel(dev), _pad: 0 })
+            .collect();
+        if ids != self.installed_ids {
+            sync_set(&mut self.file_ids, &ids)?;
+            self.installed_ids = ids;
+        }
+        Ok(())
+    }
+
+    /// Follows the files rules name by path as they are replaced (call after the ruleset
+    /// re-read them): a new inode is let through from now on.
+    pub fn refresh_identities(&mut self) -> Result<()> {
+        match self.current.clone() {
+            Some(p) => self.sync_identities(&p),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes a verdict for the directory of an open that reached userspace, so the kernel can
+    /// dismiss that directory's later opens no rule can match. `path` is the event's fd.name.
+    pub fn observe_open(&mut self, ev: &OpenEvent, path: &str) {
+        let flags = ev.header.flags;
+        if flags & OPEN_HAS_DIR == 0 || flags & OPEN_RESOLVED == 0 || flags & OPEN_PATH_TRUNCATED != 0 {
+            return;
+        }
+        let Some(open) = self.current.as_ref().and_then(|p| p.open.as_ref()) else { return };
+        if !open.by_directory() {
+            return;
+        }
+        if self.written.get(&ev.dir) == Some(&ev.path_gen) {
+            return;
+        }
+        let Some((dir, _)) = split_path(path) else { return };
+        let by_class = open.verdicts(dir).map(|v| v.code());
+        let verdict = DirVerdict { path_gen: ev.path_gen, epoch: self.epoch, by_class };
+        if self.written.len() >= 65536 {
+            self.written.clear();
+        }
+        self.written.insert(ev.dir, ev.path_gen);
+        // All Pass is what a missing entry means already.
+        if by_class.iter().all(|&v| v == monitor_common::VERDICT_PASS) {
+            return;
+        }
+        match self.dirs.insert(ev.dir, verdict, 0) {
+            Ok(()) => self.stats.made += 1,
+            Err(e) => {
+                if self.stats.failed_writes == 0 {
+                    tracing::warn!("cannot write a directory verdict ({e}); its opens keep coming (counted)");
+                }
+                self.stats.failed_writes += 1;
+            }
+        }
+    }
+
+    pub fn filtered(&self) -> Result<FilteredCounts> {
+        let mut per_kind = Vec::new();
+        for slot in 0..KIND_SLOTS {
+            let Some(kind) = EventKind::from_u16(slot as u16) else { continue };
+            if !matches!(kind, EventKind::Open | EventKind::Connect | EventKind::SendTo) {
+                continue;
+            }
+            let n: u64 = self.filtered.get(&slot, 0)?.iter().sum();
+            per_kind.push((kind.name(), n));
+        }
+        Ok(FilteredCounts { per_kind })
+    }
+
+    pub fn active(&self) -> bool {
+        self.current.is_some()
+    }
+}
+
+/// Makes a kernel hash set hold exactly `want`: additions first, then removals.
+fn sync_set<K: aya::Pod + Eq + std::hash::Hash>(
+    map: &mut HashMap<MapData, K, u8>,
+    want: &HashSet<K>,
+) -> Result<()> {
+    let have: HashSet<K> = map.keys().filter_map(|k| k.ok()).collect();
+    for k in want.difference(&have) {
+        map.insert(*k, 1, 0).context("filling a filter set")?;
+    }
+    for k in have.difference(want) {
+        let _ = map.remove(k);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_convert_to_the_kernel_encoding() {
+        // 8:1 (sda1) and 259:65537 (a large minor).
+        let user = |major: u64, minor: u64| {
+            ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
+        };
+        assert_eq!(dev_to_kernel(user(8, 1)), (8 << 20) | 1);
+        assert_eq!(dev_to_kernel(user(259, 65537)), (259 << 20) | 65537);
+        let k = (259u32 << 20) | 65537;
+        assert_eq!(u64::from(crate::event::dev_from_kernel(k)), user(259, 65537));
+    }
+}
