@@ -8,7 +8,7 @@
 
 pub mod offsets;
 
-pub use offsets::KernelOffsets;
+pub use offsets::{KernelOffsets, SyscallNumbers};
 
 /// Name of the ring buffer map.
 pub const EVENTS_MAP: &str = "EVENTS";
@@ -16,6 +16,8 @@ pub const EVENTS_MAP: &str = "EVENTS";
 pub const DROPS_MAP: &str = "DROPS";
 /// Name of the load-time global holding the kernel struct offsets read from BTF.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+/// Name of the load-time global holding this architecture's [`SyscallNumbers`].
+pub const SYSCALLS_GLOBAL: &str = "SYSCALLS";
 /// Name of the load-time global holding the daemon's own tgid, whose activity is not reported.
 pub const DAEMON_TGID_GLOBAL: &str = "DAEMON_TGID";
 /// Name of the load-time global: ring-buffer fill (bytes) above which a record wakes the reader.
@@ -218,11 +220,9 @@ pub enum EventKind {
     Cgroup = 7,
 }
 
-/// Number of slots in the drop-counter map (index = EventKind as u32, plus [`LOST_ARGS_SLOT`]).
+/// Number of slots in the drop-counter and filter-counter maps (index = EventKind as u32; slot
+/// 0 is unused).
 pub const KIND_SLOTS: u32 = 8;
-/// Drop-counter slot (unused by any kind) for syscalls whose entry arguments could not be kept
-/// until their exit (the per-thread argument map was full), so no event could be made.
-pub const LOST_ARGS_SLOT: u32 = 0;
 
 impl EventKind {
     pub fn from_u16(v: u16) -> Option<Self> {
@@ -499,6 +499,7 @@ pub struct CgroupEvent {
 mod user {
     // SAFETY: plain #[repr(C)] integers without padding-dependent invariants.
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::SyscallNumbers {}
     unsafe impl aya::Pod for super::FilterConfig {}
     unsafe impl aya::Pod for super::DirKey {}
     unsafe impl aya::Pod for super::DirVerdict {}

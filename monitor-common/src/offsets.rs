@@ -98,4 +98,27 @@ pub struct KernelOffsets {
 
     pub binprm_filename: u32,
     pub binprm_interp: u32,
+
+    /// Where the syscall's arguments 0-5 sit in the task's saved user registers (pt_regs): the
+    /// exit tracepoints read them there, so no entry program has to keep them.
+    pub regs_arg0: u32,
+    pub regs_arg1: u32,
+    pub regs_arg2: u32,
+    pub regs_arg3: u32,
+    pub regs_arg4: u32,
+    pub regs_arg5: u32,
+}
+
+/// This architecture's numbers of the syscalls whose exits share a program (-1: it has none).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyscallNumbers {
+    pub open: i32,
+    pub openat: i32,
+    pub openat2: i32,
+    pub creat: i32,
+    pub connect: i32,
+    pub sendto: i32,
+    pub sendmsg: i32,
+    pub _pad: i32,
 }

@@ -1,11 +1,14 @@
 //! Reading kernel structures through probe reads, at offsets from the running kernel's BTF.
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
-use monitor_common::{FdKind, KernelOffsets, StdioFd};
+use monitor_common::{FdKind, KernelOffsets, StdioFd, SyscallNumbers};
 
 /// Filled in by the loader from BTF (see monitor-common's KernelOffsets).
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
+/// Filled in by the loader: this architecture's syscall numbers.
+#[unsafe(no_mangle)]
+pub static SYSCALLS: SyscallNumbers = unsafe { core::mem::zeroed() };
 /// The daemon's own tgid: its activity is never reported, so it cannot watch itself in a loop.
 #[unsafe(no_mangle)]
 pub static DAEMON_TGID: u32 = 0;
@@ -22,6 +25,33 @@ pub(crate) use off;
 #[inline(always)]
 pub fn rd<T: Copy>(addr: u64) -> T {
     unsafe { bpf_probe_read_kernel(addr as *const T).unwrap_or(core::mem::zeroed()) }
+}
+
+/// This architecture's syscall numbers (see SYSCALLS).
+#[inline(always)]
+pub fn syscalls() -> SyscallNumbers {
+    unsafe { core::ptr::read_volatile(&raw const SYSCALLS) }
+}
+
+/// The current task's saved user registers, where a syscall's arguments still are at its exit.
+#[inline(always)]
+pub fn syscall_regs() -> u64 {
+    use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
+    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
+}
+
+/// Syscall argument `n` (0-5) from the saved registers.
+#[inline(always)]
+pub fn syscall_arg(regs: u64, n: u32) -> u64 {
+    let o = match n {
+        0 => off!(regs_arg0),
+        1 => off!(regs_arg1),
+        2 => off!(regs_arg2),
+        3 => off!(regs_arg3),
+        4 => off!(regs_arg4),
+        _ => off!(regs_arg5),
+    };
+    rd(regs + o)
 }
 
 #[inline(always)]

@@ -16,44 +16,16 @@ use aya_ebpf::{
 };
 use monitor_common::{
     CgroupEvent, ConnectEvent, DirKey, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT,
-    EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, LOST_ARGS_SLOT, MAX_ARGV,
-    OPEN_HAS_BASE, OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN,
-    open_class,
+    EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV, OPEN_HAS_BASE,
+    OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN, open_class,
 };
 
 use kernel::{Task, is_daemon, off, rd};
-use record::{Record, count_drop};
+use record::Record;
 
-/// Arguments of an open syscall kept from entry to exit (the exit tracepoint only has the result).
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct OpenArgs {
-    filename: u64,
-    flags: u32,
-    mode: u32,
-    dfd: i32,
-    syscall: u8,
-    _pad: [u8; 3],
-}
+// Syscall arguments are read at the exit from the task's saved registers (pt_regs), where they
+// still are: no entry program, and no map entry per syscall to insert and delete.
 
-/// Arguments of connect/sendto/sendmsg kept from entry to exit.
-#[repr(C)]
-#[derive(Copy, Clone)]
-struct SockArgs {
-    addr: u64,
-    addrlen: u32,
-    fd: i32,
-    syscall: u8,
-    _pad: [u8; 7],
-}
-
-// Plain hash maps, not LRU: an LRU map may evict a live entry to make room, losing that event
-// unseen, while a full plain map fails the insert, which is counted. Every syscall entry is
-// followed by its exit on the same thread, which removes the entry, so nothing accumulates.
-#[map]
-static OPEN_ARGS: HashMap<u64, OpenArgs> = HashMap::with_max_entries(16384, 0);
-#[map]
-static SOCK_ARGS: HashMap<u64, SockArgs> = HashMap::with_max_entries(8192, 0);
 /// cgroup ids whose path userspace has been sent (by an exec or a cgroup record).
 #[map]
 static CGROUPS_ANNOUNCED: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
@@ -71,14 +43,10 @@ const AF_INET6: u16 = 10;
 const SOCK_DGRAM: u16 = 2;
 const TCP_ESTABLISHED: u8 = 1;
 
-// Offsets of arguments in the syscalls:sys_enter_* / sys_exit_* records (see their format files).
-const ARG0: usize = 16;
-const ARG1: usize = 24;
+// Offsets in the syscalls:sys_enter_* / sys_exit_* records (see their format files).
 const ARG2: usize = 32;
-const ARG3: usize = 40;
-const ARG4: usize = 48;
-const ARG5: usize = 56;
 const RET: usize = 16;
+const SYSCALL_NR: usize = 8;
 
 /// Sends the path of the current task's cgroup before its first event, so it resolves even if
 /// the cgroup is gone when userspace reads the event. Must run before the event's own record
@@ -257,64 +225,67 @@ pub fn sys_exit_execveat(_ctx: TracePointContext) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // File opens
 
+/// An open's arguments, as its syscall took them.
+struct OpenArgs {
+    filename: u64,
+    flags: u32,
+    mode: u32,
+    dfd: i32,
+    syscall: u8,
+}
+
 #[inline(always)]
-fn stash_open(filename: u64, flags: u32, mode: u32, dfd: i32, syscall: Syscall) -> u32 {
-    if is_daemon() {
-        return 0;
-    }
-    let args = OpenArgs { filename, flags, mode, dfd, syscall: syscall as u8, _pad: [0; 3] };
-    if OPEN_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0).is_err() {
-        count_drop(LOST_ARGS_SLOT);
-    }
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    stash_open(
-        arg(&ctx, ARG0),
-        arg::<u64>(&ctx, ARG1) as u32,
-        arg::<u64>(&ctx, ARG2) as u32,
-        AT_FDCWD,
-        Syscall::Open,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    stash_open(
-        arg(&ctx, ARG1),
-        arg::<u64>(&ctx, ARG2) as u32,
-        arg::<u64>(&ctx, ARG3) as u32,
-        arg::<u64>(&ctx, ARG0) as i32,
-        Syscall::OpenAt,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
-    let how: u64 = arg(&ctx, ARG2);
-    // struct open_how { u64 flags; u64 mode; u64 resolve; }
-    let flags: u64 = unsafe { bpf_probe_read_user(how as *const u64).unwrap_or(0) };
-    let mode: u64 = unsafe { bpf_probe_read_user((how + 8) as *const u64).unwrap_or(0) };
-    stash_open(arg(&ctx, ARG1), flags as u32, mode as u32, arg::<u64>(&ctx, ARG0) as i32, Syscall::OpenAt2)
-}
-
-#[tracepoint]
-pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
-    stash_open(
-        arg(&ctx, ARG0),
-        O_CREAT | O_WRONLY | O_TRUNC,
-        arg::<u64>(&ctx, ARG1) as u32,
-        AT_FDCWD,
-        Syscall::Creat,
-    )
+fn open_args(ctx: &TracePointContext) -> Option<OpenArgs> {
+    let nr: i32 = arg(ctx, SYSCALL_NR);
+    let n = kernel::syscalls();
+    let regs = kernel::syscall_regs();
+    let a = |i| kernel::syscall_arg(regs, i);
+    Some(if nr == n.openat {
+        OpenArgs {
+            filename: a(1),
+            flags: a(2) as u32,
+            mode: a(3) as u32,
+            dfd: a(0) as i32,
+            syscall: Syscall::OpenAt as u8,
+        }
+    } else if nr == n.open {
+        OpenArgs {
+            filename: a(0),
+            flags: a(1) as u32,
+            mode: a(2) as u32,
+            dfd: AT_FDCWD,
+            syscall: Syscall::Open as u8,
+        }
+    } else if nr == n.openat2 {
+        // struct open_how { u64 flags; u64 mode; u64 resolve; }
+        let how = a(2);
+        let flags: u64 = unsafe { bpf_probe_read_user(how as *const u64).unwrap_or(0) };
+        let mode: u64 = unsafe { bpf_probe_read_user((how + 8) as *const u64).unwrap_or(0) };
+        OpenArgs {
+            filename: a(1),
+            flags: flags as u32,
+            mode: mode as u32,
+            dfd: a(0) as i32,
+            syscall: Syscall::OpenAt2 as u8,
+        }
+    } else if nr == n.creat {
+        OpenArgs {
+            filename: a(0),
+            flags: O_CREAT | O_WRONLY | O_TRUNC,
+            mode: a(1) as u32,
+            dfd: AT_FDCWD,
+            syscall: Syscall::Creat as u8,
+        }
+    } else {
+        return None;
+    })
 }
 
 fn open_exit(ctx: &TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    let Some(args) = (unsafe { OPEN_ARGS.get(&id) }).copied() else { return 0 };
-    let _ = OPEN_ARGS.remove(&id);
+    if is_daemon() {
+        return 0;
+    }
+    let Some(args) = open_args(ctx) else { return 0 };
     let ret: i64 = arg(ctx, RET);
     let class = open_class(args.flags);
     let filter = filter::config();
@@ -418,55 +389,65 @@ pub fn sys_exit_open_any(ctx: TracePointContext) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Network: connect, and sends that name their destination
 
+/// A connect's or send's arguments: the destination the caller named, if any.
+struct SockArgs {
+    addr: u64,
+    addrlen: u32,
+    fd: i32,
+    syscall: u8,
+}
+
 #[inline(always)]
-fn stash_sock(fd: i32, addr: u64, addrlen: u32, syscall: Syscall) -> u32 {
-    if is_daemon() {
-        return 0;
+fn sock_args(ctx: &TracePointContext) -> Option<SockArgs> {
+    let nr: i32 = arg(ctx, SYSCALL_NR);
+    let n = kernel::syscalls();
+    let regs = kernel::syscall_regs();
+    let a = |i| kernel::syscall_arg(regs, i);
+    if nr == n.connect {
+        return Some(SockArgs {
+            addr: a(1),
+            addrlen: a(2) as u32,
+            fd: a(0) as i32,
+            syscall: Syscall::Connect as u8,
+        });
     }
-    let args = SockArgs { addr, addrlen, fd, syscall: syscall as u8, _pad: [0; 7] };
-    if SOCK_ARGS.insert(&bpf_get_current_pid_tgid(), &args, 0).is_err() {
-        count_drop(LOST_ARGS_SLOT);
+    if nr == n.sendto {
+        let addr = a(4);
+        // The common case, a send on a connected socket, costs only this test.
+        if addr == 0 {
+            return None;
+        }
+        return Some(SockArgs {
+            addr,
+            addrlen: a(5) as u32,
+            fd: a(0) as i32,
+            syscall: Syscall::SendTo as u8,
+        });
     }
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    stash_sock(
-        arg::<u64>(&ctx, ARG0) as i32,
-        arg(&ctx, ARG1),
-        arg::<u64>(&ctx, ARG2) as u32,
-        Syscall::Connect,
-    )
-}
-
-#[tracepoint]
-pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
-    let addr: u64 = arg(&ctx, ARG4);
-    // The common case, a send on a connected socket, costs only this test.
-    if addr == 0 {
-        return 0;
+    if nr == n.sendmsg {
+        let msg = a(1);
+        // struct user_msghdr { void *msg_name; int msg_namelen; ... }
+        let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64).unwrap_or(0) };
+        if name == 0 {
+            return None;
+        }
+        let namelen: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32).unwrap_or(0) };
+        return Some(SockArgs {
+            addr: name,
+            addrlen: namelen,
+            fd: a(0) as i32,
+            syscall: Syscall::SendMsg as u8,
+        });
     }
-    stash_sock(arg::<u64>(&ctx, ARG0) as i32, addr, arg::<u64>(&ctx, ARG5) as u32, Syscall::SendTo)
-}
-
-#[tracepoint]
-pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
-    let msg: u64 = arg(&ctx, ARG1);
-    // struct user_msghdr { void *msg_name; int msg_namelen; ... }
-    let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64).unwrap_or(0) };
-    if name == 0 {
-        return 0;
-    }
-    let namelen: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32).unwrap_or(0) };
-    stash_sock(arg::<u64>(&ctx, ARG0) as i32, name, namelen, Syscall::SendMsg)
+    None
 }
 
 #[inline(always)]
 fn sock_exit(ctx: &TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    let Some(args) = (unsafe { SOCK_ARGS.get(&id) }).copied() else { return 0 };
-    let _ = SOCK_ARGS.remove(&id);
+    if is_daemon() {
+        return 0;
+    }
+    let Some(args) = sock_args(ctx) else { return 0 };
     let ret: i64 = arg(ctx, RET);
     let task = Task::current();
     let sk = kernel::file_sock(task.fd_file(args.fd as u32));

@@ -14,8 +14,8 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use monitor_common::{
-    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, KIND_SLOTS, LOST_ARGS_SLOT, OFFSETS_GLOBAL,
-    WAKEUP_BYTES_GLOBAL,
+    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, KIND_SLOTS, OFFSETS_GLOBAL, SYSCALLS_GLOBAL,
+    SyscallNumbers, WAKEUP_BYTES_GLOBAL,
 };
 
 pub use decode::{DecodeError, RawEvent};
@@ -73,6 +73,24 @@ impl std::fmt::Display for KernelDrops {
             }
         }
         Ok(())
+    }
+}
+
+/// This architecture's numbers of the syscalls whose exits share a program.
+fn syscall_numbers() -> SyscallNumbers {
+    #[cfg(target_arch = "x86_64")]
+    let (open, creat) = (libc::SYS_open as i32, libc::SYS_creat as i32);
+    #[cfg(not(target_arch = "x86_64"))]
+    let (open, creat) = (-1, -1);
+    SyscallNumbers {
+        open,
+        openat: libc::SYS_openat as i32,
+        openat2: libc::SYS_openat2 as i32,
+        creat,
+        connect: libc::SYS_connect as i32,
+        sendto: libc::SYS_sendto as i32,
+        sendmsg: libc::SYS_sendmsg as i32,
+        _pad: 0,
     }
 }
 
@@ -174,6 +192,7 @@ impl Sensor {
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(OFFSETS_GLOBAL, &offsets, true)
+            .override_global(SYSCALLS_GLOBAL, &syscall_numbers(), true)
             .override_global(DAEMON_TGID_GLOBAL, &daemon_tgid, true)
             .override_global(WAKEUP_BYTES_GLOBAL, &wakeup_bytes, true)
             .map_max_entries(EVENTS_MAP, config.ring_bytes)
@@ -245,9 +264,7 @@ impl DropCounters {
                 per_cpu[cpu] += v;
                 sum += v;
             }
-            if slot == LOST_ARGS_SLOT {
-                per_kind.push(("syscall-args", sum));
-            } else if let Some(kind) = EventKind::from_u16(slot as u16) {
+            if let Some(kind) = EventKind::from_u16(slot as u16) {
                 per_kind.push((kind.name(), sum));
             }
         }

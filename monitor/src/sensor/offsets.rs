@@ -106,8 +106,36 @@ impl BtfOffsets {
         Ok(self.struct_type(ty)?.size() as u32)
     }
 
+    /// Offsets in pt_regs of the registers holding syscall arguments 0-5.
+    fn syscall_arg_regs(&self) -> Result<[u32; 6]> {
+        #[cfg(target_arch = "x86_64")]
+        let names = ["di", "si", "dx", "r10", "r8", "r9"];
+        #[cfg(target_arch = "aarch64")]
+        {
+            // x0 holds the result by the exit; the kernel keeps the first argument in orig_x0.
+            let regs = self.offset("pt_regs", "regs")?;
+            return Ok([
+                self.offset("pt_regs", "orig_x0")?,
+                regs + 8,
+                regs + 16,
+                regs + 24,
+                regs + 32,
+                regs + 40,
+            ]);
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            let mut out = [0; 6];
+            for (o, n) in out.iter_mut().zip(names) {
+                *o = self.offset("pt_regs", n)?;
+            }
+            Ok(out)
+        }
+    }
+
     pub fn kernel_offsets(&self) -> Result<KernelOffsets> {
         let o = |ty: &str, path: &str| self.offset(ty, path);
+        let regs = self.syscall_arg_regs()?;
         let t = "task_struct";
         Ok::<_, anyhow::Error>(KernelOffsets {
             task_pid: o(t, "pid")?,
@@ -188,6 +216,12 @@ impl BtfOffsets {
             sock_type: o("sock", "sk_type")?,
             binprm_filename: o("linux_binprm", "filename")?,
             binprm_interp: o("linux_binprm", "interp")?,
+            regs_arg0: regs[0],
+            regs_arg1: regs[1],
+            regs_arg2: regs[2],
+            regs_arg3: regs[3],
+            regs_arg4: regs[4],
+            regs_arg5: regs[5],
         })
         .context("reading kernel struct offsets from BTF")
     }
@@ -210,5 +244,8 @@ mod tests {
         assert_ne!(off.sock_dport, off.sock_num);
         assert_eq!(off.path_dentry, 8);
         assert!(off.upid_size >= 16);
+        // x86_64's pt_regs: r15 .. di; di is the 15th slot, si the 14th.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!((off.regs_arg0, off.regs_arg1), (112, 104));
     }
 }

@@ -12,10 +12,6 @@ const fn one(program: &'static str, tracepoints: &'static [(&'static str, &'stat
 }
 
 pub const TRACEPOINT_PROGRAMS: &[Attachment] = &[
-    one("sys_enter_open", &[("syscalls", "sys_enter_open")]),
-    one("sys_enter_openat", &[("syscalls", "sys_enter_openat")]),
-    one("sys_enter_openat2", &[("syscalls", "sys_enter_openat2")]),
-    one("sys_enter_creat", &[("syscalls", "sys_enter_creat")]),
     one(
         "sys_exit_open_any",
         &[
@@ -27,9 +23,6 @@ pub const TRACEPOINT_PROGRAMS: &[Attachment] = &[
     ),
     one("sys_enter_execveat", &[("syscalls", "sys_enter_execveat")]),
     one("sys_exit_execveat", &[("syscalls", "sys_exit_execveat")]),
-    one("sys_enter_connect", &[("syscalls", "sys_enter_connect")]),
-    one("sys_enter_sendto", &[("syscalls", "sys_enter_sendto")]),
-    one("sys_enter_sendmsg", &[("syscalls", "sys_enter_sendmsg")]),
     one(
         "sys_exit_sock_any",
         &[
