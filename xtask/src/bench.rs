@@ -1,130 +1,126 @@
-//! Syscall micro-benchmarks, each run without the daemon and with `monitor events` attached
-//! (its output to /dev/null), alternating, so both sides see the same machine state. Prints cost
-//! per operation, the with/without ratio, and the daemon's CPU time, peak RSS and drops. No
-//! thresholds: the figures are for people to read and compare.
+//! `cargo xtask bench`: what the monitor costs the host, side by side with no monitor and with a
+//! naive bpftrace script, and where its limits are. No thresholds and no assertions: the figures
+//! are for people to read and compare. The parts, in the order they run:
+//!
+//! - `syscalls` (bench_syscalls.rs): syscall loops under each configuration, alternating, with
+//!   medians and the spread of the per-round ratios;
+//! - `sweep` (bench_sweep.rs): the highest paced event rate the daemon takes with no kernel drop;
+//! - `rules`: the rule engine on recorded events (`monitor replay`) with no rules, the bundled
+//!   rules and Falco's stock rules;
+//! - `rule-count`: the engine's cost per event with 10, 100 and 1,000 generated rules, of the
+//!   events' own types or mostly of another type;
+//! - `sinks` (bench_sinks.rs): alert delivery through each sink to a real receiver.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+const PARTS: [&str; 5] = ["syscalls", "sweep", "rules", "rule-count", "sinks"];
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Alternating rounds (each: all workloads without, then with the daemon).
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Scale the iteration counts (1.0 = defaults).
+    /// Rounds: in each, every configuration runs all syscall workloads once, in an order that
+    /// rotates from round to round; the ruleset and sink benchmarks repeat this many times too.
+    /// Medians are reported, with the min..max of the per-round ratios beside them.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Scale the iteration counts and the sweep's step duration (1.0 = defaults; at 1.0 with 5
+    /// rounds the syscall part takes about three minutes on two cores).
     #[arg(long, default_value_t = 1.0)]
-    scale: f64,
-    /// What the daemon runs during the syscall benchmarks: `run` (rules, alerts) or `events`
-    /// (every event rendered as JSON).
-    #[arg(long, default_value = "run")]
-    daemon: String,
-    /// Run only one part: syscalls, rules or sinks (sinks reuse the events recorded by an
-    /// earlier rules run when there are some).
-    #[arg(long)]
-    only: Option<String>,
+    pub scale: f64,
+    /// Configurations compared with no monitor in the syscall part, comma-separated: `run`
+    /// (`monitor run --config /dev/null --rules bundled`, alerts to /dev/null), `events`
+    /// (`monitor events --json`, every event to /dev/null) and `bpftrace` (a naive bpftrace
+    /// script on the same tracepoints printing one line per event, to a file on tmpfs where its lines
+    /// and lost events are counted; installed with apt-get when missing, and its column skipped,
+    /// loudly, when that fails).
+    /// `run-unfiltered` is `monitor run` with `kernel_filter: false`, to show what the in-kernel
+    /// filter saves.
+    #[arg(long, default_value = "run,run-unfiltered,events,bpftrace", value_delimiter = ',')]
+    pub configs: Vec<String>,
+    /// Run only these parts, comma-separated: `syscalls`, `sweep` (highest event rate with no
+    /// kernel drop, for `monitor events` on /etc/hostname opens and `monitor run` on /etc/shadow
+    /// opens), `rules` (rulesets on recorded events), `rule-count` (10, 100 and 1,000 generated
+    /// rules) and `sinks` (`rules` records events afresh; `rule-count` and `sinks` reuse the
+    /// recording of an earlier run when there is one). Default: all of them, in that order.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
-struct Workload {
-    name: &'static str,
-    iterations: usize,
-    run: fn(usize),
-}
-
-fn open_close(n: usize) {
-    let path = c"/etc/hostname";
-    for _ in 0..n {
-        // SAFETY: valid NUL-terminated path; the fd is closed right away.
-        unsafe {
-            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-            if fd >= 0 {
-                libc::close(fd);
-            }
+pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
+    if !crate::is_root() {
+        bail!(
+            "the benchmark attaches the daemon's kernel programs and needs root: `sudo -E cargo xtask bench`"
+        );
+    }
+    for part in &args.only {
+        if !PARTS.contains(&part.as_str()) {
+            bail!("--only takes {}, not `{part}`", PARTS.join(", "));
         }
     }
-}
-
-fn open_missing(n: usize) {
-    let path = c"/nonexistent/monitor-bench";
-    for _ in 0..n {
-        // SAFETY: valid NUL-terminated path.
-        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
-    }
-}
-
-fn fork_exec(n: usize) {
-    for _ in 0..n {
-        let _ = Command::new("/bin/true").status();
-    }
-}
-
-fn tcp_connect(n: usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    // A deep backlog: a full one drops SYNs, and the client's 1 s retransmit would swamp the
-    // measurement whenever the acceptor thread gets less CPU than the client.
-    // SAFETY: listen on our own listening socket only changes its backlog.
-    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096) };
-    let addr = listener.local_addr().expect("local addr");
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acceptor_done = done.clone();
-    // Accepts until told to stop, not a fixed count: a connection reset before it is accepted
-    // may never be handed out.
-    let acceptor = std::thread::spawn(move || {
-        while !acceptor_done.load(std::sync::atomic::Ordering::Acquire) {
-            let _ = listener.accept();
-        }
-    });
-    for _ in 0..n {
-        if let Ok(stream) = TcpStream::connect(addr) {
-            // Close with a reset: thousands of TIME_WAIT sockets would exhaust the ephemeral
-            // ports and make later runs measure the port search instead of the connect.
-            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-            // SAFETY: valid socket fd and option struct.
-            unsafe {
-                libc::setsockopt(
-                    std::os::fd::AsRawFd::as_raw_fd(&stream),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    (&linger as *const libc::linger).cast(),
-                    size_of::<libc::linger>() as u32,
-                );
-            }
+    for c in &args.configs {
+        if !["run", "run-unfiltered", "events", "bpftrace"].contains(&c.as_str()) {
+            bail!("--configs takes run, run-unfiltered, events and bpftrace, not `{c}`");
         }
     }
-    done.store(true, std::sync::atomic::Ordering::Release);
-    // Wakes the acceptor, which then sees the flag.
-    drop(TcpStream::connect(addr));
-    let _ = acceptor.join();
+    let wanted = |part: &str| args.only.is_empty() || args.only.iter().any(|p| p == part);
+    if wanted("syscalls") {
+        crate::bench_syscalls::run(bin, args)?;
+    }
+    if wanted("sweep") {
+        crate::bench_sweep::run(bin, args.scale)?;
+    }
+    let events = crate::bench_sinks::recorded_events();
+    if wanted("rules") {
+        // A fresh recording, so the engine sees this build's events.
+        record_events(bin, &events)?;
+        rules_bench(bin, args, &events)?;
+    }
+    if wanted("rule-count") {
+        if !events.exists() {
+            record_events(bin, &events)?;
+        }
+        rule_count_bench(bin, args, &events)?;
+    }
+    if wanted("sinks") {
+        if !events.exists() {
+            record_events(bin, &events)?;
+        }
+        crate::bench_sinks::run(bin, &events, args.rounds.max(1), args.scale)?;
+    }
+    Ok(())
 }
 
-fn workloads(scale: f64) -> Vec<Workload> {
-    let n = |base: f64| ((base * scale) as usize).max(10);
-    vec![
-        Workload { name: "open+close /etc/hostname", iterations: n(200_000.0), run: open_close },
-        Workload { name: "open missing file", iterations: n(200_000.0), run: open_missing },
-        Workload { name: "fork+exec /bin/true", iterations: n(1_000.0), run: fork_exec },
-        Workload { name: "tcp connect+close loopback", iterations: n(5_000.0), run: tcp_connect },
-    ]
+pub fn bench_dir() -> Result<PathBuf> {
+    let dir = crate::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
-fn time_per_op(w: &Workload) -> f64 {
-    // A short warm-up keeps first-touch costs out of the measurement.
-    (w.run)(w.iterations / 20 + 1);
-    let start = Instant::now();
-    (w.run)(w.iterations);
-    start.elapsed().as_nanos() as f64 / w.iterations as f64
+/// A daemon (or bpftrace) attached for a measurement, its stderr collected by a thread.
+pub struct Daemon {
+    pub child: Child,
+    pub stderr: std::thread::JoinHandle<Vec<String>>,
 }
 
-struct Daemon {
-    child: Child,
-    stderr: std::thread::JoinHandle<Vec<String>>,
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
-fn start_daemon(bin: &Path, args: &[&str], stdout: &Path) -> Result<Daemon> {
+/// What a daemon said in its final report on stderr.
+#[derive(Clone, Copy, Default)]
+pub struct DaemonReport {
+    pub drops: u64,
+    pub events: u64,
+}
+
+/// Starts `bin args`, stdout to `stdout`, and waits until it says its sensors are attached.
+pub fn start_daemon(bin: &Path, args: &[&str], stdout: &Path) -> Result<Daemon> {
     let mut child = Command::new(bin)
         .args(args)
         .env("MONITOR_LOG_FORMAT", "text")
@@ -146,13 +142,37 @@ fn start_daemon(bin: &Path, args: &[&str], stdout: &Path) -> Result<Daemon> {
     });
     if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
         let _ = child.kill();
+        let _ = child.wait();
         let lines = reader.join().unwrap_or_default();
-        bail!("the daemon did not attach its sensors:\n{}", lines.join("\n"));
+        bail!("the daemon ({}) did not attach its sensors:\n{}", args.join(" "), lines.join("\n"));
     }
     Ok(Daemon { child, stderr: reader })
 }
 
-fn proc_cpu_ns(pid: u32) -> u64 {
+/// Stops the daemon with SIGTERM and returns kernel drops and events read from its final report
+/// (`kernel drops: N total, ...; events: N read, ...`).
+pub fn stop_daemon(d: Daemon) -> Result<DaemonReport> {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+    let mut child = d.child;
+    child.wait()?;
+    let lines = d.stderr.join().unwrap_or_default();
+    let Some(report) = lines.iter().rev().find(|l| l.contains("kernel drops:")) else {
+        bail!("the daemon printed no final report:\n{}", lines.join("\n"));
+    };
+    let number_after = |key: &str| -> u64 {
+        report
+            .split(key)
+            .nth(1)
+            .and_then(|r| r.trim_start().split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(DaemonReport { drops: number_after("kernel drops:"), events: number_after("events:") })
+}
+
+/// User plus system CPU time of a process, all its threads.
+pub fn proc_cpu_ns(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -163,7 +183,8 @@ fn proc_cpu_ns(pid: u32) -> u64 {
     ticks * 1_000_000_000 / hz
 }
 
-fn proc_hwm_kib(pid: u32) -> u64 {
+/// Peak resident set (VmHWM) of a process.
+pub fn proc_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -173,108 +194,45 @@ fn proc_hwm_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Stops the daemon with SIGTERM and returns (kernel drops, events) from its final report.
-fn stop_daemon(d: Daemon) -> Result<(u64, u64)> {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
-    let mut child = d.child;
-    child.wait()?;
-    let lines = d.stderr.join().unwrap_or_default();
-    let report = lines.iter().rev().find(|l| l.contains("kernel drops:")).cloned().unwrap_or_default();
-    let number_after = |key: &str| -> u64 {
-        report
-            .split(key)
-            .nth(1)
-            .and_then(|r| r.trim_start().split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((number_after("kernel drops:"), number_after("events:")))
+/// Waits until a reader has caught up with what the workload produced: until its CPU time stops
+/// growing (less than 2 ms in 100 ms), at most 5 s.
+pub fn settle(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = proc_cpu_ns(pid);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = proc_cpu_ns(pid);
+        if now.saturating_sub(last) < 2_000_000 {
+            return;
+        }
+        last = now;
+    }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The middle value; the mean of the two middle ones for an even count.
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
-pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
-    if !crate::is_root() {
-        bail!(
-            "the benchmark attaches the daemon's kernel programs and needs root: `sudo -E cargo xtask bench`"
-        );
+/// `1.23x [1.10..1.40]`: the median of per-round ratios and their range.
+pub fn ratio_with_spread(ratios: &[f64]) -> String {
+    if ratios.is_empty() {
+        return "-".to_owned();
     }
-    match args.only.as_deref() {
-        None | Some("syscalls") => syscalls_bench(bin, args)?,
-        Some("rules" | "sinks") => {}
-        Some(other) => bail!("--only takes syscalls, rules or sinks, not `{other}`"),
-    }
-    if matches!(args.only.as_deref(), None | Some("rules")) {
-        rules_bench(bin, args)?;
-    }
-    if matches!(args.only.as_deref(), None | Some("sinks")) {
-        let events = crate::bench_sinks::recorded_events();
-        if !events.exists() {
-            record_events(bin, &events)?;
-        }
-        crate::bench_sinks::run(bin, &events, args.rounds.max(1), args.scale)?;
-    }
-    Ok(())
-}
-
-fn syscalls_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
-    let ws = workloads(args.scale);
-    let mut without: Vec<Vec<f64>> = vec![Vec::new(); ws.len()];
-    let mut with: Vec<Vec<f64>> = vec![Vec::new(); ws.len()];
-    let (mut cpu_ns, mut wall_ns, mut hwm, mut drops, mut events) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    for round in 0..args.rounds.max(1) {
-        eprintln!("xtask bench: round {} of {}", round + 1, args.rounds);
-        for (i, w) in ws.iter().enumerate() {
-            without[i].push(time_per_op(w));
-        }
-        let daemon_args: &[&str] = match args.daemon.as_str() {
-            "events" => &["events", "--json"],
-            _ => &["run", "--config", "/dev/null", "--rules", "bundled"],
-        };
-        let d = start_daemon(bin, daemon_args, Path::new("/dev/null"))?;
-        let pid = d.child.id();
-        let cpu0 = proc_cpu_ns(pid);
-        let t0 = Instant::now();
-        for (i, w) in ws.iter().enumerate() {
-            with[i].push(time_per_op(w));
-        }
-        // Let the reader catch up before reading its CPU time.
-        std::thread::sleep(Duration::from_millis(200));
-        cpu_ns += proc_cpu_ns(pid) - cpu0;
-        wall_ns += t0.elapsed().as_nanos() as u64;
-        hwm = hwm.max(proc_hwm_kib(pid));
-        let (d_drops, d_events) = stop_daemon(d)?;
-        drops += d_drops;
-        events += d_events;
-    }
-    println!();
-    println!("{:<30} {:>14} {:>14} {:>8}", "workload", "without ns/op", "with ns/op", "ratio");
-    for (i, w) in ws.iter().enumerate() {
-        let a = median(&mut without[i]);
-        let b = median(&mut with[i]);
-        println!("{:<30} {:>14.0} {:>14.0} {:>7.2}x", w.name, a, b, b / a);
-    }
-    println!();
-    println!(
-        "daemon: CPU {:.2} s over {:.2} s of workloads ({:.1}% of one core), {} events, {:.0} ns CPU per event",
-        cpu_ns as f64 / 1e9,
-        wall_ns as f64 / 1e9,
-        100.0 * cpu_ns as f64 / wall_ns.max(1) as f64,
-        events,
-        cpu_ns as f64 / events.max(1) as f64
-    );
-    println!("daemon: peak RSS {:.1} MiB; kernel drops {drops}", hwm as f64 / 1024.0);
-    Ok(())
+    let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.2}x [{min:.2}..{max:.2}]", median(ratios))
 }
 
 /// Falco's stock rules beside the project, if present.
-fn falco_rules() -> Option<Vec<std::path::PathBuf>> {
-    let dirs =
-        [crate::workspace_root().join("../shared/falco"), std::path::PathBuf::from("/work/shared/falco")];
+fn falco_rules() -> Option<Vec<PathBuf>> {
+    let dirs = [crate::workspace_root().join("../shared/falco"), PathBuf::from("/work/shared/falco")];
     let dir = dirs.into_iter().find(|d| d.join("falco_rules.yaml").is_file())?;
     Some(
         ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]
@@ -284,14 +242,17 @@ fn falco_rules() -> Option<Vec<std::path::PathBuf>> {
     )
 }
 
-/// Events of a mixed workload recorded with `monitor events --json`, for the engine benchmark.
+/// Events of a mixed workload recorded with `monitor events --json`, for the engine benchmarks.
 fn record_events(bin: &Path, out: &Path) -> Result<()> {
+    use crate::bench_syscalls::{fork_exec, open_close, open_missing, tcp_connect, udp_sendto};
+    bench_dir()?;
     let d = start_daemon(bin, &["events", "--json"], out)?;
     for _ in 0..3 {
         open_close(2_000);
         open_missing(500);
         fork_exec(50);
         tcp_connect(100);
+        udp_sendto(200);
         let _ = Command::new("sh")
             .args(["-c", "cat /etc/hostname | tr a-z A-Z | wc -l; id; ls /etc > /dev/null; uname -a"])
             .stdout(Stdio::null())
@@ -331,23 +292,29 @@ fn replay_rate(bin: &Path, events: &Path, rules: &[&Path], repeat: u32) -> Resul
     Ok((before(" events/s"), before(" rule evaluations/s"), alerts))
 }
 
+/// How many times to replay the recording for about `200_000 * scale` events.
+fn replay_repeat(events: &Path, scale: f64) -> Result<(usize, u32)> {
+    let n = std::fs::read_to_string(events)?.lines().count();
+    Ok((n, ((200_000.0 * scale) as usize / n.max(1)).max(1) as u32))
+}
+
+fn empty_rules() -> Result<PathBuf> {
+    let empty = bench_dir()?.join("empty_rules.yaml");
+    std::fs::write(&empty, "[]\n")?;
+    Ok(empty)
+}
+
 /// Rule evaluation throughput on recorded events: an empty ruleset (the replay's own cost, the
 /// baseline), the bundled rules, and Falco's stock rules, in one run.
-fn rules_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
-    let dir = crate::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let events = crate::bench_sinks::recorded_events();
-    record_events(bin, &events)?;
-    let n = std::fs::read_to_string(&events)?.lines().count();
-    let empty = dir.join("empty_rules.yaml");
-    std::fs::write(&empty, "[]\n")?;
-    let repeat = ((200_000.0 * args.scale) as usize / n.max(1)).max(1) as u32;
+fn rules_bench(bin: &Path, args: &BenchArgs, events: &Path) -> Result<()> {
+    let (n, repeat) = replay_repeat(events, args.scale)?;
+    let empty = empty_rules()?;
     let bundled = Path::new("bundled");
-    let mut sets: Vec<(&str, Vec<&Path>)> =
-        vec![("no rules (baseline)", vec![&empty]), ("bundled rules", vec![bundled])];
+    let mut sets: Vec<(String, Vec<&Path>)> =
+        vec![("no rules (baseline)".into(), vec![&empty]), ("bundled rules".into(), vec![bundled])];
     let falco = falco_rules();
     if let Some(f) = &falco {
-        sets.push(("Falco stock rules (3 files)", f.iter().map(|p| p.as_path()).collect()));
+        sets.push(("Falco stock rules (3 files)".into(), f.iter().map(|p| p.as_path()).collect()));
     } else {
         eprintln!("xtask bench: Falco's stock rules not found beside the project; skipping that ruleset");
     }
@@ -356,34 +323,94 @@ fn rules_bench(bin: &Path, args: &BenchArgs) -> Result<()> {
         "rule engine on {n} recorded events x{repeat} (monitor replay, median of {} runs):",
         args.rounds.max(1)
     );
+    replay_table(bin, events, &sets, repeat, args.rounds)
+}
+
+/// Replays each ruleset `rounds` times, alternating between sets, and prints events/s, ns per
+/// event and the ratio to the first set, with the spread of that ratio over the rounds.
+fn replay_table(
+    bin: &Path,
+    events: &Path,
+    sets: &[(String, Vec<&Path>)],
+    repeat: u32,
+    rounds: usize,
+) -> Result<()> {
+    let mut rates = vec![Vec::new(); sets.len()];
+    let mut evals = vec![Vec::new(); sets.len()];
+    let mut alerts = vec![0u64; sets.len()];
+    for _ in 0..rounds.max(1) {
+        for (i, (_, rules)) in sets.iter().enumerate() {
+            let (r, e, a) = replay_rate(bin, events, rules, repeat)?;
+            rates[i].push(r);
+            evals[i].push(e);
+            alerts[i] = a;
+        }
+    }
+    let ns = |rate: f64| 1e9 / rate.max(1.0);
     println!(
-        "{:<30} {:>14} {:>12} {:>18} {:>8}",
-        "ruleset", "events/s", "ns/event", "evaluations/s", "ratio"
+        "{:<34} {:>12} {:>10} {:>10} {:>16} {:>22} {:>8}",
+        "ruleset", "events/s", "ns/event", "+ns/event", "evaluations/s", "ratio [min..max]", "alerts"
     );
-    let mut base_ns = 0.0;
-    for (name, rules) in sets {
-        let mut rates = Vec::new();
-        let mut evals = Vec::new();
-        let mut alerts = 0;
-        for _ in 0..args.rounds.max(1) {
-            let (r, e, a) = replay_rate(bin, &events, &rules, repeat)?;
-            rates.push(r);
-            evals.push(e);
-            alerts = a;
-        }
-        let rate = median(&mut rates);
-        let ns = 1e9 / rate.max(1.0);
-        if base_ns == 0.0 {
-            base_ns = ns;
-        }
+    let base = median(&rates[0]);
+    for (i, (name, _)) in sets.iter().enumerate() {
+        let rate = median(&rates[i]);
+        // Per-round ratios: each round's rate against the same round's baseline.
+        let ratios: Vec<f64> = rates[i].iter().zip(&rates[0]).map(|(r, b)| ns(*r) / ns(*b)).collect();
         println!(
-            "{:<30} {:>14.0} {:>12.0} {:>18.0} {:>7.2}x  ({alerts} alerts)",
+            "{:<34} {:>12.0} {:>10.0} {:>10.0} {:>16.0} {:>22} {:>8}",
             name,
             rate,
-            ns,
-            median(&mut evals),
-            ns / base_ns
+            ns(rate),
+            ns(rate) - ns(base),
+            median(&evals[i]),
+            ratio_with_spread(&ratios),
+            alerts[i]
         );
     }
     Ok(())
+}
+
+/// Writes `n` generated rules; with `other_types`, nine in ten are exec rules, of a type the
+/// open events never have, so they should cost an open event nothing.
+fn generated_rules(n: usize, other_types: bool) -> Result<PathBuf> {
+    let mut yaml = String::new();
+    for i in 0..n {
+        let condition = if other_types && i % 10 != 0 {
+            format!("evt.type = execve and proc.name = gen{i}")
+        } else {
+            format!("evt.type in (open, openat) and fd.name = /nonexistent/gen/{i} and proc.name = gen{i}")
+        };
+        yaml.push_str(&format!(
+            "- rule: gen_rule_{i}\n  desc: generated\n  condition: {condition}\n  \
+             output: \"x %fd.name\"\n  priority: WARNING\n\n"
+        ));
+    }
+    let path =
+        bench_dir()?.join(format!("gen_rules_{n}{}.yaml", if other_types { "_mostly_exec" } else { "" }));
+    std::fs::write(&path, yaml)?;
+    Ok(path)
+}
+
+/// The engine's cost per event as the ruleset grows: 10, 100 and 1,000 generated open rules that
+/// never match, and the same counts with 90% exec rules.
+fn rule_count_bench(bin: &Path, args: &BenchArgs, events: &Path) -> Result<()> {
+    let (n, repeat) = replay_repeat(events, args.scale)?;
+    let empty = empty_rules()?;
+    let mut files = Vec::new();
+    for other in [false, true] {
+        for count in [10, 100, 1_000] {
+            let label =
+                if other { format!("{count} rules, 90% exec") } else { format!("{count} open rules") };
+            files.push((label, generated_rules(count, other)?));
+        }
+    }
+    let mut sets: Vec<(String, Vec<&Path>)> = vec![("no rules (baseline)".into(), vec![&empty])];
+    sets.extend(files.iter().map(|(label, path)| (label.clone(), vec![path.as_path()])));
+    println!();
+    println!(
+        "rule evaluation cost by rule count, on {n} recorded events x{repeat} (monitor replay, median of {} \
+         runs; +ns/event is above the empty ruleset):",
+        args.rounds.max(1)
+    );
+    replay_table(bin, events, &sets, repeat, args.rounds)
 }

@@ -6,7 +6,10 @@
 //! installs both into throwaway roots to check them.
 
 mod bench;
+mod bench_bpftrace;
 mod bench_sinks;
+mod bench_sweep;
+mod bench_syscalls;
 mod deploy_check;
 mod package;
 mod setup;
@@ -44,8 +47,9 @@ enum Task {
     /// Validate deploy/kubernetes and the Helm chart against the Kubernetes schemas, lint and
     /// render the chart, compare it with the manifests, check deploy/Dockerfile's pins.
     CheckDeploy,
-    /// Set up, build, and run the benchmarks: syscalls without and with the daemon attached, the
-    /// rule engine on recorded events, and alert delivery per sink.
+    /// Set up, build, and run the benchmarks: syscalls with no monitor, `monitor run`, `monitor
+    /// events` and a naive bpftrace script, the highest event rate without drops, the rule engine
+    /// on recorded events (rulesets, and 10 to 1,000 rules), and alert delivery per sink.
     Bench(bench::BenchArgs),
     /// Set up, build, and pack the release binary, unit, default config and rules as a tarball
     /// and a .deb in target/package/, then install both into throwaway roots and check them.

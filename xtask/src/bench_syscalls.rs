@@ -1,0 +1,330 @@
+//! Syscall micro-benchmarks under each configuration, side by side in one run: no monitor (the
+//! floor), `monitor run` with the bundled rules, `monitor events` unfiltered, and bpftrace on the
+//! same tracepoints as the naive baseline. Rounds alternate the configurations (in an order that
+//! rotates each round) so all see the same machine state; each ratio is taken against the same
+//! round's floor, and its median is printed with the min..max over the rounds, so a difference
+//! can be told from noise.
+
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::bench::{self, BenchArgs, median, ratio_with_spread};
+use crate::bench_bpftrace::Bpftrace;
+
+pub struct Workload {
+    pub name: &'static str,
+    pub iterations: usize,
+    pub run: fn(usize),
+}
+
+pub fn open_close(n: usize) {
+    open_close_path(c"/etc/hostname", n);
+}
+
+pub fn open_close_path(path: &std::ffi::CStr, n: usize) {
+    for _ in 0..n {
+        // SAFETY: valid NUL-terminated path; the fd is closed right away.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+pub fn open_missing(n: usize) {
+    let path = c"/nonexistent/monitor-bench";
+    for _ in 0..n {
+        // SAFETY: valid NUL-terminated path.
+        unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+    }
+}
+
+pub fn fork_exec(n: usize) {
+    for _ in 0..n {
+        let _ = Command::new("/bin/true").status();
+    }
+}
+
+pub fn tcp_connect(n: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    // A deep backlog: a full one drops SYNs, and the client's 1 s retransmit would swamp the
+    // measurement whenever the acceptor thread gets less CPU than the client.
+    // SAFETY: listen on our own listening socket only changes its backlog.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096) };
+    let addr = listener.local_addr().expect("local addr");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acceptor_done = done.clone();
+    // Accepts until told to stop, not a fixed count: a connection reset before it is accepted
+    // may never be handed out.
+    let acceptor = std::thread::spawn(move || {
+        while !acceptor_done.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = listener.accept();
+        }
+    });
+    for _ in 0..n {
+        if let Ok(stream) = TcpStream::connect(addr) {
+            // Close with a reset: thousands of TIME_WAIT sockets would exhaust the ephemeral
+            // ports and make later runs measure the port search instead of the connect.
+            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: valid socket fd and option struct.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&stream),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    size_of::<libc::linger>() as u32,
+                );
+            }
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    // Wakes the acceptor, which then sees the flag.
+    drop(TcpStream::connect(addr));
+    let _ = acceptor.join();
+}
+
+/// sendto of a small datagram from an unconnected UDP socket to a bound loopback socket. The
+/// receiver is non-blocking and drained every 64 datagrams, in the same thread, so its queue never
+/// fills (and a full one would only drop datagrams: loopback UDP never blocks the sender).
+pub fn udp_sendto(n: usize) {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+    receiver.set_nonblocking(true).expect("non-blocking");
+    let addr = receiver.local_addr().expect("local addr");
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+    let payload = [0x55u8; 32];
+    let mut buf = [0u8; 64];
+    for i in 0..n {
+        let _ = sender.send_to(&payload, addr);
+        if i % 64 == 63 {
+            while receiver.recv(&mut buf).is_ok() {}
+        }
+    }
+}
+
+pub fn workloads(scale: f64) -> Vec<Workload> {
+    let n = |base: f64| ((base * scale) as usize).max(10);
+    vec![
+        Workload { name: "open+close /etc/hostname", iterations: n(200_000.0), run: open_close },
+        Workload { name: "open missing file", iterations: n(200_000.0), run: open_missing },
+        Workload { name: "fork+exec /bin/true", iterations: n(1_000.0), run: fork_exec },
+        Workload { name: "tcp connect+close loopback", iterations: n(5_000.0), run: tcp_connect },
+        Workload { name: "udp sendto loopback", iterations: n(200_000.0), run: udp_sendto },
+    ]
+}
+
+fn time_per_op(w: &Workload) -> f64 {
+    // A short warm-up keeps first-touch costs out of the measurement.
+    (w.run)(w.iterations / 20 + 1);
+    let start = Instant::now();
+    (w.run)(w.iterations);
+    start.elapsed().as_nanos() as f64 / w.iterations as f64
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Floor,
+    Run,
+    /// `monitor run` with `kernel_filter: false`: what the in-kernel filter saves.
+    RunUnfiltered,
+    Events,
+    Bpftrace,
+}
+
+impl Config {
+    fn label(self) -> &'static str {
+        match self {
+            Config::Floor => "no monitor",
+            Config::Run => "monitor run",
+            Config::RunUnfiltered => "run, no kfilter",
+            Config::Events => "monitor events",
+            Config::Bpftrace => "bpftrace",
+        }
+    }
+}
+
+enum Attached {
+    Daemon(bench::Daemon),
+    Bpftrace(Bpftrace),
+}
+
+impl Attached {
+    fn pid(&self) -> u32 {
+        match self {
+            Attached::Daemon(d) => d.pid(),
+            Attached::Bpftrace(b) => b.pid(),
+        }
+    }
+
+    fn stop(self) -> Result<bench::DaemonReport> {
+        match self {
+            Attached::Daemon(d) => bench::stop_daemon(d),
+            Attached::Bpftrace(b) => b.stop(),
+        }
+    }
+}
+
+fn attach(bin: &Path, config: Config) -> Result<Option<Attached>> {
+    let null = Path::new("/dev/null");
+    Ok(match config {
+        Config::Floor => None,
+        Config::Run => Some(Attached::Daemon(bench::start_daemon(
+            bin,
+            &["run", "--config", "/dev/null", "--rules", "bundled"],
+            null,
+        )?)),
+        Config::RunUnfiltered => Some(Attached::Daemon(bench::start_daemon(
+            bin,
+            &["run", "--config", "/dev/null", "--rules", "bundled", "--set", "kernel_filter=false"],
+            null,
+        )?)),
+        Config::Events => Some(Attached::Daemon(bench::start_daemon(bin, &["events", "--json"], null)?)),
+        Config::Bpftrace => Some(Attached::Bpftrace(Bpftrace::start()?)),
+    })
+}
+
+/// Totals of one configuration over the rounds.
+#[derive(Default)]
+struct Usage {
+    cpu_ns: u64,
+    wall_ns: u64,
+    hwm_kib: u64,
+    events: u64,
+    drops: u64,
+}
+
+pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
+    let ws = workloads(args.scale);
+    let mut configs = vec![Config::Floor];
+    for (name, c) in [
+        ("run", Config::Run),
+        ("run-unfiltered", Config::RunUnfiltered),
+        ("events", Config::Events),
+        ("bpftrace", Config::Bpftrace),
+    ] {
+        if args.configs.iter().any(|a| a == name) {
+            configs.push(c);
+        }
+    }
+    if configs.contains(&Config::Bpftrace) && !crate::bench_bpftrace::ensure_installed() {
+        configs.retain(|c| *c != Config::Bpftrace);
+    }
+    let rounds = args.rounds.max(1);
+    // times[round][config][workload], ns per operation.
+    let mut times = vec![vec![vec![f64::NAN; ws.len()]; configs.len()]; rounds];
+    let mut usage: Vec<Usage> = configs.iter().map(|_| Usage::default()).collect();
+    let mut skipped = vec![false; configs.len()];
+    let started = Instant::now();
+    for (round, round_times) in times.iter_mut().enumerate() {
+        for k in 0..configs.len() {
+            let c = (k + round) % configs.len();
+            if skipped[c] {
+                continue;
+            }
+            let config = configs[c];
+            eprintln!("xtask bench: round {} of {rounds}: {}", round + 1, config.label());
+            let attached = match attach(bin, config) {
+                Ok(a) => a,
+                Err(e) if config == Config::Bpftrace => {
+                    crate::bench_bpftrace::loud_skip(&format!("bpftrace did not start: {e:#}"));
+                    skipped[c] = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let pid = attached.as_ref().map(Attached::pid);
+            let cpu0 = pid.map(bench::proc_cpu_ns).unwrap_or(0);
+            let t0 = Instant::now();
+            for (i, w) in ws.iter().enumerate() {
+                round_times[c][i] = time_per_op(w);
+            }
+            if let (Some(pid), Some(a)) = (pid, attached) {
+                // The reader may still be behind the workload: its CPU counts until it caught up.
+                bench::settle(pid);
+                let u = &mut usage[c];
+                u.cpu_ns += bench::proc_cpu_ns(pid).saturating_sub(cpu0);
+                u.wall_ns += t0.elapsed().as_nanos() as u64;
+                u.hwm_kib = u.hwm_kib.max(bench::proc_hwm_kib(pid));
+                let report = a.stop()?;
+                u.events += report.events;
+                u.drops += report.drops;
+            }
+        }
+    }
+    eprintln!("xtask bench: syscall part took {:.0} s", started.elapsed().as_secs_f64());
+    let shown: Vec<usize> = (0..configs.len()).filter(|c| !skipped[*c]).collect();
+
+    println!();
+    println!("syscall cost, ns per operation (median of {rounds} rounds):");
+    print!("{:<28}", "workload");
+    for &c in &shown {
+        print!(" {:>15}", configs[c].label());
+    }
+    println!();
+    for (i, w) in ws.iter().enumerate() {
+        print!("{:<28}", w.name);
+        for &c in &shown {
+            let per_round: Vec<f64> = times.iter().map(|t| t[c][i]).collect();
+            print!(" {:>15.0}", median(&per_round));
+        }
+        println!();
+    }
+
+    println!();
+    println!("ratio to no monitor: median [min..max] of the per-round ratios:");
+    print!("{:<28}", "workload");
+    for &c in shown.iter().skip(1) {
+        print!(" {:>22}", configs[c].label());
+    }
+    println!();
+    for (i, w) in ws.iter().enumerate() {
+        print!("{:<28}", w.name);
+        for &c in shown.iter().skip(1) {
+            let ratios: Vec<f64> = times.iter().map(|t| t[c][i] / t[0][i]).collect();
+            print!(" {:>22}", ratio_with_spread(&ratios));
+        }
+        println!();
+    }
+
+    println!();
+    println!(
+        "reader process, totals over {rounds} rounds (CPU from attach until it caught up; events as it \
+         counted them):"
+    );
+    println!(
+        "{:<16} {:>9} {:>12} {:>14} {:>14} {:>13} {:>20}",
+        "configuration",
+        "CPU s",
+        "% of a core",
+        "peak RSS MiB",
+        "events",
+        "kernel drops",
+        "CPU ms/10k events"
+    );
+    for &c in shown.iter().skip(1) {
+        let u = &usage[c];
+        println!(
+            "{:<16} {:>9.2} {:>11.1}% {:>14.1} {:>14} {:>13} {:>20.2}",
+            configs[c].label(),
+            u.cpu_ns as f64 / 1e9,
+            100.0 * u.cpu_ns as f64 / u.wall_ns.max(1) as f64,
+            u.hwm_kib as f64 / 1024.0,
+            u.events,
+            u.drops,
+            u.cpu_ns as f64 / 1e6 / u.events.max(1) as f64 * 10_000.0
+        );
+    }
+    if configs.contains(&Config::Bpftrace) {
+        println!(
+            "(bpftrace: events are the lines it printed, drops the events it reported lost from its \
+             perf buffers)"
+        );
+    }
+    Ok(())
+}
