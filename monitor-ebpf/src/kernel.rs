@@ -54,6 +54,13 @@ pub fn syscall_arg(regs: u64, n: u32) -> u64 {
     rd(regs + o)
 }
 
+/// A struct path as (vfsmount, dentry), in one read of its two pointers.
+#[inline(always)]
+pub fn read_path(addr: u64) -> (u64, u64) {
+    let p: [u64; 2] = rd(addr);
+    ((p[(off!(path_mnt) / 8) as usize & 1]), p[(off!(path_dentry) / 8) as usize & 1])
+}
+
 #[inline(always)]
 pub fn is_daemon() -> bool {
     let daemon = unsafe { core::ptr::read_volatile(&raw const DAEMON_TGID) };
@@ -148,8 +155,7 @@ impl Task {
     #[inline(always)]
     pub fn root(self) -> (u64, u64) {
         let fs: u64 = rd(self.0 + off!(task_fs));
-        let root = fs + off!(fs_root);
-        (rd(root + off!(path_mnt)), rd(root + off!(path_dentry)))
+        read_path(fs + off!(fs_root))
     }
 
     /// kernfs node of the task's cgroup in the unified (v2) hierarchy.

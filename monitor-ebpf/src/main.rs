@@ -17,7 +17,8 @@ use aya_ebpf::{
 use monitor_common::{
     CgroupEvent, ConnectEvent, DirKey, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT,
     EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV, OPEN_HAS_BASE,
-    OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, Syscall, UNIX_PATH_LEN, open_class,
+    OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, RESULT_FAILED, Syscall, UNIX_PATH_LEN,
+    open_class,
 };
 
 use kernel::{Task, is_daemon, off, rd};
@@ -285,10 +286,18 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
     if is_daemon() {
         return 0;
     }
-    let Some(args) = open_args(ctx) else { return 0 };
     let ret: i64 = arg(ctx, RET);
-    let class = open_class(args.flags);
     let filter = filter::config();
+    // A failed open no rule wants costs only this test: its arguments are not even read.
+    if let Some(c) = filter
+        && ret < 0
+        && c.open.results & RESULT_FAILED == 0
+    {
+        filter::count_filtered(EventKind::Open as u32);
+        return 0;
+    }
+    let Some(args) = open_args(ctx) else { return 0 };
+    let class = open_class(args.flags);
     // Dismissed before anything else is read: by the open's flags and result, then by what
     // its directory's verdict says, all before the path walk.
     if let Some(c) = filter
@@ -309,9 +318,7 @@ fn open_exit(ctx: &TracePointContext) -> u32 {
         ino = rd(inode + off!(inode_i_ino));
         let sb: u64 = rd(inode + off!(inode_i_sb));
         dev = rd(sb + off!(super_block_s_dev));
-        let fpath = file + off!(file_f_path);
-        let dentry: u64 = rd(fpath + off!(path_dentry));
-        let mnt: u64 = rd(fpath + off!(path_mnt));
+        let (mnt, dentry) = kernel::read_path(file + off!(file_f_path));
         // A mount's root has no directory of its own on that mount: the walk names it by its
         // mount point, so it gets no verdict.
         let mnt_root: u64 = rd(mnt + off!(vfsmount_mnt_root));
