@@ -184,6 +184,19 @@ pub const LEAF_NAME_LEN: usize = 64;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LeafName(pub [u8; LEAF_NAME_LEN]);
 
+impl LeafName {
+    /// The set's key for a file name; None when the set cannot hold it (empty, too long, or
+    /// with a NUL).
+    pub fn new(name: &[u8]) -> Option<Self> {
+        if name.is_empty() || name.len() >= LEAF_NAME_LEN || name.contains(&0) {
+            return None;
+        }
+        let mut out = [0u8; LEAF_NAME_LEN];
+        out[..name.len()].copy_from_slice(name);
+        Some(Self(out))
+    }
+}
+
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FileId {

@@ -17,8 +17,8 @@ use aya_ebpf::{
 use monitor_common::{
     CgroupEvent, ConnectEvent, DirKey, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT,
     EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventKind, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV, OPEN_HAS_BASE,
-    OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, RESULT_FAILED, Syscall, UNIX_PATH_LEN,
-    open_class,
+    OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, RESULT_FAILED, Syscall, SyscallNumbers,
+    UNIX_PATH_LEN, open_class,
 };
 
 use kernel::{Task, is_daemon, off, rd};
@@ -235,11 +235,16 @@ struct OpenArgs {
     syscall: u8,
 }
 
+/// At a syscall exit: which syscall it was, this architecture's numbers, and the saved
+/// registers holding its arguments.
+#[inline(always)]
+fn exiting_syscall(ctx: &TracePointContext) -> (i32, SyscallNumbers, u64) {
+    (arg(ctx, SYSCALL_NR), kernel::syscalls(), kernel::syscall_regs())
+}
+
 #[inline(always)]
 fn open_args(ctx: &TracePointContext) -> Option<OpenArgs> {
-    let nr: i32 = arg(ctx, SYSCALL_NR);
-    let n = kernel::syscalls();
-    let regs = kernel::syscall_regs();
+    let (nr, n, regs) = exiting_syscall(ctx);
     let a = |i| kernel::syscall_arg(regs, i);
     Some(if nr == n.openat {
         OpenArgs {
@@ -406,9 +411,7 @@ struct SockArgs {
 
 #[inline(always)]
 fn sock_args(ctx: &TracePointContext) -> Option<SockArgs> {
-    let nr: i32 = arg(ctx, SYSCALL_NR);
-    let n = kernel::syscalls();
-    let regs = kernel::syscall_regs();
+    let (nr, n, regs) = exiting_syscall(ctx);
     let a = |i| kernel::syscall_arg(regs, i);
     if nr == n.connect {
         return Some(SockArgs {

@@ -153,23 +153,6 @@ impl AlertStage {
             self_alerts: self.self_alerts.counts().to_vec(),
         });
     }
-
-    /// Puts a reloaded set in force, between two events.
-    fn put_in_force(&mut self) {
-        let Some(Reloaded { config, ruleset }) = self.pending.take() else {
-            return;
-        };
-        self.prefilter = prefilter_for(&config, &ruleset);
-        self.alerter.replace(ruleset, alerter_options(&config, Some(OutputFormat::Json)));
-        self.self_alerts.set_config(config.self_alerts.clone());
-        self.telemetry.reload_succeeded();
-        tracing::info!(
-            enabled = self.alerter.ruleset().enabled_count(),
-            digest = %self.alerter.ruleset().digest,
-            "rules reloaded: the new set is in force"
-        );
-        self.publish();
-    }
 }
 
 impl Stage for AlertStage {
@@ -238,7 +221,19 @@ impl Stage for AlertStage {
     }
 
     fn apply_reload(&mut self) {
-        self.put_in_force();
+        let Some(Reloaded { config, ruleset }) = self.pending.take() else {
+            return;
+        };
+        self.prefilter = prefilter_for(&config, &ruleset);
+        self.alerter.replace(ruleset, alerter_options(&config, Some(OutputFormat::Json)));
+        self.self_alerts.set_config(config.self_alerts.clone());
+        self.telemetry.reload_succeeded();
+        tracing::info!(
+            enabled = self.alerter.ruleset().enabled_count(),
+            digest = %self.alerter.ruleset().digest,
+            "rules reloaded: the new set is in force"
+        );
+        self.publish();
     }
 }
 

@@ -201,9 +201,27 @@ pub fn dev_from_kernel(dev: u32) -> u32 {
     encode_dev(dev >> 20, dev & 0xfffff)
 }
 
+/// A device number as userspace encodes it (st_dev, glibc's 64-bit form), in the kernel's.
+pub fn dev_to_kernel(dev: u64) -> u32 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    ((major as u32) << 20) | (minor as u32 & 0xfffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_numbers_convert_both_ways() {
+        // 8:1 (sda1) and 259:65537 (a large minor), in glibc's st_dev form.
+        let user = |major: u64, minor: u64| {
+            ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
+        };
+        assert_eq!(dev_to_kernel(user(8, 1)), (8 << 20) | 1);
+        assert_eq!(dev_to_kernel(user(259, 65537)), (259 << 20) | 65537);
+        assert_eq!(u64::from(dev_from_kernel((259 << 20) | 65537)), user(259, 65537));
+    }
 
     #[test]
     fn flags_render_like_falco() {

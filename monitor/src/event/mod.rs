@@ -12,7 +12,7 @@ mod users;
 pub use enrich::{Enricher, EnricherStats};
 pub use fields::nix_hostname;
 pub use fields::{Field, FieldContext, FieldError, FieldType, FieldValue};
-pub use format::{basename, dev_from_kernel, errno_name, open_flags};
+pub use format::{basename, dev_from_kernel, dev_to_kernel, errno_name, open_flags};
 pub use json::JsonRenderer;
 pub use users::Users;
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use monitor_common::{
-    FAMILIES, FAMILY_INET, FAMILY_INET6, FAMILY_UNIX, LEAF_NAME_LEN, OPEN_CLASS_READ, OPEN_CLASS_READ_WRITE,
+    FAMILIES, FAMILY_INET, FAMILY_INET6, FAMILY_UNIX, OPEN_CLASS_READ, OPEN_CLASS_READ_WRITE,
     OPEN_CLASS_WRITE, OPEN_CLASSES, RESULT_FAILED, RESULT_IN_PROGRESS, RESULT_OK, RESULTS,
 };
 
@@ -159,7 +159,7 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
 
 /// A name the kernel's set can hold (it compares NUL-padded bytes).
 fn fits_name_set(name: &str) -> bool {
-    !name.is_empty() && name.len() < LEAF_NAME_LEN && !name.contains('\0')
+    monitor_common::LeafName::new(name.as_bytes()).is_some()
 }
 
 impl Atom {
@@ -220,17 +220,43 @@ impl Atom {
 
 const GLOB_SPECIAL: [char; 5] = ['*', '?', '[', '{', '\\'];
 
-/// What a path matching a glob must be: its literal head, and when the last component is
-/// literal, that name (`/proc/*/environ` -> under "/proc/", named "environ"), whether or not
-/// `*` crosses slashes.
-fn glob_expr(pattern: &str) -> PathExpr {
+/// What a path matching a glob on it must be: its literal head, and for a glob on the file's
+/// path (`named`) whose last component is literal, that name (`/proc/*/environ` -> under
+/// "/proc/", named "environ"), whether or not `*` crosses slashes.
+fn glob_expr(pattern: &str, named: bool) -> PathExpr {
     let end = pattern.find(GLOB_SPECIAL).unwrap_or(pattern.len());
     let head = PathExpr::Atoms(vec![Atom::StartsWith(pattern[..end].to_owned())]);
     match pattern.rsplit_once('/') {
-        Some((_, last)) if end < pattern.len() && !last.is_empty() && !last.contains(GLOB_SPECIAL) => {
+        Some((_, last))
+            if named && end < pattern.len() && !last.is_empty() && !last.contains(GLOB_SPECIAL) =>
+        {
             head.and(PathExpr::Atoms(vec![Atom::Name(last.to_owned())]))
         }
         _ => head,
+    }
+}
+
+/// The path condition of a test on fd.name, fd.directory or fd.filename; None: any path.
+fn path_expr(test: &Test, field: &str) -> Option<PathExpr> {
+    let value = |s: &String| match field {
+        "fd.name" => Atom::Exact(s.clone()),
+        "fd.directory" => Atom::Dir(s.clone()),
+        _ => Atom::Name(s.clone()),
+    };
+    let atoms = |a: Vec<Atom>| Some(PathExpr::Atoms(a));
+    let named = field == "fd.name";
+    match test {
+        Test::Eq(Const::Str(s)) => atoms(vec![value(s)]),
+        Test::InStr(items) => atoms(items.iter().map(value).collect()),
+        Test::Path(items, _) => atoms(items.iter().map(value).collect()),
+        // A name prefix or pattern cannot be held by the kernel's set of whole names.
+        _ if field == "fd.filename" => None,
+        // A directory under or starting with something holds files that are too.
+        Test::StartsWith(s) => atoms(vec![Atom::StartsWith(s.clone())]),
+        Test::PMatch(trie) => atoms(trie.prefixes().into_iter().map(Atom::Under).collect()),
+        Test::Glob(g) => Some(glob_expr(g.glob().glob(), named)),
+        Test::GlobSet(_, patterns) => patterns.iter().map(|p| glob_expr(p, named)).reduce(PathExpr::or),
+        _ => None,
     }
 }
 
@@ -356,123 +382,62 @@ fn check_need(c: &CheckMatcher, kind: Kind) -> (Need, bool) {
         };
         Some(if negate { all & !set } else { set })
     };
-    match (kind, name.as_str()) {
+    // A boolean test's bits: `yes` when true, the rest of `all` when false.
+    let boolean = |k: &Const, yes: u32, all: u32| match k {
+        Const::Bool(true) => Some(yes),
+        Const::Bool(false) => Some(all & !yes),
+        _ => None,
+    };
+    let (classes, results) = match (kind, name.as_str()) {
         (Kind::Open, "evt.is_open_read") => {
-            let of = |k: &Const| match k {
-                Const::Bool(true) => Some(OPEN_CLASS_READ | OPEN_CLASS_READ_WRITE),
-                Const::Bool(false) => Some(OPEN_CLASSES & !(OPEN_CLASS_READ | OPEN_CLASS_READ_WRITE)),
-                _ => None,
-            };
-            if let Some(b) = bits(OPEN_CLASSES, &of) {
-                need.classes = b;
-                return (need, true);
-            }
+            (bits(OPEN_CLASSES, &|k| boolean(k, OPEN_CLASS_READ | OPEN_CLASS_READ_WRITE, OPEN_CLASSES)), None)
         }
-        (Kind::Open, "evt.is_open_write") => {
-            let of = |k: &Const| match k {
-                Const::Bool(true) => Some(OPEN_CLASS_WRITE | OPEN_CLASS_READ_WRITE),
-                Const::Bool(false) => Some(OPEN_CLASSES & !(OPEN_CLASS_WRITE | OPEN_CLASS_READ_WRITE)),
-                _ => None,
-            };
-            if let Some(b) = bits(OPEN_CLASSES, &of) {
-                need.classes = b;
-                return (need, true);
-            }
-        }
-        (_, "evt.rawres") | (Kind::Open, "fd.num") => {
-            let of = |k: &Const| match k {
+        (Kind::Open, "evt.is_open_write") => (
+            bits(OPEN_CLASSES, &|k| boolean(k, OPEN_CLASS_WRITE | OPEN_CLASS_READ_WRITE, OPEN_CLASSES)),
+            None,
+        ),
+        (_, "evt.rawres") | (Kind::Open, "fd.num") => (
+            None,
+            bits(RESULTS, &|k| match k {
                 Const::Int(v) => Some(result_of_value(*v, &name)),
                 _ => None,
-            };
-            if let Some(b) = bits(RESULTS, &of) {
-                need.results = b;
-                return (need, true);
-            }
-        }
+            }),
+        ),
         (_, "evt.failed") => {
-            let of = |k: &Const| match k {
-                Const::Bool(true) => Some(RESULT_FAILED | RESULT_IN_PROGRESS),
-                Const::Bool(false) => Some(RESULT_OK),
-                _ => None,
-            };
-            if let Some(b) = bits(RESULTS, &of) {
-                need.results = b;
-                return (need, true);
-            }
+            (None, bits(RESULTS, &|k| boolean(k, RESULT_FAILED | RESULT_IN_PROGRESS, RESULTS)))
         }
-        (_, "evt.res") => {
-            let of = |k: &Const| match k {
+        (_, "evt.res") => (
+            None,
+            bits(RESULTS, &|k| match k {
                 Const::Str(s) if s == "SUCCESS" => Some(RESULT_OK),
                 Const::Str(s) if s == "EINPROGRESS" => Some(RESULT_IN_PROGRESS),
                 Const::Str(_) => Some(RESULT_FAILED),
                 _ => None,
-            };
-            if let Some(b) = bits(RESULTS, &of) {
-                need.results = b;
-                return (need, true);
-            }
-        }
-        _ => {}
+            }),
+        ),
+        _ => (None, None),
+    };
+    if let Some(b) = classes {
+        need.classes = b;
+        return (need, true);
+    }
+    if let Some(b) = results {
+        need.results = b;
+        return (need, true);
     }
     if negate {
         return (need, false);
     }
+    if kind == Kind::Open && matches!(name.as_str(), "fd.name" | "fd.directory" | "fd.filename") {
+        if let Test::Path(_, ids) = &c.test {
+            need.identities.push(ids.clone());
+        }
+        if let Some(p) = path_expr(&c.test, &name) {
+            need.paths = p;
+        }
+        return (need, false);
+    }
     match (kind, name.as_str()) {
-        (Kind::Open, "fd.name") => {
-            let atoms: Option<Vec<Atom>> = match &c.test {
-                Test::Eq(Const::Str(s)) => Some(vec![Atom::Exact(s.clone())]),
-                Test::InStr(items) => Some(items.iter().map(|s| Atom::Exact(s.clone())).collect()),
-                Test::Path(items, ids) => {
-                    need.identities.push(ids.clone());
-                    Some(items.iter().map(|s| Atom::Exact(s.clone())).collect())
-                }
-                Test::StartsWith(s) => Some(vec![Atom::StartsWith(s.clone())]),
-                Test::PMatch(trie) => Some(trie.prefixes().into_iter().map(Atom::Under).collect()),
-                Test::Glob(g) => {
-                    need.paths = glob_expr(g.glob().glob());
-                    None
-                }
-                Test::GlobSet(_, patterns) => {
-                    need.paths = patterns
-                        .iter()
-                        .map(|p| glob_expr(p))
-                        .reduce(PathExpr::or)
-                        .unwrap_or(PathExpr::Atoms(Vec::new()));
-                    None
-                }
-                _ => None,
-            };
-            if let Some(a) = atoms {
-                need.paths = PathExpr::Atoms(a);
-            }
-        }
-        (Kind::Open, "fd.directory") => {
-            let atoms: Option<Vec<Atom>> = match &c.test {
-                Test::Eq(Const::Str(s)) => Some(vec![Atom::Dir(s.clone())]),
-                Test::InStr(items) => Some(items.iter().map(|s| Atom::Dir(s.clone())).collect()),
-                Test::StartsWith(s) => Some(vec![Atom::StartsWith(s.clone())]),
-                Test::PMatch(trie) => Some(trie.prefixes().into_iter().map(Atom::Under).collect()),
-                Test::Glob(g) => {
-                    let p = g.glob().glob();
-                    let end = p.find(GLOB_SPECIAL).unwrap_or(p.len());
-                    Some(vec![Atom::StartsWith(p[..end].to_owned())])
-                }
-                _ => None,
-            };
-            if let Some(a) = atoms {
-                need.paths = PathExpr::Atoms(a);
-            }
-        }
-        (Kind::Open, "fd.filename") => {
-            let atoms: Option<Vec<Atom>> = match &c.test {
-                Test::Eq(Const::Str(s)) => Some(vec![Atom::Name(s.clone())]),
-                Test::InStr(items) => Some(items.iter().map(|s| Atom::Name(s.clone())).collect()),
-                _ => None,
-            };
-            if let Some(a) = atoms {
-                need.paths = PathExpr::Atoms(a);
-            }
-        }
         (Kind::Net, "fd.typechar" | "fd.type") => {
             let fam = |s: &str| match s {
                 // An IPv4-mapped IPv6 destination shows as ipv4.

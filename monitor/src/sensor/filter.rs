@@ -5,12 +5,12 @@
 use std::collections::{HashMap as StdHashMap, HashSet};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use monitor_common::{
-    DIR_VERDICTS_MAP, DirKey, DirVerdict, EventKind, FILE_IDS_MAP, FILTER_MAP, FILTERED_MAP, FileId,
-    FilterConfig, KIND_SLOTS, LEAF_NAME_LEN, LEAF_NAMES_MAP, LeafName, NetFilter, OPEN_HAS_DIR,
-    OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent, OpenFilter, PORTS_MAP,
+    DIR_VERDICTS_MAP, DirKey, DirVerdict, FILE_IDS_MAP, FILTER_MAP, FILTERED_MAP, FileId, FilterConfig,
+    LEAF_NAMES_MAP, LeafName, NetFilter, OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent,
+    OpenFilter, PORTS_MAP,
 };
 
 use crate::rules::Prefilter;
@@ -52,31 +52,6 @@ pub struct KernelFilter {
     pub stats: VerdictStats,
 }
 
-fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
-    ebpf: &mut aya::Ebpf,
-    name: &str,
-) -> Result<T> {
-    let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the kernel programs"))?;
-    T::try_from(map).with_context(|| format!("map {name}"))
-}
-
-/// A device number as userspace encodes it (st_dev), in the kernel's encoding.
-fn dev_to_kernel(dev: u64) -> u32 {
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    ((major as u32) << 20) | (minor as u32 & 0xfffff)
-}
-
-fn leaf_name(name: &str) -> Option<LeafName> {
-    let b = name.as_bytes();
-    if b.is_empty() || b.len() >= LEAF_NAME_LEN || b.contains(&0) {
-        return None;
-    }
-    let mut out = [0u8; LEAF_NAME_LEN];
-    out[..b.len()].copy_from_slice(b);
-    Some(LeafName(out))
-}
-
 fn net_filter(n: &Option<NetNeeds>) -> NetFilter {
     match n {
         // No rule needs the kind: an empty family set passes nothing.
@@ -93,12 +68,12 @@ fn net_filter(n: &Option<NetNeeds>) -> NetFilter {
 impl KernelFilter {
     pub(super) fn from_ebpf(ebpf: &mut aya::Ebpf) -> Result<Self> {
         let mut f = Self {
-            config: take(ebpf, FILTER_MAP)?,
-            dirs: take(ebpf, DIR_VERDICTS_MAP)?,
-            names: take(ebpf, LEAF_NAMES_MAP)?,
-            file_ids: take(ebpf, FILE_IDS_MAP)?,
-            ports: take(ebpf, PORTS_MAP)?,
-            filtered: take(ebpf, FILTERED_MAP)?,
+            config: super::take_map(ebpf, FILTER_MAP)?,
+            dirs: super::take_map(ebpf, DIR_VERDICTS_MAP)?,
+            names: super::take_map(ebpf, LEAF_NAMES_MAP)?,
+            file_ids: super::take_map(ebpf, FILE_IDS_MAP)?,
+            ports: super::take_map(ebpf, PORTS_MAP)?,
+            filtered: super::take_map(ebpf, FILTERED_MAP)?,
             epoch: 0,
             current: None,
             installed_ids: HashSet::new(),
@@ -125,7 +100,7 @@ impl KernelFilter {
         let Some(p) = filter else { return Ok(()) };
         // The sets are filled while everything passes, before the config that reads them.
         let names: HashSet<LeafName> =
-            p.open.iter().flat_map(|o| o.names.iter().filter_map(|n| leaf_name(n))).collect();
+            p.open.iter().flat_map(|o| o.names.iter().filter_map(|n| LeafName::new(n.as_bytes()))).collect();
         sync_set(&mut self.names, &names)?;
         let ports: HashSet<u16> = [&p.connect, &p.sendto]
             .into_iter()
@@ -161,7 +136,7 @@ impl KernelFilter {
             .open
             .iter()
             .flat_map(|o| o.identities())
-            .map(|(dev, ino)| FileId { ino, dev: dev_to_kernel(dev), _pad: 0 })
+            .map(|(dev, ino)| FileId { ino, dev: crate::event::dev_to_kernel(dev), _pad: 0 })
             .collect();
         if ids != self.installed_ids {
             sync_set(&mut self.file_ids, &ids)?;
@@ -216,15 +191,9 @@ impl KernelFilter {
     }
 
     pub fn filtered(&self) -> Result<FilteredCounts> {
-        let mut per_kind = Vec::new();
-        for slot in 0..KIND_SLOTS {
-            let Some(kind) = EventKind::from_u16(slot as u16) else { continue };
-            if !matches!(kind, EventKind::Open | EventKind::Connect | EventKind::SendTo) {
-                continue;
-            }
-            let n: u64 = self.filtered.get(&slot, 0)?.iter().sum();
-            per_kind.push((kind.name(), n));
-        }
+        let mut per_kind = super::per_kind_counts(&self.filtered)?.per_kind;
+        // Only these kinds are ever filtered.
+        per_kind.retain(|(k, _)| matches!(*k, "open" | "connect" | "sendto"));
         Ok(FilteredCounts { per_kind })
     }
 
@@ -246,21 +215,4 @@ fn sync_set<K: aya::Pod + Eq + std::hash::Hash>(
         let _ = map.remove(k);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_numbers_convert_to_the_kernel_encoding() {
-        // 8:1 (sda1) and 259:65537 (a large minor).
-        let user = |major: u64, minor: u64| {
-            ((major & 0xfff) << 8) | ((major & !0xfff) << 32) | (minor & 0xff) | ((minor & !0xff) << 12)
-        };
-        assert_eq!(dev_to_kernel(user(8, 1)), (8 << 20) | 1);
-        assert_eq!(dev_to_kernel(user(259, 65537)), (259 << 20) | 65537);
-        let k = (259u32 << 20) | 65537;
-        assert_eq!(u64::from(crate::event::dev_from_kernel(k)), user(259, 65537));
-    }
 }

@@ -230,8 +230,7 @@ impl Sensor {
 
     /// Takes the ring buffer for the reader; callable once.
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map(EVENTS_MAP).ok_or_else(|| anyhow!("ring buffer already taken"))?;
-        Ok(RingBuf::try_from(map)?)
+        take_map(&mut self.ebpf, EVENTS_MAP)
     }
 
     /// Takes the filter maps; callable once. Until a filter is installed everything passes.
@@ -241,9 +240,35 @@ impl Sensor {
 
     /// Takes the drop counters; callable once.
     pub fn take_drops(&mut self) -> Result<DropCounters> {
-        let map = self.ebpf.take_map(DROPS_MAP).ok_or_else(|| anyhow!("drop map already taken"))?;
-        Ok(DropCounters { map: PerCpuArray::try_from(map)? })
+        Ok(DropCounters { map: take_map(&mut self.ebpf, DROPS_MAP)? })
     }
+}
+
+/// Takes one of the programs' maps, typed; each can be taken once.
+fn take_map<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut Ebpf,
+    name: &str,
+) -> Result<T> {
+    let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing or already taken"))?;
+    T::try_from(map).with_context(|| format!("map {name}"))
+}
+
+/// A per-CPU counter array indexed by EventKind, summed per CPU and per kind.
+fn per_kind_counts(map: &PerCpuArray<MapData, u64>) -> Result<KernelDrops> {
+    let mut per_cpu: Vec<u64> = Vec::new();
+    let mut per_kind = Vec::new();
+    for slot in 0..KIND_SLOTS {
+        let Some(kind) = EventKind::from_u16(slot as u16) else { continue };
+        let values = map.get(&slot, 0)?;
+        if per_cpu.len() < values.len() {
+            per_cpu.resize(values.len(), 0);
+        }
+        for (cpu, v) in values.iter().enumerate() {
+            per_cpu[cpu] += v;
+        }
+        per_kind.push((kind.name(), values.iter().sum()));
+    }
+    Ok(KernelDrops { per_cpu, per_kind })
 }
 
 pub struct DropCounters {
@@ -252,22 +277,6 @@ pub struct DropCounters {
 
 impl DropCounters {
     pub fn read(&self) -> Result<KernelDrops> {
-        let mut per_cpu: Vec<u64> = Vec::new();
-        let mut per_kind = Vec::new();
-        for slot in 0..KIND_SLOTS {
-            let values = self.map.get(&slot, 0)?;
-            if per_cpu.len() < values.len() {
-                per_cpu.resize(values.len(), 0);
-            }
-            let mut sum = 0;
-            for (cpu, v) in values.iter().enumerate() {
-                per_cpu[cpu] += v;
-                sum += v;
-            }
-            if let Some(kind) = EventKind::from_u16(slot as u16) {
-                per_kind.push((kind.name(), sum));
-            }
-        }
-        Ok(KernelDrops { per_cpu, per_kind })
+        per_kind_counts(&self.map)
     }
 }
