@@ -34,6 +34,8 @@ pub const LEAF_NAMES_MAP: &str = "LEAF_NAMES";
 pub const FILE_IDS_MAP: &str = "FILE_IDS";
 /// Name of the hash set of destination ports (u16) the network filters let through.
 pub const PORTS_MAP: &str = "PORTS";
+/// Entries each of LEAF_NAMES, FILE_IDS and PORTS holds unless the config says otherwise.
+pub const DEFAULT_SET_ENTRIES: u32 = 4096;
 /// Name of the one-slot array counting renames, rmdirs and mount changes: a directory verdict
 /// made before the count moved may describe a path that no longer exists.
 pub const PATH_GEN_MAP: &str = "PATH_GEN";

@@ -11,8 +11,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use monitor_common::{
-    DirKey, DirVerdict, FileId, FilterConfig, KIND_SLOTS, LEAF_NAME_LEN, LeafName, NetFilter, VERDICT_DROP,
-    VERDICT_LEAVES, family_class, result_class,
+    DEFAULT_SET_ENTRIES, DirKey, DirVerdict, FileId, FilterConfig, KIND_SLOTS, LEAF_NAME_LEN, LeafName,
+    NetFilter, VERDICT_DROP, VERDICT_LEAVES, family_class, result_class,
 };
 
 use crate::kernel::{off, rd};
@@ -21,12 +21,13 @@ use crate::kernel::{off, rd};
 static FILTER: Array<FilterConfig> = Array::with_max_entries(1, 0);
 #[map]
 static DIR_VERDICTS: LruHashMap<DirKey, DirVerdict> = LruHashMap::with_max_entries(16384, 0);
+// Sized by the loader from the config (kernel_filter_sets).
 #[map]
-static LEAF_NAMES: HashMap<LeafName, u8> = HashMap::with_max_entries(4096, 0);
+static LEAF_NAMES: HashMap<LeafName, u8> = HashMap::with_max_entries(DEFAULT_SET_ENTRIES, 0);
 #[map]
-static FILE_IDS: HashMap<FileId, u8> = HashMap::with_max_entries(4096, 0);
+static FILE_IDS: HashMap<FileId, u8> = HashMap::with_max_entries(DEFAULT_SET_ENTRIES, 0);
 #[map]
-static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(4096, 0);
+static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(DEFAULT_SET_ENTRIES, 0);
 #[map]
 static PATH_GEN: Array<u64> = Array::with_max_entries(1, 0);
 #[map]

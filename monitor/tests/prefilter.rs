@@ -117,3 +117,137 @@ fn kernel_filter_dismisses_what_no_rule_needs_and_keeps_what_rules_need() {
         all_log.join("\n")
     );
 }
+
+/// A rules file with one rule over a list of `n` file names in `dir` (`fd.name in (big)`), and
+/// a second rule naming `n` ports: more than the kernel's sets hold by default.
+fn big_rules(path: &Path, dir: &str, n: usize, rule: &str) {
+    use std::fmt::Write as _;
+    let mut text = String::from("- list: big_paths\n  items: [");
+    for i in 0..n {
+        let _ = write!(text, "{}{dir}/f{i}", if i > 0 { ", " } else { "" });
+    }
+    text.push_str("]\n- list: big_ports\n  items: [");
+    for i in 0..n.min(60000) {
+        let _ = write!(text, "{}{}", if i > 0 { ", " } else { "" }, 1024 + i);
+    }
+    let _ = write!(
+        text,
+        "]\n- rule: {rule}\n  desc: d\n  condition: evt.type in (open, openat, openat2) and fd.name in (big_paths)\n  \
+         output: \"{rule} %fd.name\"\n  priority: WARNING\n\
+         - rule: {rule} port\n  desc: d\n  condition: evt.type = connect and fd.sport in (big_ports)\n  \
+         output: \"{rule} port %fd.sport\"\n  priority: WARNING\n"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// Opens `dir/f{i}` until the daemon raises `rule` for it (the first open of a directory may
+/// come before its verdict); panics after TIMEOUT.
+fn wait_alert(d: &Daemon, rule: &str, dir: &str, i: usize) {
+    let path = format!("{dir}/f{i}");
+    std::fs::write(&path, "x").unwrap();
+    let me = std::process::id();
+    let deadline = Instant::now() + common::TIMEOUT;
+    loop {
+        open(&path);
+        let got = d.matching(|v| {
+            common::rule(v) == rule
+                && common::field(v, "fd.name").as_str() == Some(&path)
+                && common::field(v, "proc.pid").as_u64() == Some(u64::from(me))
+        });
+        if !got.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no `{rule}` alert for {path}:\n{}", d.stderr().join("\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rules_that_overflow_the_kernel_sets_widen_the_filter_at_start_and_on_reload() {
+    require_root!();
+    let tmp = tempfile::Builder::new().prefix("monitor-bigsets").tempdir().unwrap();
+    let t = canonical(tmp.path().to_str().unwrap());
+    let dir = format!("{t}/names");
+    std::fs::create_dir(&dir).unwrap();
+    let rules = Path::new(&t).join("rules.yaml");
+    big_rules(&rules, &dir, 5000, "Big list 5k");
+    let config = Path::new(&t).join("monitor.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules: [{}]\nrate_limit: {{per_second: 0}}\nreload: {{watch: false}}\nself_alerts: {{heartbeat_interval_s: 0}}\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    // 5,000 names and ports: more than the default 4,096 entries of each set.
+    let d = Daemon::start_run(&["--config", config.to_str().unwrap()]);
+    let widened = d.wait_for_log("in-kernel filter widened");
+    assert!(widened.contains("kernel_filter_sets.leaf_names"), "{widened}");
+    d.wait_for_log("kernel_filter_sets.ports");
+    // The first and the last of the list, and one a set of 4,096 could not have held.
+    for i in [0, 4999, 4500] {
+        wait_alert(&d, "Big list 5k", &dir, i);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (_, body) = d.http_get("/metrics");
+        if common::metric(&body, "monitor_kernel_filter_widened{set=\"leaf_names\"}") == Some(1.0)
+            || Instant::now() > deadline
+        {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (set, want) in [("leaf_names", 1.0), ("ports", 1.0), ("file_identities", 0.0)] {
+        let sample = format!("monitor_kernel_filter_widened{{set=\"{set}\"}}");
+        assert_eq!(common::metric(&metrics, &sample), Some(want), "{sample}:\n{metrics}");
+    }
+
+    // A reload into 100,000 names keeps the daemon running, and the new rule fires.
+    big_rules(&rules, &dir, 100_000, "Big list 100k");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    d.wait_for_log("rules reloaded: the new set is in force");
+    for i in [99_999, 0, 50_000] {
+        wait_alert(&d, "Big list 100k", &dir, i);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, metrics) = d.http_get("/metrics");
+    assert_eq!(
+        common::metric(&metrics, "monitor_rule_reloads_total{result=\"success\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    let stopped = d.stop_and_collect();
+    assert!(stopped.iter().any(|v| common::rule(v) == "Monitor stopped"), "no clean stop");
+
+    // Sets made large enough hold 5,000 names: nothing is widened.
+    big_rules(&rules, &dir, 5000, "Big list 5k");
+    let d = Daemon::start_run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "kernel_filter_sets={leaf_names: 8192, ports: 8192, file_identities: 64}",
+    ]);
+    wait_alert(&d, "Big list 5k", &dir, 4999);
+    let log = d.stop().join("\n");
+    assert!(!log.contains("in-kernel filter widened"), "{log}");
+}
+
+#[test]
+fn rules_that_overflow_the_kernel_sets_start_at_100k_names() {
+    require_root!();
+    let tmp = tempfile::Builder::new().prefix("monitor-bigsets").tempdir().unwrap();
+    let t = canonical(tmp.path().to_str().unwrap());
+    let dir = format!("{t}/names");
+    std::fs::create_dir(&dir).unwrap();
+    let rules = Path::new(&t).join("rules.yaml");
+    big_rules(&rules, &dir, 100_000, "Big list at start");
+    let d = Daemon::start_run(&["--rules", rules.to_str().unwrap(), "--set", "rate_limit.per_second=0"]);
+    d.wait_for_log("in-kernel filter widened");
+    for i in [0, 99_999] {
+        wait_alert(&d, "Big list at start", &dir, i);
+    }
+    d.stop();
+}

@@ -463,3 +463,58 @@ fn the_units_capability_set_is_enough() {
     assert!(common::field(&alert, "proc.exepath").as_str().is_some_and(|p| p.starts_with('/')), "{alert}");
     d.stop();
 }
+
+#[test]
+fn a_data_dir_holds_one_daemon_and_a_crash_is_reported_with_a_recent_last_seen() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_env = data.to_str().unwrap().to_owned();
+    let start = || {
+        Daemon::start_with(common::Options {
+            command: &["run", "--format", "json"],
+            args: &["--set", "self_alerts.heartbeat_interval_s=0"],
+            env: &[("MONITOR_DATA_DIR", &data_env)],
+            ..Default::default()
+        })
+    };
+    let first = start();
+    let started = first.wait_for("Monitor started", |v| {
+        common::rule(v) == "Monitor started" && common::field(v, "monitor.pid") == first.pid()
+    });
+    let first_start: jiff::Timestamp = started["time"].as_str().unwrap().parse().unwrap();
+
+    // A second daemon on the same data_dir refuses to start, naming the one that holds it.
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_monitor"))
+        .args(["run", "--set", "metrics.address=127.0.0.1:0"])
+        .env("MONITOR_DATA_DIR", &data_env)
+        .env("MONITOR_LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second daemon started on the same data_dir:\n{err}");
+    assert!(
+        err.contains("is in use by another monitor process") && err.contains(&format!("pid {}", first.pid())),
+        "{err}"
+    );
+
+    // Killed 5 s after it started: the next start reports it last seen alive within a few
+    // seconds of the kill, not at some older time.
+    std::thread::sleep(Duration::from_secs(5));
+    let killed_at = jiff::Timestamp::now();
+    first.kill();
+    let d = start();
+    let started = d.wait_for("Monitor started", |v| {
+        common::rule(v) == "Monitor started" && common::field(v, "monitor.pid") == d.pid()
+    });
+    assert_eq!(common::field(&started, "monitor.previous_stop_clean"), false, "{started}");
+    let last_seen: jiff::Timestamp =
+        common::field(&started, "monitor.previous_stop").as_str().unwrap().parse().unwrap();
+    assert!(last_seen >= first_start, "last seen {last_seen} before the crashed run started {first_start}");
+    let gap = killed_at.duration_since(last_seen);
+    assert!(
+        gap <= jiff::SignedDuration::from_secs(3),
+        "last seen {last_seen}, {gap:?} before the kill at {killed_at}"
+    );
+    d.stop();
+}

@@ -82,12 +82,26 @@ fn marker(alert: &Value) -> Option<u64> {
 /// Every number in `0..n` arrived, and first arrivals are in order (duplicates allowed:
 /// delivery is at least once).
 fn assert_complete_in_order(arrived: &[u64], n: u64, what: &str) {
+    assert_complete_in_order_within(arrived, n, what, 1);
+}
+
+/// The requests a one-alert-per-request HTTP sink keeps in flight by default: their answers,
+/// and so their arrivals, may come in any order among themselves.
+const HTTP_IN_FLIGHT: u64 = 64;
+
+/// Every number in `0..n` arrived, and no alert's first arrival came after that of an alert
+/// `window` or more places later (1: strictly in order).
+fn assert_complete_in_order_within(arrived: &[u64], n: u64, what: &str, window: u64) {
     let unique: BTreeSet<u64> = arrived.iter().copied().collect();
     let missing: Vec<u64> = (0..n).filter(|i| !unique.contains(i)).collect();
     assert!(missing.is_empty(), "{what}: missing alerts {missing:?}; arrived: {arrived:?}");
     let mut seen = BTreeSet::new();
     let firsts: Vec<u64> = arrived.iter().copied().filter(|m| seen.insert(*m)).collect();
-    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "{what}: out of order: {firsts:?}");
+    let mut latest = 0;
+    for &m in &firsts {
+        assert!(m + window > latest, "{what}: {m} arrived after {latest}: {firsts:?}");
+        latest = latest.max(m);
+    }
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -111,7 +125,8 @@ fn http_markers(r: &HttpReceiver) -> Vec<u64> {
         .collect()
 }
 
-/// Alerts in the spool files that belong to this test (records `[len][crc][payload]`).
+/// Alerts in the spool files that belong to this test (after the segment's 8-byte magic,
+/// records `[len][crc][seq][payload]`).
 fn spooled(spool: &Path) -> usize {
     let mut n = 0;
     for entry in std::fs::read_dir(spool).into_iter().flatten().flatten() {
@@ -119,14 +134,14 @@ fn spooled(spool: &Path) -> usize {
             continue;
         }
         let data = std::fs::read(entry.path()).unwrap_or_default();
-        let mut at = 0;
-        while at + 8 <= data.len() {
+        let mut at = 8;
+        while at + 16 <= data.len() {
             let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
-            if at + 8 + len > data.len() {
+            if at + 16 + len > data.len() {
                 break;
             }
             n += 1;
-            at += 8 + len;
+            at += 16 + len;
         }
     }
     n
@@ -204,10 +219,11 @@ fn spooled_alerts_are_sent_after_a_restart_by_sigterm_or_kill_9() {
         let d = s.start(&sinks);
         d.wait_for_log("alerts spooled before the restart will be sent first");
         wait_until("the spooled alerts after the restart", || http_markers(&r).len() >= 25);
-        assert_complete_in_order(
+        assert_complete_in_order_within(
             &http_markers(&r),
             25,
             if kill9 { "after kill -9" } else { "after SIGTERM" },
+            HTTP_IN_FLIGHT,
         );
         d.stop();
     }
@@ -516,10 +532,175 @@ fn a_sink_without_a_spool_saves_its_queue_at_sigterm_and_sends_it_after_the_rest
     let log = d.stop().join("\n");
     assert!(log.contains("were saved; they are sent first after the next start"), "{log}");
     assert!(!log.contains("are lost"), "{log}");
+    // The counters say where the alerts went: saved, not dropped.
+    let summary = log.lines().rfind(|l| l.contains("monitor: sinks:")).expect("a final summary");
+    assert!(summary.contains("0 dropped") && summary.contains("20 saved for the next start"), "{summary}");
     r.restart();
     let d = s.start(&sinks);
     d.wait_for_log("alerts saved at the last shutdown will be sent first");
     wait_until("the saved alerts after the restart", || http_markers(&r).len() >= 20);
-    assert_complete_in_order(&http_markers(&r), 20, "saved at shutdown");
+    assert_complete_in_order_within(&http_markers(&r), 20, "saved at shutdown", HTTP_IN_FLIGHT);
+    let (_, metrics) = d.http_get("/metrics");
+    assert_eq!(
+        common::metric(&metrics, "monitor_sink_restored_total{sink=\"siem\",kind=\"http\"}"),
+        Some(20.0),
+        "{metrics}"
+    );
+    let summary = d.stop().into_iter().rfind(|l| l.contains("monitor: sinks:")).expect("a final summary");
+    assert!(
+        summary.contains("20 restored from the last shutdown") && summary.contains("20 sent"),
+        "{summary}"
+    );
+}
+
+/// Characters a consumer that splits lines the Unicode way (Python's `str.splitlines`) breaks
+/// a line at.
+fn breaks_line(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+#[test]
+fn alerts_escape_hostile_names_arguments_and_paths_the_same_in_text_and_json() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    require_root!();
+    let s = Setup::new();
+    let rules = format!(
+        "- rule: Hostile marker opened\n  desc: d\n  condition: evt.type in (open, openat, openat2) and fd.name startswith {}/ \
+         and proc.exepath = /usr/bin/cat\n  \
+         output: hostile name=%proc.name cmd=%proc.cmdline file=%fd.name\n  priority: WARNING\n",
+        s.markers.display()
+    );
+    std::fs::write(s.dir.path().join("rules.yaml"), rules).unwrap();
+    let text_file = s.dir.path().join("alerts.txt");
+    let json_file = s.dir.path().join("alerts.json");
+    let sinks = format!(
+        "    - {{type: file, name: text, path: {}, format: text}}\n    - {{type: file, name: json, path: {}, format: json}}\n",
+        text_file.display(),
+        json_file.display()
+    );
+    let d = s.start(&sinks);
+    // A program whose name forges a line for Unicode line splitters, and one with bytes that are
+    // not UTF-8 and a CSI control.
+    let forging = s.dir.path().join(OsStr::from_bytes("x\u{2028}Emergency FORGED".as_bytes()));
+    let raw = s.dir.path().join(OsStr::from_bytes(b"y\xff\xc2\x9b[31m\x7f"));
+    for exe in [&forging, &raw] {
+        std::os::unix::fs::symlink("/usr/bin/cat", exe).unwrap();
+    }
+    // Two files whose names differ only in an invalid byte against the replacement character,
+    // and an argument holding a backslash and an n.
+    let invalid = s.markers.join(OsStr::from_bytes(b"f\xff\\n\x1b[2J\xe2\x80\xa9Alert FORGED"));
+    let replacement = s.markers.join(OsStr::from_bytes("f\u{fffd}\\n\x1b[2J\u{2029}Alert FORGED".as_bytes()));
+    for (exe, file) in [(&forging, &invalid), (&raw, &replacement)] {
+        std::fs::write(file, "x").unwrap();
+        let status =
+            std::process::Command::new(exe).arg(file).stdout(std::process::Stdio::null()).status().unwrap();
+        assert!(status.success());
+    }
+    let read = |p: &Path| std::fs::read(p).unwrap_or_default();
+    wait_until("two alerts in each file", || {
+        read(&json_file).split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() >= 2
+            && read(&text_file).split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() >= 2
+    });
     d.stop();
+
+    let text = String::from_utf8(read(&text_file)).expect("text alerts are UTF-8");
+    let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    for l in &lines {
+        assert!(!l.chars().any(|c| breaks_line(c) || c.is_control()), "a text alert breaks or drives: {l:?}");
+        assert!(l.contains("\\u2028Emergency F") || l.contains("\\xff"), "{l:?}");
+    }
+    let json = String::from_utf8(read(&json_file)).expect("JSON alerts are UTF-8");
+    let alerts: Vec<Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(alerts.len(), 2);
+    let mut names = Vec::new();
+    for a in &alerts {
+        let fields = a["output_fields"].as_object().unwrap();
+        for (k, v) in fields.iter().chain([(&"output".to_owned(), &a["output"])]) {
+            if let Some(v) = v.as_str() {
+                assert!(!v.chars().any(|c| breaks_line(c) || c.is_control()), "{k} carries {v:?}");
+            }
+        }
+        let name = fields["fd.name"].as_str().unwrap().to_owned();
+        // The same escaping in output_fields as in the output line.
+        assert!(a["output"].as_str().unwrap().contains(&format!("file={name}")), "{a}");
+        assert!(name.contains("\\\\n\\x1b[2J\\u2029Alert FORGED"), "{name}");
+        names.push(name);
+    }
+    names.sort();
+    assert_ne!(names[0], names[1], "two different paths rendered the same");
+    assert!(names.iter().any(|n| n.contains("/f\\xff\\\\n")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("/f\u{fffd}\\\\n")), "{names:?}");
+    let by_name =
+        |part: &str| alerts.iter().find(|a| a["output_fields"]["proc.name"].as_str().unwrap().contains(part));
+    assert!(by_name("x\\u2028Emergency").is_some(), "{alerts:?}");
+    assert!(by_name("y\\xff\\u009b[31m\\x7f").is_some(), "{alerts:?}");
+}
+
+#[test]
+fn a_slow_receiver_gets_several_requests_at_once_acknowledged_in_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    require_root!();
+    let s = Setup::new();
+    let r = HttpReceiver::start();
+    // Answers each request 100 ms after it arrived, counting how many wait at once.
+    let (active, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, p) = (active.clone(), peak.clone());
+    r.set_responder(Box::new(move |_| {
+        let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+        p.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+        a.fetch_sub(1, Ordering::SeqCst);
+        (200, "{}".to_owned())
+    }));
+    // The default body: one alert per request.
+    let d = s.start(&http_sink(&r.url("/alerts"), "      max_in_flight: 16\n"));
+    s.raise(0..200);
+    wait_until("200 alerts", || http_markers(&r).iter().collect::<BTreeSet<_>>().len() >= 200);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!((2..=16).contains(&peak), "{peak} requests were in flight at once (want 2 to 16)");
+    assert_complete_in_order_within(&http_markers(&r), 200, "slow receiver", 16);
+    let log = d.stop().join("\n");
+    let summary = log.lines().rfind(|l| l.contains("monitor: sinks:")).expect("a final summary");
+    assert!(summary.contains("0 queued") && summary.contains("0 dropped"), "{summary}");
+}
+
+#[test]
+fn a_damaged_record_in_the_middle_of_the_spool_costs_only_itself() {
+    require_root!();
+    let s = Setup::new();
+    let mut r = HttpReceiver::start();
+    r.stop();
+    let sinks = http_sink(&r.url("/alerts"), "      body: ndjson\n");
+    let d = s.start(&sinks);
+    s.raise(0..101);
+    wait_until("101 alerts in the spool", || spooled(&s.spool_dir().join("siem")) >= 101);
+    d.stop();
+    // One flipped byte inside the payload of the 11th record.
+    let seg = std::fs::read_dir(s.spool_dir().join("siem"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a spool segment");
+    let mut data = std::fs::read(&seg).unwrap();
+    let mut at = 8;
+    for _ in 0..10 {
+        at += 16 + u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+    }
+    data[at + 16 + 20] ^= 0x01;
+    std::fs::write(&seg, data).unwrap();
+    r.restart();
+    let d = s.start(&sinks);
+    d.wait_for_log("skipped damaged records in the middle of the spool");
+    wait_until("the 100 intact alerts", || http_markers(&r).iter().collect::<BTreeSet<_>>().len() >= 100);
+    let got: BTreeSet<u64> = http_markers(&r).into_iter().collect();
+    let want: BTreeSet<u64> = (0..101).filter(|&i| i != 10).collect();
+    assert_eq!(got, want);
+    let log = d.stop().join("\n");
+    assert!(log.contains("lost=1"), "{log}");
+    let summary = log.lines().rfind(|l| l.contains("monitor: sinks:")).expect("a final summary");
+    assert!(summary.contains("1 dropped"), "the damaged alert is not counted: {summary}");
 }

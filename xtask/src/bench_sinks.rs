@@ -86,19 +86,20 @@ fn nats(dir: &Path, port: u16) -> Result<Server> {
     Ok(server)
 }
 
-/// An HTTP/1.1 endpoint that answers every POST with 200 (`_bulk`: no item errors), keep-alive.
-fn http_endpoint() -> Result<u16> {
+/// An HTTP/1.1 endpoint that answers every POST with 200 (`_bulk`: no item errors), keep-alive,
+/// `latency` after the request arrived (a SIEM across a WAN).
+fn http_endpoint(latency: Duration) -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_http(conn));
+            std::thread::spawn(move || serve_http(conn, latency));
         }
     });
     Ok(port)
 }
 
-fn serve_http(conn: TcpStream) {
+fn serve_http(conn: TcpStream, latency: Duration) {
     let mut reader = BufReader::new(match conn.try_clone() {
         Ok(c) => c,
         Err(_) => return,
@@ -129,6 +130,7 @@ fn serve_http(conn: TcpStream) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        std::thread::sleep(latency);
         let answer = if request_line.contains("/_bulk") { r#"{"errors":false,"items":[]}"# } else { "{}" };
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
@@ -196,7 +198,7 @@ pub fn run(bin: &Path, events: &Path, rounds: usize, scale: f64) -> Result<()> {
     let (tcp, relp, nats_port) = (free_port()?, free_port()?, free_port()?);
     let _rsyslog = rsyslog(&dir, tcp, relp)?;
     let _nats = nats(&dir, nats_port)?;
-    let http = http_endpoint()?;
+    let http = http_endpoint(Duration::ZERO)?;
     let udp = udp_drain()?;
 
     let delivery = "      delivery: {queue_max_alerts: 10000000}\n";
@@ -295,7 +297,12 @@ pub fn run(bin: &Path, events: &Path, rounds: usize, scale: f64) -> Result<()> {
         1.0,
         "-"
     );
-    for (i, (name, sink)) in sinks.iter().enumerate() {
+    let measure = |i: usize,
+                   name: &str,
+                   sink: &str,
+                   alerts: u64,
+                   replay: &dyn Fn(&Path) -> Result<(Duration, Duration, String)>|
+     -> Result<()> {
         let config = dir.join(format!("sink-{i}.yaml"));
         let mut cpus = Vec::new();
         let mut walls = Vec::new();
@@ -310,7 +317,7 @@ pub fn run(bin: &Path, events: &Path, rounds: usize, scale: f64) -> Result<()> {
                     spool.display()
                 ),
             )?;
-            let (wall, cpu, stderr) = replay(Some(&config))?;
+            let (wall, cpu, stderr) = replay(&config)?;
             let (sent, d) = sink_counts(&stderr);
             if sent < alerts {
                 bail!("{name}: {sent} of {alerts} alerts delivered:\n{stderr}");
@@ -331,6 +338,44 @@ pub fn run(bin: &Path, events: &Path, rounds: usize, scale: f64) -> Result<()> {
             cpu / base_cpu,
             dropped
         );
+        Ok(())
+    };
+    for (i, (name, sink)) in sinks.iter().enumerate() {
+        measure(i, name, sink, alerts, &|c| replay(Some(c)))?;
+    }
+
+    // A receiver that answers each request in 100 ms: one alert per request, as falcosidekick
+    // takes them, is as fast as the requests in flight allow.
+    let slow = http_endpoint(Duration::from_millis(100))?;
+    let burst_repeat = 3000_usize.div_ceil(n_events);
+    let burst = (n_events * burst_repeat) as u64;
+    let replay_burst = |c: &Path| -> Result<(Duration, Duration, String)> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("replay")
+            .arg(events)
+            .arg("--rules")
+            .arg(&rules)
+            .args(["--repeat", &burst_repeat.to_string()]);
+        cmd.arg("--config").arg(c).arg("--to-sinks");
+        run_measured(cmd.env("MONITOR_LOG_FORMAT", "text"))
+    };
+    println!();
+    println!(
+        "a burst of {burst} alerts to an HTTP receiver answering in 100 ms (CPU ratio to the baseline above):"
+    );
+    let slow_sinks: [(&str, String); 3] = [
+        ("webhook single, 64 in flight", format!("    - type: http\n      url: http://127.0.0.1:{slow}/\n")),
+        (
+            "webhook single, 8 in flight",
+            format!("    - type: http\n      url: http://127.0.0.1:{slow}/\n      max_in_flight: 8\n"),
+        ),
+        (
+            "webhook ndjson",
+            format!("    - type: http\n      url: http://127.0.0.1:{slow}/\n      body: ndjson\n"),
+        ),
+    ];
+    for (i, (name, sink)) in slow_sinks.iter().enumerate() {
+        measure(100 + i, name, sink, burst, &replay_burst)?;
     }
     let _ = std::fs::remove_file(dir.join("alerts.json"));
     Ok(())

@@ -260,11 +260,6 @@ impl Alerter {
         written
     }
 
-    /// About once a second.
-    pub fn tick(&mut self) {
-        self.ruleset.refresh_identities();
-    }
-
     pub fn report(&self) -> String {
         let s = &self.stats;
         format!(

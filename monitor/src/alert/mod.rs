@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::event::{Event, Field, FieldContext};
 use crate::rules::CompiledRule;
-use crate::rules::output::escape_control;
 
 /// Fields every alert carries besides those its rule's output names, so a SIEM can always
 /// tell what ran where (null when unknown, or when the event type has no such field).
@@ -103,11 +102,12 @@ pub fn output_line(time: &str, priority: &str, text: &str) -> String {
     format!("{clock}: {priority} {text}")
 }
 
-/// An alert's text line: its output with control characters escaped (nothing a process chose
-/// can break the line), and what the rate limit held back.
+/// An alert's text line: its output with controls and line separators escaped (nothing a
+/// process chose can break the line; the values in it are escaped already), and what the rate
+/// limit held back.
 pub fn write_text_line(output: &str, suppressed: Option<u64>, out: &mut Vec<u8>) {
     let mut line = String::with_capacity(output.len() + 48);
-    escape_control(output, &mut line);
+    crate::event::text::escape_controls(output, &mut line);
     if let Some(n) = suppressed {
         line.push_str(&format!(" ({n} more alerts of this rule were suppressed by the rate limit)"));
     }

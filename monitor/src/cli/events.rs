@@ -69,6 +69,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
     let defaults = crate::config::Config::default();
     let opts = PipelineOptions {
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(defaults.ring_buffer_bytes),
+        filter_sets: defaults.kernel_filter_sets,
         max_processes: args.sensor.max_processes.unwrap_or(defaults.max_processes),
         containers: None,
         state_dir: None,
@@ -81,6 +82,7 @@ pub async fn run(args: EventsArgs) -> Result<()> {
             config.rules = Some(args.rules.clone());
         }
         let ruleset = super::run::load_rules(&config)?;
+        ruleset.follow_identities();
         Some(Arc::new(Prefilter::from_ruleset(&ruleset)))
     } else {
         None

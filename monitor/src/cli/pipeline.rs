@@ -21,6 +21,7 @@ const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct PipelineOptions {
     pub ring_bytes: u32,
+    pub filter_sets: crate::rules::prefilter::SetSizes,
     pub max_processes: usize,
     /// Container metadata from the runtimes, for stages that render it.
     pub containers: Option<crate::container::ContainerDirectory>,
@@ -71,13 +72,16 @@ pub trait Stage {
     fn prefilter(&self) -> Option<Arc<Prefilter>> {
         None
     }
-    /// Whether a reloaded set waits to be put in force (then the pipeline widens the kernel's
-    /// filter, drains the ring, calls `apply_reload`, and installs the new filter).
-    fn reload_pending(&mut self) -> bool {
-        false
+    /// When a reloaded set waits to be put in force, the kernel filter it needs (then the
+    /// pipeline widens the kernel's filter, drains the ring, installs the new filter, and calls
+    /// `apply_reload`, or `reject_reload` when the kernel refused the filter).
+    fn reload_pending(&mut self) -> Option<Option<Arc<Prefilter>>> {
+        None
     }
     /// Puts the pending set in force, between two events.
     fn apply_reload(&mut self) {}
+    /// Drops the pending set: the set in force stays.
+    fn reject_reload(&mut self, _why: &anyhow::Error) {}
     /// Whether the stage holds output back (then `flush` is called every few milliseconds).
     fn holds_back(&self) -> bool {
         false
@@ -111,6 +115,7 @@ impl Counters {
             kernel_drops: drops.clone(),
             kernel_filtered: f.filtered().unwrap_or_default(),
             directory_verdicts: f.stats.made,
+            kernel_filter_widened: f.widened().iter().map(|w| w.set).collect(),
             processes: s.processes.live + s.processes.exited,
             process_evictions: s.processes.evictions,
             cgroups: s.cgroups.entries,
@@ -231,14 +236,18 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let mut sensor = Sensor::load(&SensorConfig { ring_bytes: opts.ring_bytes })?;
+    let mut sensor =
+        Sensor::load(&SensorConfig { ring_bytes: opts.ring_bytes, filter_sets: opts.filter_sets })?;
     let drop_counters = sensor.take_drops()?;
     let mut filter = sensor.take_filter()?;
     let prefilter = stage.prefilter();
     if let Some(p) = &prefilter {
         tracing::info!(filter = %p.describe(), "in-kernel filter compiled from the rules");
     }
-    filter.install(prefilter)?;
+    if let Err(e) = filter.install(prefilter) {
+        // Widened is safe: the rules see every event, at the cost of copying them all.
+        tracing::error!("cannot install the in-kernel filter ({e:#}); every event reaches the daemon");
+    }
     let mut reader = Reader::new(sensor.take_ring()?)?;
     let mut table = ProcessTable::new(opts.max_processes);
     table.seed_from_proc();
@@ -284,19 +293,29 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
             _ = sigint.recv() => break,
             _ = sighup.recv() => stage.reload(),
             _ = reload_check.tick(), if batch.is_empty() => {
-                if stage.reload_pending() {
+                if let Some(next) = stage.reload_pending() {
                     // Widen, let the old rules see everything the old filter let through, then
-                    // swap and narrow: no event either set needs is dismissed during the change.
-                    filter.widen()?;
-                    reader.drain_ready(usize::MAX, &mut |b| {
-                        batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
-                    });
-                    stage.apply_reload();
-                    let prefilter = stage.prefilter();
-                    if let Some(p) = &prefilter {
-                        tracing::info!(filter = %p.describe(), "in-kernel filter recompiled");
+                    // install the new filter and swap: no event either set needs is dismissed
+                    // during the change. A kernel that refuses the new filter keeps the old set.
+                    let mut outcome = filter.widen();
+                    if outcome.is_ok() {
+                        reader.drain_ready(usize::MAX, &mut |b| {
+                            batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
+                        });
+                        if let Some(p) = &next {
+                            tracing::info!(filter = %p.describe(), "in-kernel filter recompiled");
+                        }
+                        outcome = filter.install(next);
                     }
-                    filter.install(prefilter)?;
+                    match outcome {
+                        Ok(()) => stage.apply_reload(),
+                        Err(e) => {
+                            stage.reject_reload(&e);
+                            if let Err(e) = filter.install(stage.prefilter()) {
+                                tracing::error!("cannot reinstall the in-kernel filter ({e:#}); every event reaches the daemon");
+                            }
+                        }
+                    }
                 }
             }
             // A full batch waits for the output before more is read from the ring.

@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigSource, OutputFormat, Override};
 use crate::event::{Event, FieldContext};
 use crate::output::Router;
 use crate::rules::{Loaded, Prefilter, Ruleset};
+use crate::service::reload::prefilter_for;
 use crate::service::self_alerts::{self, SelfAlerts};
 use crate::service::{Health, Reloaded, Reloader, RuleMetrics, Telemetry};
 
@@ -125,11 +126,6 @@ struct AlertStage {
     prefilter: Option<Arc<Prefilter>>,
 }
 
-/// The in-kernel filter for a ruleset, unless the config turns filtering off.
-pub fn prefilter_for(config: &Config, ruleset: &crate::rules::Ruleset) -> Option<Arc<Prefilter>> {
-    config.kernel_filter.then(|| Arc::new(Prefilter::from_ruleset(ruleset)))
-}
-
 /// What the self-alerts report, borrowed from the alerter alone (the self-alerts are borrowed
 /// mutably beside it).
 fn status<'a>(alerter: &'a Alerter, p: &'a Progress) -> self_alerts::Status<'a> {
@@ -181,7 +177,6 @@ impl Stage for AlertStage {
     }
 
     fn tick(&mut self, p: &Progress, out: &mut Vec<u8>) -> u64 {
-        self.alerter.tick();
         let n = self.self_alerts.tick(&status(&self.alerter, p), out);
         self.publish();
         n
@@ -213,18 +208,31 @@ impl Stage for AlertStage {
         self.prefilter.clone()
     }
 
-    fn reload_pending(&mut self) -> bool {
+    fn reload_pending(&mut self) -> Option<Option<Arc<Prefilter>>> {
         if self.pending.is_none() {
             self.pending = self.reloader.as_ref().and_then(Reloader::take);
         }
-        self.pending.is_some()
+        self.pending.as_ref().map(|r| r.prefilter.clone())
+    }
+
+    fn reject_reload(&mut self, why: &anyhow::Error) {
+        if let Some(r) = self.pending.take() {
+            tracing::error!(
+                "reload failed: the kernel refused the new rules' filter ({why:#}); the rules in force stay (ruleset {}, \
+                 not {})",
+                self.alerter.ruleset().digest,
+                r.ruleset.digest
+            );
+            self.telemetry.reload_failed();
+        }
     }
 
     fn apply_reload(&mut self) {
-        let Some(Reloaded { config, ruleset }) = self.pending.take() else {
+        let Some(Reloaded { config, ruleset, prefilter }) = self.pending.take() else {
             return;
         };
-        self.prefilter = prefilter_for(&config, &ruleset);
+        self.prefilter = prefilter;
+        ruleset.follow_identities();
         self.alerter.replace(ruleset, alerter_options(&config, Some(OutputFormat::Json)));
         self.self_alerts.set_config(config.self_alerts.clone());
         self.telemetry.reload_succeeded();
@@ -239,7 +247,9 @@ impl Stage for AlertStage {
 
 pub async fn run(args: RunArgs, config: Config, source: ConfigSource) -> Result<()> {
     source.warn_ignored_env();
+    let _data_dir = self_alerts::lock_data_dir(&config.data_dir)?;
     let ruleset = load_rules(&config)?;
+    ruleset.follow_identities();
     let router = Arc::new(Router::start(&config.output, args.format)?);
     let containers = crate::container::ContainerDirectory::start(config.container_runtime.sources());
     let health = Health::new(std::time::Duration::from_millis(config.metrics.max_stall_ms));
@@ -257,6 +267,7 @@ pub async fn run(args: RunArgs, config: Config, source: ConfigSource) -> Result<
     let opts = PipelineOptions {
         output: OutputTarget::Sinks(router.clone()),
         ring_bytes: args.sensor.ring_buffer_bytes.unwrap_or(config.ring_buffer_bytes),
+        filter_sets: config.kernel_filter_sets,
         max_processes: args.sensor.max_processes.unwrap_or(config.max_processes),
         containers: Some(containers.clone()),
         state_dir: Some(config.state_dir.clone()),

@@ -51,6 +51,8 @@ pub struct Config {
     pub min_priority: String,
     /// Dismiss in the kernel the opens, connects and sends no loaded rule can match.
     pub kernel_filter: bool,
+    /// Entries of the in-kernel filter's sets (fixed when the programs load).
+    pub kernel_filter_sets: crate::rules::prefilter::SetSizes,
     pub ring_buffer_bytes: u32,
     pub max_processes: usize,
     pub container_runtime: ContainerRuntimeConfig,
@@ -180,6 +182,7 @@ impl Default for Config {
             rule_matching: RuleMatching::default(),
             min_priority: "debug".to_owned(),
             kernel_filter: true,
+            kernel_filter_sets: Default::default(),
             ring_buffer_bytes: monitor_common::DEFAULT_RING_BYTES,
             max_processes: crate::process::table_default_max(),
             container_runtime: ContainerRuntimeConfig::default(),
@@ -300,6 +303,7 @@ impl Config {
         })?;
         crate::sensor::check_ring_bytes(self.ring_buffer_bytes)
             .map_err(|e| format!("{name}: ring_buffer_bytes: {e}"))?;
+        crate::sensor::check_set_sizes(&self.kernel_filter_sets).map_err(|e| format!("{name}: {e}"))?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| format!("{name}: log.level: `{}` is not a log filter: {e}", self.log.level))?;
         Ok(())

@@ -14,6 +14,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "rule_matching",
     "min_priority",
     "kernel_filter",
+    "kernel_filter_sets",
     "ring_buffer_bytes",
     "max_processes",
     "container_runtime",

@@ -38,13 +38,13 @@ pub(super) fn clock_ns(clock: libc::clockid_t) -> i128 {
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn text(bytes: &[u8]) -> String {
+    super::text::from_bytes(bytes)
 }
 
 fn comm(bytes: &[u8; 16]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    lossy(&bytes[..end])
+    text(&bytes[..end])
 }
 
 /// Joins a relative path to its base directory, lexically (the kernel did not resolve it).
@@ -110,7 +110,7 @@ impl Enricher {
     /// event); empty when its walk failed.
     fn learn_cgroup(&mut self, id: u64, path: &[u8]) {
         if !path.is_empty() {
-            self.cgroups.learn(id, &lossy(path));
+            self.cgroups.learn(id, &text(path));
         }
     }
 
@@ -137,13 +137,13 @@ impl Enricher {
             RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv } => {
                 let h = &ev.header;
                 self.learn_cgroup(h.cgroup_id, cgroup);
-                let filename = lossy(filename);
-                let mut exe_path = lossy(exe);
+                let filename = text(filename);
+                let mut exe_path = text(exe);
                 if ev.header.flags & EXEC_EXE_UNLINKED != 0 {
                     exe_path.push_str(" (deleted)");
                 }
-                let cwd = (!cwd.is_empty()).then(|| lossy(cwd));
-                let argv_list: Vec<String> = argv.split(|&b| b == 0).map(lossy).collect::<Vec<_>>();
+                let cwd = (!cwd.is_empty()).then(|| text(cwd));
+                let argv_list: Vec<String> = argv.split(|&b| b == 0).map(text).collect::<Vec<_>>();
                 // argv ends with a NUL, which leaves one empty trailing element.
                 let argv_list = match argv_list.split_last() {
                     Some((last, rest)) if last.is_empty() => rest.to_vec(),
@@ -203,9 +203,9 @@ impl Enricher {
             RawEvent::Open { ev, path, base } => {
                 let h = &ev.header;
                 let resolved = h.flags & OPEN_RESOLVED != 0;
-                let mut path = lossy(path);
+                let mut path = text(path);
                 if h.flags & OPEN_HAS_BASE != 0 {
-                    path = join(&lossy(base), &path);
+                    path = join(&text(base), &path);
                 }
                 let info = OpenInfo {
                     path,
@@ -229,7 +229,7 @@ impl Enricher {
                 let unix = (!unix_path.is_empty()).then(|| {
                     // Abstract sockets start with NUL; Falco shows them with a leading '@'.
                     let p = unix_path.split(|&b| b == 0).find(|s| !s.is_empty()).unwrap_or(&[]);
-                    if unix_path[0] == 0 { format!("@{}", lossy(p)) } else { lossy(p) }
+                    if unix_path[0] == 0 { format!("@{}", text(p)) } else { text(p) }
                 });
                 let info = NetInfo {
                     fd_type: fd_type_of_ip(sip, ev.family),

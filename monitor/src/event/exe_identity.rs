@@ -109,7 +109,7 @@ impl ExeIdentity {
                 candidates.iter().find(|c| file.try_clone().is_ok_and(|f| same_content_from_start(f, c)))
             })
         };
-        let found = found.map(|p| p.to_string_lossy().into_owned());
+        let found = found.map(|p| super::text::from_os(p.as_os_str()));
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
         }

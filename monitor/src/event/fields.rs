@@ -758,11 +758,13 @@ impl FieldValue<'_> {
         }
     }
 
+    /// As an alert's output_fields carry it: strings escaped as in the output text
+    /// ([`super::text::escape`]), so raw JSON shown on a terminal cannot drive it either.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
             Self::Null => J::Null,
-            Self::Str(s) => J::String(s.to_string()),
+            Self::Str(s) => J::String(super::text::escaped(s)),
             Self::Int(i) => J::from(*i),
             Self::Bool(b) => J::Bool(*b),
             Self::Ip(ip) => J::String(ip.to_string()),

@@ -7,6 +7,7 @@ mod fields;
 mod format;
 mod json;
 pub mod replay;
+pub mod text;
 mod users;
 
 pub use enrich::{Enricher, EnricherStats};

@@ -277,6 +277,11 @@ pub struct HttpConfig {
     pub preset: HttpPreset,
     /// Webhook only; default `single`.
     pub body: Option<WebhookBody>,
+    /// Requests of one batch in flight at once when each carries one alert (`body: single`):
+    /// a receiver across a WAN answers in 50-300 ms, and one at a time is a few alerts a second.
+    /// Alerts are acknowledged in order whatever order the answers come in.
+    #[serde(default = "HttpConfig::default_max_in_flight")]
+    pub max_in_flight: usize,
     #[serde(default)]
     pub gzip: bool,
     /// Plain headers (shown in logs and `monitor rules` output never; still, no secrets here).
@@ -300,6 +305,9 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
+    fn default_max_in_flight() -> usize {
+        64
+    }
     fn default_index() -> String {
         "monitor-alerts".to_owned()
     }

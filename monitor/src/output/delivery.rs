@@ -29,6 +29,11 @@ pub struct SinkStats {
     pub dropped: AtomicU64,
     /// Alerts the receiver refused as malformed, for good (never accepted by retrying).
     pub rejected: AtomicU64,
+    /// A sink without a spool at shutdown: alerts not delivered by the deadline, saved to its
+    /// directory under the spool_dir for the next start.
+    pub saved: AtomicU64,
+    /// Alerts a previous run saved at its shutdown, taken into this run's queue at start.
+    pub restored: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -40,6 +45,8 @@ pub struct SinkStatsSnapshot {
     pub spooled: u64,
     pub dropped: u64,
     pub rejected: u64,
+    pub saved: u64,
+    pub restored: u64,
 }
 
 impl SinkStats {
@@ -52,6 +59,8 @@ impl SinkStats {
             spooled: self.spooled.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            saved: self.saved.load(Relaxed),
+            restored: self.restored.load(Relaxed),
         }
     }
 }
@@ -221,12 +230,15 @@ fn finish(name: &str, buffer: &Buffer, stats: &SinkStats, spill: &std::path::Pat
     }
     match buffer.spill(spill) {
         Ok(0) => {}
-        Ok(saved) => tracing::warn!(
-            sink = %name,
-            saved,
-            dir = %spill.display(),
-            "alerts not delivered before the shutdown deadline were saved; they are sent first after the next start"
-        ),
+        Ok(saved) => {
+            stats.saved.fetch_add(saved, Relaxed);
+            tracing::warn!(
+                sink = %name,
+                saved,
+                dir = %spill.display(),
+                "alerts not delivered before the shutdown deadline were saved; they are sent first after the next start"
+            );
+        }
         Err((lost, e)) => {
             stats.dropped.fetch_add(lost, Relaxed);
             tracing::error!(sink = %name, lost, "alerts not delivered before the shutdown deadline are lost: cannot save them in {}: {e}", spill.display());

@@ -23,6 +23,7 @@ pub struct HttpSink {
     url: reqwest::Url,
     preset: HttpPreset,
     body: WebhookBody,
+    max_in_flight: usize,
     gzip: bool,
     index: String,
     /// Splunk: the envelope's fixed members (source, sourcetype, index), rendered once.
@@ -98,6 +99,7 @@ impl HttpSink {
             url,
             preset: c.preset,
             body: c.body.unwrap_or(WebhookBody::Single),
+            max_in_flight: c.max_in_flight.clamp(1, 1024),
             gzip: c.gzip,
             index: c.index.clone(),
             splunk_fields: format!(
@@ -284,27 +286,43 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+impl HttpSink {
+    /// One request per alert, up to `max_in_flight` at once; done is the longest run of
+    /// answered requests from the batch's start, so alerts are acknowledged in order.
+    async fn deliver_one_per_request(&self, batch: &[Record]) -> Result<Progress> {
+        use futures_util::StreamExt as _;
+        let started = std::time::Instant::now();
+        let mut in_flight = futures_util::stream::FuturesOrdered::new();
+        let (mut posted, mut done) = (0, 0);
+        loop {
+            // What was posted counts: a batch must not outlive its attempt's budget, or a slow
+            // receiver would see the same first alerts over and over.
+            while in_flight.len() < self.max_in_flight
+                && posted < batch.len()
+                && (posted == 0 || started.elapsed() < self.timeout / 2)
+            {
+                in_flight.push_back(self.post(std::slice::from_ref(&batch[posted])));
+                posted += 1;
+            }
+            let Some(answer) = in_flight.next().await else { break };
+            match answer {
+                Ok(Some(_)) => done += 1,
+                Ok(None) => return Ok(Progress { done: done + 1, rejected: 1 }),
+                Err(e) if done > 0 => {
+                    tracing::debug!("request {done} of the batch failed: {e:#}");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Progress::all(done))
+    }
+}
+
 impl Sink for HttpSink {
     async fn deliver(&mut self, batch: &[Record]) -> Result<Progress> {
         if self.preset == HttpPreset::Webhook && self.body == WebhookBody::Single {
-            let started = std::time::Instant::now();
-            for (i, r) in batch.iter().enumerate() {
-                // What was posted counts: a batch must not outlive its attempt's budget, or a
-                // slow receiver would see the same first alerts over and over.
-                if i > 0 && started.elapsed() >= self.timeout / 2 {
-                    return Ok(Progress::all(i));
-                }
-                match self.post(std::slice::from_ref(r)).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Ok(Progress { done: i + 1, rejected: 1 }),
-                    Err(e) if i > 0 => {
-                        tracing::debug!("request {i} of the batch failed: {e:#}");
-                        return Ok(Progress::all(i));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(Progress::all(batch.len()));
+            return self.deliver_one_per_request(batch).await;
         }
         let mut part = batch;
         loop {

@@ -28,6 +28,7 @@ pub use config::{
 };
 pub use delivery::{SinkStats, SinkStatsSnapshot};
 pub use router::{Router, RouterReport};
+pub use spool::lock_exclusive;
 
 use std::sync::Arc;
 

@@ -158,8 +158,11 @@ impl Router {
         let buffer = Arc::new(if d.spool.enabled.unwrap_or(sc.acknowledges()) {
             let (spool, recovered) = Spool::open(&dir, d.spool.max_bytes, d.spool.fsync)
                 .with_context(|| format!("cannot open the spool {}", dir.display()))?;
-            if recovered.corrupt_bytes > 0 {
-                tracing::warn!(sink = %name, bytes = recovered.corrupt_bytes, "cut off a damaged tail of the spool (a crash mid-write)");
+            if recovered.torn_bytes > 0 {
+                tracing::warn!(sink = %name, bytes = recovered.torn_bytes, "cut off a torn tail of the spool (a crash mid-write)");
+            }
+            if recovered.damaged_bytes > 0 {
+                tracing::error!(sink = %name, bytes = recovered.damaged_bytes, "skipped damaged records in the middle of the spool; the intact ones after them are sent");
             }
             if recovered.lost > 0 {
                 stats.dropped.fetch_add(recovered.lost, std::sync::atomic::Ordering::Relaxed);
@@ -174,6 +177,7 @@ impl Router {
             match Buffer::memory_with_saved(name, max, &dir) {
                 Ok((b, saved)) => {
                     if saved > 0 {
+                        stats.restored.fetch_add(saved, std::sync::atomic::Ordering::Relaxed);
                         tracing::info!(sink = %name, alerts = saved, "alerts saved at the last shutdown will be sent first");
                     }
                     b
@@ -282,8 +286,17 @@ impl Router {
             .map(|r| {
                 let s = &r.stats;
                 format!(
-                    "{}: {} sent, {} queued, {} failed attempts, {} retried, {} spooled, {} dropped, {} rejected",
-                    r.name, s.sent, r.queued, s.failed, s.retried, s.spooled, s.dropped, s.rejected
+                    "{}: {} sent, {} queued, {} failed attempts, {} retried, {} spooled, {} dropped, {} rejected{}{}",
+                    r.name,
+                    s.sent,
+                    r.queued,
+                    s.failed,
+                    s.retried,
+                    s.spooled,
+                    s.dropped,
+                    s.rejected,
+                    if s.restored > 0 { format!(", {} restored from the last shutdown", s.restored) } else { String::new() },
+                    if s.saved > 0 { format!(", {} saved for the next start", s.saved) } else { String::new() },
                 )
             })
             .collect();
@@ -291,7 +304,8 @@ impl Router {
     }
 
     /// Lets each sink deliver what it holds (within the shutdown timeout), then stops them; what
-    /// a sink without a spool could not deliver is counted as dropped.
+    /// a sink without a spool could not deliver is saved for the next start (counted as saved),
+    /// or counted as dropped when it cannot be saved.
     pub fn shutdown(&self) {
         let Some(done) = self.done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
             return;

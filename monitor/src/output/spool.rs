@@ -4,9 +4,13 @@
 //!
 //! Layout of the directory: `instance` (a random id, so receivers that de-duplicate can tell
 //! this spool's sequence numbers from another's), `acked` (the next unacknowledged sequence
-//! number, 8 bytes little-endian; losing an update only resends), and `<first seq>.seg` files
-//! holding records `[len u32 LE][crc32 u32 LE][payload]`. A torn or corrupt tail (a crash
-//! mid-write) is cut off at the first record whose length or checksum does not hold.
+//! number, 8 bytes little-endian; losing an update only resends), and `<first seq>.seg` files.
+//! A segment starts with [`MAGIC`] and holds records `[len u32 LE][crc32 u32 LE][seq u64
+//! LE][payload]`, the checksum over seq and payload. Each record names its own sequence
+//! number, so a damaged record in the middle is skipped (its number is missing, and counted as
+//! lost) and the intact records after it are still read; only a damaged tail with no intact
+//! record after it (a crash mid-write) is cut off. Segments of the first format (no magic,
+//! `[len][crc][payload]`, numbered by position) are still read, never appended to.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -19,7 +23,10 @@ use std::time::{Duration, Instant};
 use super::Record;
 use super::config::FsyncPolicy;
 
-const HEADER: usize = 8;
+/// The first bytes of a segment in the current format.
+pub const MAGIC: &[u8; 8] = b"MONSPL2\n";
+const HEADER: usize = 16;
+const V1_HEADER: usize = 8;
 /// Larger records are refused (an alert is a few KiB; this bounds what a corrupt length can make
 /// us read).
 pub const MAX_RECORD: usize = 16 << 20;
@@ -27,10 +34,28 @@ const SEGMENT_MAX: u64 = 64 << 20;
 const SEGMENT_MIN: u64 = 64 << 10;
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// `[len][crc][payload]`, numbered from the file name by position.
+    V1,
+    /// `[len][crc][seq][payload]` after [`MAGIC`].
+    V2,
+}
+
+impl Format {
+    fn header(self) -> usize {
+        match self {
+            Self::V1 => V1_HEADER,
+            Self::V2 => HEADER,
+        }
+    }
+}
+
 struct Segment {
     first: u64,
-    /// Start offset of each record.
-    offsets: Vec<u64>,
+    format: Format,
+    /// (sequence number, start offset) of each intact record, in order.
+    index: Vec<(u64, u64)>,
     bytes: u64,
     file: File,
     path: PathBuf,
@@ -38,7 +63,12 @@ struct Segment {
 
 impl Segment {
     fn end_seq(&self) -> u64 {
-        self.first + self.offsets.len() as u64
+        self.index.last().map_or(self.first, |(seq, _)| seq + 1)
+    }
+
+    /// Records at or after `head`.
+    fn pending(&self, head: u64) -> u64 {
+        (self.index.len() - self.index.partition_point(|(seq, _)| *seq < head)) as u64
     }
 }
 
@@ -47,16 +77,27 @@ impl Segment {
 pub struct Recovered {
     /// Alerts waiting to be sent.
     pub pending: u64,
-    /// Bytes cut off because they did not form whole, intact records.
-    pub corrupt_bytes: u64,
-    /// Alerts known lost: sequence numbers missing between the segments that remain (a damaged
-    /// middle segment, cut short or deleted).
+    /// Bytes of torn tails cut off (a crash mid-write).
+    pub torn_bytes: u64,
+    /// Bytes of damaged records skipped, with intact records after them.
+    pub damaged_bytes: u64,
+    /// Alerts known lost: sequence numbers missing between the records that remain (a damaged
+    /// record, or a damaged segment cut short or deleted).
     pub lost: u64,
+}
+
+/// `path`, created if missing and locked (flock) for as long as the returned file is held;
+/// WouldBlock when another process holds it.
+pub fn lock_exclusive(path: &Path) -> io::Result<nix::fcntl::Flock<File>> {
+    let file =
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| io::Error::from(errno))
 }
 
 pub struct Spool {
     /// Held (flock) while the spool is open.
-    _lock: File,
+    _lock: nix::fcntl::Flock<File>,
     dir: PathBuf,
     segments: VecDeque<Segment>,
     /// The next unacknowledged sequence number.
@@ -77,26 +118,86 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-/// Parses records from `data`; returns their offsets and where the intact prefix ends.
-fn scan(data: &[u8]) -> (Vec<u64>, usize) {
-    let mut offsets = Vec::new();
-    let mut at = 0;
-    while data.len() - at >= HEADER {
-        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes"));
-        let end = at + HEADER + len;
-        if len > MAX_RECORD || end > data.len() || crc32fast::hash(&data[at + HEADER..end]) != crc {
-            break;
-        }
-        offsets.push(at as u64);
-        at = end;
-    }
-    (offsets, at)
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
 }
 
-/// Records at or after `head` (segments may have gaps between them after a damaged spool).
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+/// The record at `at` if it is whole and intact: (seq, end). `min_seq`: a record of the current
+/// format must come after the one before it (numbers only grow), which also keeps a stray
+/// match inside a damaged region from passing for a record.
+fn record_at(
+    data: &[u8],
+    at: usize,
+    format: Format,
+    seq_by_position: u64,
+    min_seq: u64,
+) -> Option<(u64, usize)> {
+    let h = format.header();
+    let head = data.get(at..at + h)?;
+    let len = le_u32(head) as usize;
+    let end = (at + h).checked_add(len)?;
+    if len > MAX_RECORD || end > data.len() {
+        return None;
+    }
+    let crc = le_u32(&head[4..]);
+    match format {
+        Format::V1 => (crc32fast::hash(&data[at + h..end]) == crc).then_some((seq_by_position, end)),
+        Format::V2 => {
+            let seq = le_u64(&head[8..]);
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&head[8..]);
+            hasher.update(&data[at + h..end]);
+            (hasher.finalize() == crc && seq >= min_seq).then_some((seq, end))
+        }
+    }
+}
+
+/// What a segment's bytes hold.
+struct Scan {
+    index: Vec<(u64, u64)>,
+    /// Where the intact part ends; bytes after it are a torn tail.
+    intact: usize,
+    damaged_bytes: u64,
+}
+
+/// Parses a segment: intact records, damaged ones skipped up to the next intact record, and
+/// where a torn tail (no intact record after it) begins.
+fn scan(data: &[u8], format: Format, first: u64) -> Scan {
+    let mut index = Vec::new();
+    let mut at = if format == Format::V2 { MAGIC.len() } else { 0 };
+    let mut damaged_bytes = 0;
+    let mut next_seq = first;
+    while at < data.len() {
+        if let Some((seq, end)) = record_at(data, at, format, next_seq, next_seq) {
+            index.push((seq, at as u64));
+            next_seq = seq + 1;
+            at = end;
+            continue;
+        }
+        // Damaged here: an intact record further on means the damage is in the middle.
+        let resume = (at + 1..data.len()).find(|&p| record_at(data, p, format, next_seq, next_seq).is_some());
+        match resume {
+            Some(p) => {
+                damaged_bytes += (p - at) as u64;
+                // The first format cannot tell how many records the damage took: at least one.
+                if format == Format::V1 {
+                    next_seq += 1;
+                }
+                at = p;
+            }
+            None => break,
+        }
+    }
+    Scan { index, intact: at.min(data.len()), damaged_bytes }
+}
+
+/// Records at or after `head` (segments may have gaps after a damaged spool).
 fn pending(segments: &VecDeque<Segment>, head: u64) -> u64 {
-    segments.iter().map(|s| s.end_seq().saturating_sub(head.max(s.first))).sum()
+    segments.iter().map(|s| s.pending(head)).sum()
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -106,18 +207,15 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Spool {
     pub fn open(dir: &Path, max_bytes: u64, fsync: FsyncPolicy) -> io::Result<(Self, Recovered)> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        let lock =
-            OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join("lock"))?;
         // Two processes appending to one spool would interleave sequence numbers and trim each
         // other's segments.
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX | libc::LOCK_NB) } != 0
-        {
-            return Err(io::Error::new(
+        let lock = lock_exclusive(&dir.join("lock")).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!("the spool {} is in use by another monitor process", dir.display()),
-            ));
-        }
+            ),
+            _ => e,
+        })?;
         let instance_path = dir.join("instance");
         let instance = match std::fs::read_to_string(&instance_path) {
             Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
@@ -145,14 +243,16 @@ impl Spool {
         for first in firsts {
             let path = segment_path(dir, first);
             let data = std::fs::read(&path)?;
-            let (offsets, intact) = scan(&data);
+            let format = if data.starts_with(MAGIC) { Format::V2 } else { Format::V1 };
+            let found = scan(&data, format, first);
             let file = OpenOptions::new().read(true).append(true).open(&path)?;
-            if intact < data.len() {
-                recovered.corrupt_bytes += (data.len() - intact) as u64;
-                file.set_len(intact as u64)?;
+            if found.intact < data.len() {
+                recovered.torn_bytes += (data.len() - found.intact) as u64;
+                file.set_len(found.intact as u64)?;
             }
-            let seg = Segment { first, offsets, bytes: intact as u64, file, path };
-            if seg.offsets.is_empty() || seg.end_seq() <= acked {
+            recovered.damaged_bytes += found.damaged_bytes;
+            let seg = Segment { first, format, index: found.index, bytes: found.intact as u64, file, path };
+            if seg.index.is_empty() || seg.end_seq() <= acked {
                 std::fs::remove_file(&seg.path)?;
                 continue;
             }
@@ -161,10 +261,13 @@ impl Spool {
         let head = segments.front().map_or(acked, |s: &Segment| s.first.max(acked));
         let next = segments.back().map_or(acked, |s| s.end_seq());
         let total_bytes = segments.iter().map(|s| s.bytes).sum();
+        // Every number from the acknowledged one on is either a record that remains or lost.
         let mut expected = acked;
-        for seg in &segments {
-            recovered.lost += seg.first.saturating_sub(expected);
-            expected = seg.end_seq();
+        for (seq, _) in segments.iter().flat_map(|s| s.index.iter()) {
+            if *seq >= expected {
+                recovered.lost += seq - expected;
+                expected = seq + 1;
+            }
         }
         recovered.pending = pending(&segments, head);
         let spool = Self {
@@ -209,11 +312,12 @@ impl Spool {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "alert larger than 16 MiB"));
             }
             let needs_new = match self.segments.back() {
-                None => true,
-                Some(s) => {
+                // Only segments of the current format are appended to.
+                Some(s) if s.format == Format::V2 => {
                     s.bytes + (buf.len() + r.len() + HEADER) as u64 > self.segment_bytes
-                        && s.bytes + buf.len() as u64 > 0
+                        && s.bytes + buf.len() as u64 > MAGIC.len() as u64
                 }
+                _ => true,
             };
             if needs_new {
                 self.write_out(&mut buf, &mut offsets)?;
@@ -221,9 +325,15 @@ impl Spool {
                 dropped += self.enforce_limit(self.segment_bytes)?;
             }
             let base = self.segments.back().expect("a segment").bytes;
-            offsets.push(base + buf.len() as u64);
+            let seq = self.next + offsets.len() as u64;
+            offsets.push((seq, base + buf.len() as u64));
+            let seq = seq.to_le_bytes();
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&seq);
+            crc.update(r);
             buf.extend_from_slice(&(r.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(r).to_le_bytes());
+            buf.extend_from_slice(&crc.finalize().to_le_bytes());
+            buf.extend_from_slice(&seq);
             buf.extend_from_slice(r);
         }
         self.write_out(&mut buf, &mut offsets)?;
@@ -231,7 +341,7 @@ impl Spool {
         Ok(dropped)
     }
 
-    fn write_out(&mut self, buf: &mut Vec<u8>, offsets: &mut Vec<u64>) -> io::Result<()> {
+    fn write_out(&mut self, buf: &mut Vec<u8>, index: &mut Vec<(u64, u64)>) -> io::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
@@ -243,8 +353,8 @@ impl Spool {
         }
         seg.bytes += buf.len() as u64;
         self.total_bytes += buf.len() as u64;
-        self.next += offsets.len() as u64;
-        seg.offsets.append(offsets);
+        self.next += index.len() as u64;
+        seg.index.append(index);
         buf.clear();
         self.unsynced = true;
         Ok(())
@@ -256,12 +366,22 @@ impl Spool {
             self.sync(true)?;
         }
         let path = segment_path(&self.dir, self.next);
-        let file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&path)?;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&path)?;
         file.set_len(0)?;
+        file.write_all(MAGIC)?;
         if self.fsync == FsyncPolicy::Batch {
             sync_dir(&self.dir)?;
         }
-        self.segments.push_back(Segment { first: self.next, offsets: Vec::new(), bytes: 0, file, path });
+        let bytes = MAGIC.len() as u64;
+        self.total_bytes += bytes;
+        self.segments.push_back(Segment {
+            first: self.next,
+            format: Format::V2,
+            index: Vec::new(),
+            bytes,
+            file,
+            path,
+        });
         Ok(())
     }
 
@@ -271,9 +391,8 @@ impl Spool {
         let mut dropped = 0;
         while self.total_bytes + incoming > self.max_bytes && self.segments.len() > 1 {
             let seg = self.segments.pop_front().expect("more than one segment");
-            let end = seg.end_seq();
-            dropped += end.saturating_sub(self.head.max(seg.first));
-            self.head = self.head.max(end);
+            dropped += seg.pending(self.head);
+            self.head = self.head.max(seg.end_seq());
             self.total_bytes -= seg.bytes;
             std::fs::remove_file(&seg.path)?;
         }
@@ -307,34 +426,32 @@ impl Spool {
     /// Up to `max` unacknowledged alerts, oldest first.
     pub fn read(&self, max: usize) -> io::Result<Vec<Record>> {
         let mut out = Vec::new();
-        let mut seq = self.head;
         for seg in &self.segments {
             if out.len() >= max {
                 break;
             }
-            if seg.end_seq() <= seq {
+            // Past a gap (a damaged record skipped) reading goes on at the next record there is.
+            let from = seg.index.partition_point(|(seq, _)| *seq < self.head);
+            let to = from.saturating_add(max - out.len()).min(seg.index.len());
+            if from >= to {
                 continue;
             }
-            // Past a gap (a damaged segment cut short) reading goes on at the next segment.
-            seq = seq.max(seg.first);
-            let from = (seq - seg.first) as usize;
-            let to = from.saturating_add(max - out.len()).min(seg.offsets.len());
-            let start = seg.offsets[from];
-            let end = seg.offsets.get(to).copied().unwrap_or(seg.bytes);
+            let start = seg.index[from].1;
+            let end = seg.index.get(to).map_or(seg.bytes, |(_, o)| *o);
             let mut data = vec![0u8; (end - start) as usize];
             seg.file.read_exact_at(&mut data, start)?;
-            let mut at = 0usize;
-            for _ in from..to {
-                let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-                let payload = data.get(at + HEADER..at + HEADER + len).ok_or_else(|| {
+            let h = seg.format.header();
+            for &(seq, offset) in &seg.index[from..to] {
+                let at = (offset - start) as usize;
+                let damaged = || {
                     io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!("spool segment {} is damaged", seg.path.display()),
                     )
-                })?;
+                };
+                let len = le_u32(data.get(at..at + 4).ok_or_else(damaged)?) as usize;
+                let payload = data.get(at + h..at + h + len).ok_or_else(damaged)?;
                 out.push(Record { seq, data: Arc::from(payload) });
-                seq += 1;
-                at += HEADER + len;
             }
         }
         Ok(out)
@@ -420,13 +537,13 @@ mod tests {
         f.write_all(&[1, 2, 3, 4, 5]).unwrap();
         drop(f);
         let (mut s, r) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).unwrap();
-        assert_eq!(r, Recovered { pending: 3, corrupt_bytes: 9, lost: 0 });
+        assert_eq!(r, Recovered { pending: 3, torn_bytes: 9, damaged_bytes: 0, lost: 0 });
         s.append(&recs(3..4)).unwrap();
         assert_eq!(numbers(&s.read(10).unwrap()), [0, 1, 2, 3]);
     }
 
     #[test]
-    fn a_damaged_middle_segment_is_skipped_and_counted() {
+    fn a_damaged_record_at_the_start_of_a_middle_segment_costs_only_itself() {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = Spool::open(dir.path(), 256 << 10, FsyncPolicy::Never).unwrap();
         let big: Vec<Arc<[u8]>> = (0..150u32)
@@ -435,21 +552,80 @@ mod tests {
         s.append(&big).unwrap();
         assert!(s.segments.len() >= 3);
         let middle = s.segments[1].path.clone();
-        let (first, count) = (s.segments[1].first, s.segments[1].offsets.len() as u64);
+        let first = s.segments[1].first;
         drop(s);
         let mut data = std::fs::read(&middle).unwrap();
+        // In the first record's header (its sequence number).
         data[20] ^= 1;
         std::fs::write(&middle, data).unwrap();
         let (s, r) = Spool::open(dir.path(), 256 << 10, FsyncPolicy::Never).unwrap();
-        assert_eq!(r.lost, count, "{r:?}");
-        assert_eq!(r.pending, 150 - count);
-        assert_eq!(s.len(), 150 - count);
+        assert_eq!(r.lost, 1, "{r:?}");
+        assert_eq!(r.torn_bytes, 0, "{r:?}");
+        assert!(r.damaged_bytes > 1000, "{r:?}");
+        assert_eq!(r.pending, 149);
+        assert_eq!(s.len(), 149);
         let all = numbers(&s.read(1000).unwrap());
-        assert_eq!(all.len() as u64, 150 - count);
+        assert_eq!(all.len(), 149);
         assert!(!all.contains(&(first as u32)));
         assert_eq!(all.last().copied(), Some(149));
         let again = Spool::open(dir.path(), 256 << 10, FsyncPolicy::Never);
         assert!(again.is_err_and(|e| e.to_string().contains("in use by another monitor process")));
+    }
+
+    /// The offset of record `i` (counting from 0) in a segment of equal-sized records.
+    fn record_offset(seg: &Path, i: usize) -> usize {
+        let data = std::fs::read(seg).unwrap();
+        let mut at = MAGIC.len();
+        for _ in 0..i {
+            at += HEADER + le_u32(&data[at..]) as usize;
+        }
+        at
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_middle_is_skipped_and_the_ones_after_it_kept() {
+        // A flipped byte in the payload, in the length and in the checksum of record 11 of 101.
+        for (what, within) in [("payload", HEADER + 3), ("length", 1), ("checksum", 5)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, _) = Spool::open(dir.path(), 64 << 20, FsyncPolicy::Never).unwrap();
+            s.append(&recs(0..101)).unwrap();
+            drop(s);
+            let seg = segment_path(dir.path(), 0);
+            let at = record_offset(&seg, 10) + within;
+            let mut data = std::fs::read(&seg).unwrap();
+            data[at] ^= 0x10;
+            std::fs::write(&seg, data).unwrap();
+            let (s, r) = Spool::open(dir.path(), 64 << 20, FsyncPolicy::Never).unwrap();
+            assert_eq!((r.pending, r.lost, r.torn_bytes), (100, 1, 0), "{what}: {r:?}");
+            assert!(r.damaged_bytes > 0, "{what}: {r:?}");
+            let all = numbers(&s.read(1000).unwrap());
+            let want: Vec<u32> = (0..101).filter(|&i| i != 10).collect();
+            assert_eq!(all, want, "{what}");
+            assert_eq!(s.read(1000).unwrap()[10].seq, 11, "{what}: numbers stay the records' own");
+        }
+    }
+
+    #[test]
+    fn segments_of_the_first_format_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = Vec::new();
+        for r in recs(0..5) {
+            data.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            data.extend_from_slice(&crc32fast::hash(&r).to_le_bytes());
+            data.extend_from_slice(&r);
+        }
+        std::fs::write(segment_path(dir.path(), 7), &data).unwrap();
+        let (mut s, r) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).unwrap();
+        assert_eq!(r.pending, 5);
+        let read = s.read(10).unwrap();
+        assert_eq!(numbers(&read), [0, 1, 2, 3, 4]);
+        assert_eq!(read[0].seq, 7);
+        s.append(&recs(5..6)).unwrap();
+        let read = s.read(10).unwrap();
+        assert_eq!(numbers(&read), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(read[5].seq, 12, "appends go to a new segment, numbered on");
+        s.ack_through(11).unwrap();
+        assert!(!segment_path(dir.path(), 7).exists());
     }
 
     #[test]
@@ -465,7 +641,7 @@ mod tests {
         std::fs::write(&seg, data).unwrap();
         let (s, r) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).unwrap();
         assert_eq!(r.pending, 2);
-        assert!(r.corrupt_bytes > 0);
+        assert!(r.torn_bytes > 0);
         assert_eq!(numbers(&s.read(10).unwrap()), [0, 1]);
     }
 

@@ -16,7 +16,7 @@ fn stdio_info(pid: i32, fd: u32) -> StdioInfo {
     let Ok(target) = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
         return StdioInfo::default();
     };
-    let t = target.to_string_lossy();
+    let t = crate::event::text::from_os(target.as_os_str());
     if let Some(inode) =
         t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|i| i.parse().ok())
     {
@@ -25,8 +25,8 @@ fn stdio_info(pid: i32, fd: u32) -> StdioInfo {
     if t.starts_with("pipe:") {
         return StdioInfo { fd_type: "pipe", name: None };
     }
-    let fd_type = if std::fs::metadata(&*t).is_ok_and(|m| m.is_dir()) { "directory" } else { "file" };
-    StdioInfo { fd_type, name: Some(t.into_owned()) }
+    let fd_type = if std::fs::metadata(&target).is_ok_and(|m| m.is_dir()) { "directory" } else { "file" };
+    StdioInfo { fd_type, name: Some(t) }
 }
 
 /// An address from /proc/net/{tcp,udp}{,6}: hex of the kernel's 32-bit words in host order.
@@ -83,7 +83,7 @@ pub fn read(pid: i32) -> Option<Process> {
     let stat = p.stat().ok()?;
     let status = p.status().ok();
     let argv = p.cmdline().unwrap_or_default();
-    let exe = p.exe().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    let exe = p.exe().map(|e| crate::event::text::from_os(e.as_os_str())).unwrap_or_default();
     let (uid, euid, gid, egid) =
         status.as_ref().map(|s| (s.ruid, s.euid, s.rgid, s.egid)).unwrap_or_default();
     Some(Process {
@@ -97,7 +97,7 @@ pub fn read(pid: i32) -> Option<Process> {
         exe_path: exe,
         argv,
         argv_truncated: false,
-        cwd: p.cwd().ok().map(|c| c.to_string_lossy().into_owned()),
+        cwd: p.cwd().ok().map(|c| crate::event::text::from_os(c.as_os_str())),
         script: None,
         exe_ino: 0,
         uid,

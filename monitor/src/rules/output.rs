@@ -1,5 +1,6 @@
 //! A rule's output: text with `%field` placeholders, parsed once when the rule loads.
 
+use crate::event::text::{escape, escape_controls};
 use crate::event::{Event, Field, FieldContext, FieldValue};
 
 #[derive(Debug, Clone)]
@@ -75,38 +76,23 @@ impl OutputTemplate {
             .collect()
     }
 
-    /// The output with fields substituted. Values from the event have control characters
-    /// escaped, so a hostile process name or argument cannot start a new line or forge one.
+    /// The output with fields substituted. Values from the event are escaped
+    /// ([`crate::event::text::escape`]), so a hostile process name or argument cannot start a
+    /// new line, forge one, or pass for another value.
     pub fn render(&self, ev: &Event, cx: &FieldContext) -> String {
         let mut out = String::new();
         let mut value = String::new();
         for s in &self.segments {
             match s {
-                Segment::Text(t) => out.push_str(t),
+                Segment::Text(t) => escape_controls(t, &mut out),
                 Segment::Field(_, f) => {
                     value.clear();
                     f.as_ref().map_or(FieldValue::Null, |f| f.extract(ev, cx)).write_text(&mut value);
-                    escape_control(&value, &mut out);
+                    escape(&value, &mut out);
                 }
             }
         }
         out
-    }
-}
-
-/// Control characters as `\n`, `\t`, `\x1b`...; everything else unchanged.
-pub fn escape_control(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
     }
 }
 
@@ -133,12 +119,5 @@ mod tests {
         assert!(matches!(t.segments.last(), Some(Segment::Text(s)) if s == ")%"));
         let t = OutputTemplate::parse("%container.mount.dest[/etc] %fd.sip.name");
         assert!(t.segments.iter().all(|s| !matches!(s, Segment::Field(_, Some(_)))));
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        let mut out = String::new();
-        escape_control("a\nb\x1b[31m\u{7f}", &mut out);
-        assert_eq!(out, "a\\nb\\x1b[31m\\x7f");
     }
 }

@@ -118,11 +118,25 @@ impl PathExpr {
     /// What the files directly in `dir` (an absolute path, no trailing slash but for "/") can
     /// be for this condition to hold.
     pub fn verdict(&self, dir: &str) -> Verdict {
+        self.verdict_in(dir, &dir_head(dir))
+    }
+
+    /// `head`: `dir` with its trailing slash, made once for every atom.
+    fn verdict_in(&self, dir: &str, head: &str) -> Verdict {
         match self {
             Self::Any => Verdict::Pass,
-            Self::Atoms(atoms) => atoms.iter().map(|a| a.verdict(dir)).fold(Verdict::Drop, Verdict::or),
-            Self::And(xs) => xs.iter().map(|x| x.verdict(dir)).fold(Verdict::Pass, Verdict::and),
-            Self::Or(xs) => xs.iter().map(|x| x.verdict(dir)).fold(Verdict::Drop, Verdict::or),
+            Self::Atoms(atoms) => {
+                let mut v = Verdict::Drop;
+                for a in atoms {
+                    v = v.or(a.verdict(dir, head));
+                    if v == Verdict::Pass {
+                        break;
+                    }
+                }
+                v
+            }
+            Self::And(xs) => xs.iter().map(|x| x.verdict_in(dir, head)).fold(Verdict::Pass, Verdict::and),
+            Self::Or(xs) => xs.iter().map(|x| x.verdict_in(dir, head)).fold(Verdict::Drop, Verdict::or),
         }
     }
 
@@ -176,8 +190,7 @@ impl Atom {
         if fits_name_set(name) { Verdict::Names } else { Verdict::Pass }
     }
 
-    fn verdict(&self, dir: &str) -> Verdict {
-        let head = dir_head(dir);
+    fn verdict(&self, dir: &str, head: &str) -> Verdict {
         match self {
             Self::Exact(p) => match split_path(p) {
                 Some((d, n)) if d == dir => Self::named(n),
@@ -187,7 +200,8 @@ impl Atom {
             },
             Self::Under(q) => {
                 let q = q.trim_end_matches('/');
-                if q.is_empty() || dir == q || head.starts_with(&format!("{q}/")) {
+                if q.is_empty() || dir == q || head.strip_prefix(q).is_some_and(|rest| rest.starts_with('/'))
+                {
                     return Verdict::Pass;
                 }
                 match split_path(q) {
@@ -199,7 +213,7 @@ impl Atom {
             Self::StartsWith(s) => {
                 if head.starts_with(s.as_str()) {
                     Verdict::Pass
-                } else if let Some(rest) = s.strip_prefix(head.as_str()) {
+                } else if let Some(rest) = s.strip_prefix(head) {
                     // The name must start with `rest`: the kernel's set holds whole names only.
                     if rest.contains('/') { Verdict::Drop } else { Verdict::Pass }
                 } else {
@@ -570,6 +584,9 @@ pub struct OpenNeeds {
     pub paths: [PathExpr; 4],
     /// Every file name a Names verdict lets through.
     pub names: BTreeSet<String>,
+    /// False when the names do not fit the kernel's set: a directory that would be Names
+    /// passes everything instead.
+    pub names_fit: bool,
     identities: Vec<Arc<PathIdentities>>,
 }
 
@@ -581,8 +598,10 @@ impl OpenNeeds {
 
     /// Per class, what the files in `dir` can be.
     pub fn verdicts(&self, dir: &str) -> [Verdict; 4] {
-        std::array::from_fn(|i| {
-            if self.classes & (1 << i) == 0 { Verdict::Drop } else { self.paths[i].verdict(dir) }
+        std::array::from_fn(|i| match self.paths[i].verdict(dir) {
+            _ if self.classes & (1 << i) == 0 => Verdict::Drop,
+            Verdict::Names if !self.names_fit => Verdict::Pass,
+            v => v,
         })
     }
 
@@ -598,6 +617,79 @@ pub struct NetNeeds {
     pub results: u32,
     /// None: any destination port.
     pub ports: Option<BTreeSet<u16>>,
+}
+
+/// The kernel's filter sets, which hold what the rules name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FilterSet {
+    /// File names a Names verdict lets through.
+    LeafNames,
+    /// Files rules name by path, passed under any name.
+    FileIdentities,
+    /// Destination ports of connects and sends.
+    Ports,
+}
+
+impl FilterSet {
+    pub const ALL: [FilterSet; 3] = [Self::LeafNames, Self::FileIdentities, Self::Ports];
+
+    /// The name in the config (`kernel_filter_sets.<name>`), the log and /metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LeafNames => "leaf_names",
+            Self::FileIdentities => "file_identities",
+            Self::Ports => "ports",
+        }
+    }
+
+    pub fn capacity(self, sizes: &SetSizes) -> u32 {
+        match self {
+            Self::LeafNames => sizes.leaf_names,
+            Self::FileIdentities => sizes.file_identities,
+            Self::Ports => sizes.ports,
+        }
+    }
+}
+
+/// Entries each kernel filter set holds (the maps' sizes, fixed when the programs load).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SetSizes {
+    pub leaf_names: u32,
+    pub file_identities: u32,
+    pub ports: u32,
+}
+
+impl Default for SetSizes {
+    fn default() -> Self {
+        let n = monitor_common::DEFAULT_SET_ENTRIES;
+        Self { leaf_names: n, file_identities: n, ports: n }
+    }
+}
+
+/// A set the rules needed more entries of than the kernel's map holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Widened {
+    pub set: FilterSet,
+    pub needed: usize,
+    pub capacity: u32,
+}
+
+impl std::fmt::Display for Widened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the rules name {} {} but the kernel's set holds {} (kernel_filter_sets.{})",
+            self.needed,
+            match self.set {
+                FilterSet::LeafNames => "file names",
+                FilterSet::FileIdentities => "files",
+                FilterSet::Ports => "ports",
+            },
+            self.capacity,
+            self.set.name()
+        )
+    }
 }
 
 /// The filter for one ruleset.
@@ -651,7 +743,7 @@ impl Prefilter {
                 p.names(&mut names);
             }
             names.retain(|n| fits_name_set(n));
-            OpenNeeds { classes, results, paths, names, identities }
+            OpenNeeds { classes, results, paths, names, names_fit: true, identities }
         });
         let net = |types: &[&str]| -> Option<NetNeeds> {
             let need = types
@@ -666,6 +758,44 @@ impl Prefilter {
             })
         };
         Self { open, connect: net(&["connect"]), sendto: net(&["sendto", "sendmsg"]) }
+    }
+
+    /// This filter as the kernel's sets can hold it: a set the rules need more entries of than
+    /// its map has is not used, and the filter passes what it would have narrowed (as for any
+    /// rule the analysis cannot narrow). Returns the filter and the sets that did not fit.
+    pub fn fitted(&self, sizes: &SetSizes) -> (Prefilter, Vec<Widened>) {
+        let mut p = self.clone();
+        let mut widened = Vec::new();
+        let mut check = |set: FilterSet, needed: usize| {
+            let capacity = set.capacity(sizes);
+            let fits = needed <= capacity as usize;
+            if !fits {
+                widened.push(Widened { set, needed, capacity });
+            }
+            fits
+        };
+        if let Some(o) = &mut p.open {
+            if !check(FilterSet::LeafNames, o.names.len()) {
+                o.names.clear();
+                o.names_fit = false;
+            }
+            // Without every named file's identity, a hard link in a dismissed directory could
+            // hide one: no directory is judged at all.
+            if !check(FilterSet::FileIdentities, o.identities().len()) {
+                o.paths = std::array::from_fn(|_| PathExpr::Any);
+            }
+        }
+        let ports: BTreeSet<u16> = [&p.connect, &p.sendto]
+            .into_iter()
+            .flatten()
+            .flat_map(|n| n.ports.iter().flatten().copied())
+            .collect();
+        if !check(FilterSet::Ports, ports.len()) {
+            for n in [&mut p.connect, &mut p.sendto].into_iter().flatten() {
+                n.ports = None;
+            }
+        }
+        (p, widened)
     }
 
     /// Whether the kernel, holding this filter with every directory verdict made, would pass
@@ -722,7 +852,11 @@ impl Prefilter {
                 "families {:#x}, results {:#x}, ports {}",
                 n.families,
                 n.results,
-                n.ports.as_ref().map_or("any".to_owned(), |p| format!("{p:?}"))
+                match &n.ports {
+                    None => "any".to_owned(),
+                    Some(p) if p.len() <= 16 => format!("{p:?}"),
+                    Some(p) => format!("{} of them", p.len()),
+                }
             ),
         };
         format!("{open}; connects: {}; sends: {}", net(&self.connect), net(&self.sendto))

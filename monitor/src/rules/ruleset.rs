@@ -243,6 +243,34 @@ impl Ruleset {
         }
     }
 
+    /// Keeps the identities of files rules name by path current, once a second, on a thread of
+    /// its own: a list of 100,000 paths is 100,000 stat calls, which must not stall the event
+    /// path. The thread ends once the ruleset is gone.
+    pub fn follow_identities(&self) {
+        if self.identities.is_empty() {
+            return;
+        }
+        let watched: Vec<std::sync::Weak<super::compile::PathIdentities>> =
+            self.identities.iter().map(std::sync::Arc::downgrade).collect();
+        let spawned = std::thread::Builder::new().name("monitor-identities".into()).spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let live: Vec<_> = watched.iter().filter_map(std::sync::Weak::upgrade).collect();
+                if live.is_empty() {
+                    return;
+                }
+                for i in live {
+                    i.refresh();
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(
+                "cannot follow the files rules name by path ({e}): a replaced file keeps its old identity"
+            );
+        }
+    }
+
     pub fn enabled_count(&self) -> usize {
         self.rules.iter().filter(|r| r.enabled).count()
     }

@@ -14,7 +14,7 @@ use monitor_common::{
 };
 
 use crate::rules::Prefilter;
-use crate::rules::prefilter::{NetNeeds, split_path};
+use crate::rules::prefilter::{NetNeeds, SetSizes, Widened, split_path};
 
 /// Events the filters dismissed, per kind, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +50,10 @@ pub struct KernelFilter {
     /// directory whose verdict is Pass keeps sending events, and needs no second write.
     written: StdHashMap<DirKey, u64>,
     pub stats: VerdictStats,
+    sizes: SetSizes,
+    /// The sets the filter in force could not use because the rules need more entries than
+    /// they hold: the filter passes what those sets would have narrowed.
+    widened: Vec<Widened>,
 }
 
 fn net_filter(n: &Option<NetNeeds>) -> NetFilter {
@@ -66,7 +70,7 @@ fn net_filter(n: &Option<NetNeeds>) -> NetFilter {
 }
 
 impl KernelFilter {
-    pub(super) fn from_ebpf(ebpf: &mut aya::Ebpf) -> Result<Self> {
+    pub(super) fn from_ebpf(ebpf: &mut aya::Ebpf, sizes: SetSizes) -> Result<Self> {
         let mut f = Self {
             config: super::take_map(ebpf, FILTER_MAP)?,
             dirs: super::take_map(ebpf, DIR_VERDICTS_MAP)?,
@@ -79,6 +83,8 @@ impl KernelFilter {
             installed_ids: HashSet::new(),
             written: StdHashMap::new(),
             stats: VerdictStats::default(),
+            sizes,
+            widened: Vec::new(),
         };
         f.widen()?;
         Ok(f)
@@ -94,21 +100,39 @@ impl KernelFilter {
         Ok(())
     }
 
-    /// Puts a filter in force (None: everything passes). Widens first.
+    /// Puts a filter in force (None: everything passes). Widens first; on an error the filter
+    /// stays widened (everything passes) and the caller decides what is in force.
     pub fn install(&mut self, filter: Option<Arc<Prefilter>>) -> Result<()> {
         self.widen()?;
+        self.widened.clear();
         let Some(p) = filter else { return Ok(()) };
+        let (p, widened) = p.fitted(&self.sizes);
+        for w in &widened {
+            tracing::warn!(
+                "in-kernel filter widened: {w}; what that set would have dismissed now reaches the daemon \
+                 (raise kernel_filter_sets.{} and restart to dismiss it in the kernel)",
+                w.set.name()
+            );
+        }
         // The sets are filled while everything passes, before the config that reads them.
         let names: HashSet<LeafName> =
             p.open.iter().flat_map(|o| o.names.iter().filter_map(|n| LeafName::new(n.as_bytes()))).collect();
-        sync_set(&mut self.names, &names)?;
+        sync_set(&mut self.names, &names, self.sizes.leaf_names).context("filling the set of file names")?;
         let ports: HashSet<u16> = [&p.connect, &p.sendto]
             .into_iter()
             .flat_map(|n| n.iter().flat_map(|n| n.ports.iter().flatten().copied()))
             .collect();
-        sync_set(&mut self.ports, &ports)?;
+        sync_set(&mut self.ports, &ports, self.sizes.ports).context("filling the set of ports")?;
         self.installed_ids = HashSet::new();
         self.sync_identities(&p)?;
+        self.epoch = self.epoch.wrapping_add(1);
+        self.config.set(0, Self::config_of(&p, self.epoch), 0)?;
+        self.current = Some(Arc::new(p));
+        self.widened = widened;
+        Ok(())
+    }
+
+    fn config_of(p: &Prefilter, epoch: u32) -> FilterConfig {
         let open = match &p.open {
             None => OpenFilter { classes: 0, results: 0, by_directory: 0, _pad: 0 },
             Some(o) => OpenFilter {
@@ -118,17 +142,18 @@ impl KernelFilter {
                 _pad: 0,
             },
         };
-        self.epoch = self.epoch.wrapping_add(1);
-        let config = FilterConfig {
-            epoch: self.epoch,
+        FilterConfig {
+            epoch,
             active: 1,
             open,
             connect: net_filter(&p.connect),
             sendto: net_filter(&p.sendto),
-        };
-        self.config.set(0, config, 0)?;
-        self.current = Some(p);
-        Ok(())
+        }
+    }
+
+    /// The sets the filter in force could not use, each with what it needed.
+    pub fn widened(&self) -> &[Widened] {
+        &self.widened
     }
 
     fn sync_identities(&mut self, p: &Prefilter) -> Result<()> {
@@ -139,19 +164,30 @@ impl KernelFilter {
             .map(|(dev, ino)| FileId { ino, dev: crate::event::dev_to_kernel(dev), _pad: 0 })
             .collect();
         if ids != self.installed_ids {
-            sync_set(&mut self.file_ids, &ids)?;
+            sync_set(&mut self.file_ids, &ids, self.sizes.file_identities)
+                .context("filling the set of file identities")?;
             self.installed_ids = ids;
         }
         Ok(())
     }
 
     /// Follows the files rules name by path as they are replaced (call after the ruleset
-    /// re-read them): a new inode is let through from now on.
+    /// re-read them): a new inode is let through from now on. When the named files came to
+    /// outnumber the set, directories are no longer judged.
     pub fn refresh_identities(&mut self) -> Result<()> {
-        match self.current.clone() {
-            Some(p) => self.sync_identities(&p),
-            None => Ok(()),
+        let Some(p) = self.current.clone() else { return Ok(()) };
+        let needed = p.open.as_ref().map_or(0, |o| o.identities().len());
+        if needed > self.sizes.file_identities as usize {
+            let (p, widened) = p.fitted(&self.sizes);
+            for w in widened.iter().filter(|w| !self.widened.contains(w)) {
+                tracing::warn!("in-kernel filter widened: {w}; opens are no longer judged by directory");
+            }
+            self.config.set(0, Self::config_of(&p, self.epoch), 0)?;
+            self.current = Some(Arc::new(p));
+            self.widened = widened;
+            return Ok(());
         }
+        self.sync_identities(&p)
     }
 
     /// Makes a verdict for the directory of an open that reached userspace, so the kernel can
@@ -202,17 +238,29 @@ impl KernelFilter {
     }
 }
 
-/// Makes a kernel hash set hold exactly `want`: additions first, then removals.
+/// Makes a kernel hash set of `capacity` entries hold exactly `want`: additions first, so what
+/// was wanted before stays in until what is wanted now is in; removals first when both would
+/// not fit at once.
 fn sync_set<K: aya::Pod + Eq + std::hash::Hash>(
     map: &mut HashMap<MapData, K, u8>,
     want: &HashSet<K>,
+    capacity: u32,
 ) -> Result<()> {
     let have: HashSet<K> = map.keys().filter_map(|k| k.ok()).collect();
-    for k in want.difference(&have) {
-        map.insert(*k, 1, 0).context("filling a filter set")?;
+    let remove = |map: &mut HashMap<MapData, K, u8>| {
+        for k in have.difference(want) {
+            let _ = map.remove(k);
+        }
+    };
+    let both_fit = have.union(want).count() <= capacity as usize;
+    if !both_fit {
+        remove(map);
     }
-    for k in have.difference(want) {
-        let _ = map.remove(k);
+    for k in want.difference(&have) {
+        map.insert(*k, 1, 0)?;
+    }
+    if both_fit {
+        remove(map);
     }
     Ok(())
 }

@@ -14,9 +14,11 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use monitor_common::{
-    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, KIND_SLOTS, OFFSETS_GLOBAL, SYSCALLS_GLOBAL,
-    SyscallNumbers, WAKEUP_BYTES_GLOBAL,
+    DAEMON_TGID_GLOBAL, DROPS_MAP, EVENTS_MAP, EventKind, FILE_IDS_MAP, KIND_SLOTS, LEAF_NAMES_MAP,
+    OFFSETS_GLOBAL, PORTS_MAP, SYSCALLS_GLOBAL, SyscallNumbers, WAKEUP_BYTES_GLOBAL,
 };
+
+use crate::rules::prefilter::SetSizes;
 
 pub use decode::{DecodeError, RawEvent};
 pub use reader::Reader;
@@ -27,11 +29,13 @@ static PROGRAMS_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 pub struct SensorConfig {
     /// Ring buffer size in bytes: a power of two, at least one page.
     pub ring_bytes: u32,
+    /// Entries of the in-kernel filter's sets.
+    pub filter_sets: SetSizes,
 }
 
 impl Default for SensorConfig {
     fn default() -> Self {
-        Self { ring_bytes: monitor_common::DEFAULT_RING_BYTES }
+        Self { ring_bytes: monitor_common::DEFAULT_RING_BYTES, filter_sets: SetSizes::default() }
     }
 }
 
@@ -39,6 +43,7 @@ impl Default for SensorConfig {
 pub struct Sensor {
     ebpf: Ebpf,
     attached: usize,
+    filter_sets: SetSizes,
 }
 
 /// Records the kernel could not put in the ring buffer.
@@ -161,10 +166,26 @@ pub fn check_ring_bytes(n: u32) -> Result<()> {
     Ok(())
 }
 
+/// Largest filter set the config may ask for: a hash map's memory is allocated when it is
+/// created, and a LeafName entry takes about 100 bytes.
+pub const MAX_SET_ENTRIES: u32 = 1 << 20;
+
+/// The filter set sizes the kernel can create.
+pub fn check_set_sizes(sizes: &SetSizes) -> Result<()> {
+    for set in crate::rules::prefilter::FilterSet::ALL {
+        let n = set.capacity(sizes);
+        if n == 0 || n > MAX_SET_ENTRIES {
+            bail!("kernel_filter_sets.{}: {n} must be between 1 and {MAX_SET_ENTRIES}", set.name());
+        }
+    }
+    Ok(())
+}
+
 impl Sensor {
     /// Checks prerequisites, loads the programs with this kernel's offsets and attaches them.
     pub fn load(config: &SensorConfig) -> Result<Self> {
         check_ring_bytes(config.ring_bytes)?;
+        check_set_sizes(&config.filter_sets)?;
         let found = prereq::check();
         for w in &found.warnings {
             tracing::warn!("{w}");
@@ -196,6 +217,9 @@ impl Sensor {
             .override_global(DAEMON_TGID_GLOBAL, &daemon_tgid, true)
             .override_global(WAKEUP_BYTES_GLOBAL, &wakeup_bytes, true)
             .map_max_entries(EVENTS_MAP, config.ring_bytes)
+            .map_max_entries(LEAF_NAMES_MAP, config.filter_sets.leaf_names)
+            .map_max_entries(FILE_IDS_MAP, config.filter_sets.file_identities)
+            .map_max_entries(PORTS_MAP, config.filter_sets.ports)
             .load(PROGRAMS_OBJECT)
             .context("loading the kernel programs")?;
 
@@ -221,7 +245,7 @@ impl Sensor {
                 failures.join("\n")
             );
         }
-        Ok(Self { ebpf, attached })
+        Ok(Self { ebpf, attached, filter_sets: config.filter_sets })
     }
 
     pub fn attached(&self) -> usize {
@@ -235,7 +259,7 @@ impl Sensor {
 
     /// Takes the filter maps; callable once. Until a filter is installed everything passes.
     pub fn take_filter(&mut self) -> Result<filter::KernelFilter> {
-        filter::KernelFilter::from_ebpf(&mut self.ebpf)
+        filter::KernelFilter::from_ebpf(&mut self.ebpf, self.filter_sets)
     }
 
     /// Takes the drop counters; callable once.

@@ -28,6 +28,9 @@ pub struct PipelineMetrics {
     pub kernel_filtered: crate::sensor::filter::FilteredCounts,
     /// Directory verdicts written for the kernel's open filter.
     pub directory_verdicts: u64,
+    /// The kernel filter's sets too small for the rules in force (the filter passes what they
+    /// would have dismissed).
+    pub kernel_filter_widened: Vec<crate::rules::prefilter::FilterSet>,
     pub processes: usize,
     pub process_evictions: u64,
     pub cgroups: usize,
@@ -241,6 +244,15 @@ impl Collector for Exposition {
             "Directory verdicts written for the kernel's open filter",
             p.directory_verdicts,
         )?;
+        gauges(
+            &mut enc,
+            "monitor_kernel_filter_widened",
+            "1 when the rules need more entries in this in-kernel filter set than it holds \
+             (kernel_filter_sets), so the filter passes what the set would have dismissed",
+            crate::rules::prefilter::FilterSet::ALL
+                .iter()
+                .map(|set| (vec![("set", set.name())], i64::from(p.kernel_filter_widened.contains(set)))),
+        )?;
         counter(
             &mut enc,
             "monitor_decode_errors",
@@ -367,7 +379,7 @@ impl Collector for Exposition {
             let owned: Vec<Vec<(&'static str, String)>> = sinks.iter().map(labels).collect();
             let view = |i: usize| -> Labels<'_> { owned[i].iter().map(|(k, v)| (*k, v.as_str())).collect() };
             type Stat = fn(&crate::output::RouterReport) -> u64;
-            let stats: [(&str, &str, Stat); 7] = [
+            let stats: [(&str, &str, Stat); 9] = [
                 ("monitor_sink_accepted", "Alerts a sink took into its queue", |s| s.stats.accepted),
                 ("monitor_sink_sent", "Alerts a sink's receiver acknowledged (or that were written)", |s| {
                     s.stats.sent
@@ -385,6 +397,16 @@ impl Collector for Exposition {
                 ("monitor_sink_rejected", "Alerts a receiver refused for good (e.g. HTTP 400)", |s| {
                     s.stats.rejected
                 }),
+                (
+                    "monitor_sink_saved",
+                    "Alerts a sink without a spool had not delivered at shutdown, saved for the next start",
+                    |s| s.stats.saved,
+                ),
+                (
+                    "monitor_sink_restored",
+                    "Alerts the previous run saved at its shutdown, queued again at this start",
+                    |s| s.stats.restored,
+                ),
             ];
             for (name, help, stat) in stats {
                 counters(&mut enc, name, help, sinks.iter().enumerate().map(|(i, s)| (view(i), stat(s))))?;

@@ -13,12 +13,19 @@ use notify::Watcher as _;
 
 use super::metrics::Telemetry;
 use crate::config::{Config, ConfigSource};
-use crate::rules::{Loaded, Ruleset, Severity};
+use crate::rules::{Loaded, Prefilter, Ruleset, Severity};
 
-/// A config and ruleset that loaded without errors, ready to be put in force.
+/// A config and ruleset that loaded without errors, ready to be put in force, with the
+/// in-kernel filter compiled from them (off the event path: a large ruleset takes a while).
 pub struct Reloaded {
     pub config: Config,
     pub ruleset: Ruleset,
+    pub prefilter: Option<Arc<Prefilter>>,
+}
+
+/// The in-kernel filter for a ruleset, unless the config turns filtering off.
+pub fn prefilter_for(config: &Config, ruleset: &Ruleset) -> Option<Arc<Prefilter>> {
+    config.kernel_filter.then(|| Arc::new(Prefilter::from_ruleset(ruleset)))
 }
 
 enum Request {
@@ -90,6 +97,7 @@ fn changed_keys(old: &Config, new: &Config) -> (Vec<&'static str>, Vec<&'static 
         ("self_alerts", old.self_alerts != new.self_alerts, true),
         ("output", old.output != new.output, false),
         ("ring_buffer_bytes", old.ring_buffer_bytes != new.ring_buffer_bytes, false),
+        ("kernel_filter_sets", old.kernel_filter_sets != new.kernel_filter_sets, false),
         ("max_processes", old.max_processes != new.max_processes, false),
         ("container_runtime", o.docker_sockets != n.docker_sockets || o.cri_sockets != n.cri_sockets, false),
         ("state_dir", old.state_dir != new.state_dir, false),
@@ -239,7 +247,8 @@ impl Worker {
         if rules_changed {
             self.rewatch();
         }
-        let _ = self.done.send(Reloaded { config, ruleset });
+        let prefilter = prefilter_for(&config, &ruleset);
+        let _ = self.done.send(Reloaded { config, ruleset, prefilter });
     }
 }
 
