@@ -1,7 +1,6 @@
 //! Dismissing, in the kernel, events no loaded rule can match: the daemon compiles what the
-//! rules need into these maps (see the daemon's rules::prefilter). Every test here only ever
-//! dismisses what the maps say cannot match; anything unknown (no verdict yet, a stale one, a
-//! name too long for the set) passes.
+//! rules need into these maps. The decisions themselves are monitor_common::filter's, which the
+//! daemon's model of the kernel applies too; here are the maps and the reads they need.
 
 use core::ffi::c_void;
 
@@ -11,8 +10,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use monitor_common::{
-    DEFAULT_SET_ENTRIES, DirKey, DirVerdict, FileId, FilterConfig, KIND_SLOTS, LEAF_NAME_LEN, LeafName,
-    NetFilter, VERDICT_DROP, VERDICT_LEAVES, family_class, result_class,
+    DEFAULT_SET_ENTRIES, DirKey, DirVerdict, EventType, FileId, FilterConfig, LEAF_NAME_LEN, LeafName,
+    NetFilter, TYPE_SLOTS, VERDICT_PASS,
 };
 
 use crate::kernel::{off, rd};
@@ -31,7 +30,7 @@ static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(DEFAULT_SET_ENTRIES, 
 #[map]
 static PATH_GEN: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
-static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(KIND_SLOTS, 0);
+static FILTERED: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS, 0);
 /// Scratch for a file name looked up in LEAF_NAMES (too large for the stack alongside a walk).
 #[map]
 static LEAF_SCRATCH: PerCpuArray<LeafName> = PerCpuArray::with_max_entries(1, 0);
@@ -46,8 +45,8 @@ pub fn config() -> Option<&'static FilterConfig> {
 }
 
 #[inline(always)]
-pub fn count_filtered(kind: u32) {
-    if let Some(n) = FILTERED.get_ptr_mut(kind) {
+pub fn count_filtered(evt_type: EventType) {
+    if let Some(n) = FILTERED.get_ptr_mut(evt_type as u32) {
         unsafe { *n += 1 };
     }
 }
@@ -68,14 +67,6 @@ pub fn bump_path_gen() {
     }
 }
 
-/// Whether an open of this class and result can matter to some rule (before the file is
-/// looked at).
-#[inline(always)]
-pub fn open_wanted(c: &FilterConfig, class: u32, ret: i64) -> bool {
-    let result = if ret >= 0 { monitor_common::RESULT_OK } else { monitor_common::RESULT_FAILED };
-    c.open.classes & class != 0 && c.open.results & result != 0
-}
-
 /// Whether the directory's verdict dismisses this open. `dentry` is the opened file's.
 #[inline(always)]
 pub fn dir_dismisses(c: &FilterConfig, key: &DirKey, class: u32, dentry: u64, ino: u64, dev: u32) -> bool {
@@ -86,24 +77,12 @@ pub fn dir_dismisses(c: &FilterConfig, key: &DirKey, class: u32, dentry: u64, in
     if v.epoch != c.epoch || v.path_gen != path_gen() {
         return false;
     }
-    let verdict = match class {
-        1 => v.by_class[0],
-        2 => v.by_class[1],
-        4 => v.by_class[2],
-        _ => v.by_class[3],
-    };
-    if verdict != VERDICT_DROP && verdict != VERDICT_LEAVES {
+    let verdict = monitor_common::class_verdict(v, class);
+    if verdict == VERDICT_PASS {
         return false;
     }
-    // A file rules name by path is theirs under any name (a hard link, a bind mount).
-    let id = FileId { ino, dev, _pad: 0 };
-    if unsafe { FILE_IDS.get(&id) }.is_some() {
-        return false;
-    }
-    if verdict == VERDICT_DROP {
-        return true;
-    }
-    !leaf_listed(dentry)
+    let named_file = unsafe { FILE_IDS.get(FileId { ino, dev, _pad: 0 }) }.is_some();
+    monitor_common::verdict_dismisses(verdict, named_file, || leaf_listed(dentry))
 }
 
 /// Whether the dentry's name is in LEAF_NAMES; a name that does not fit the set counts as
@@ -121,15 +100,12 @@ fn leaf_listed(dentry: u64) -> bool {
         if bpf_probe_read_kernel_str(buf as *mut c_void, LEAF_NAME_LEN as u32, name as *const c_void) < 0 {
             return true;
         }
-        LEAF_NAMES.get(&*buf).is_some()
+        LEAF_NAMES.get(*buf).is_some()
     }
 }
 
 /// Whether a connect or send with this family, result and destination port can matter.
 #[inline(always)]
 pub fn net_wanted(f: &NetFilter, family: u16, ret: i64, dport: u16) -> bool {
-    if f.families & family_class(family) == 0 || f.results & result_class(ret) == 0 {
-        return false;
-    }
-    f.by_port == 0 || unsafe { PORTS.get(&dport) }.is_some()
+    monitor_common::net_wanted(f, family, ret, || unsafe { PORTS.get(dport) }.is_some())
 }

@@ -18,7 +18,7 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use monitor_common::{DEFAULT_RING_BYTES, EventHeader, EventKind, KIND_SLOTS, MAX_RECORD};
+use monitor_common::{DEFAULT_RING_BYTES, EventHeader, KIND_SLOTS, MAX_RECORD, RecordType};
 
 use crate::kernel::{off, rd};
 
@@ -99,27 +99,29 @@ pub fn count_drop(slot: u32) {
     }
 }
 
-pub struct Record {
+/// A record of type `T` being assembled.
+pub struct Record<T: RecordType> {
     rec: *mut u8,
     walk: *mut u8,
-    kind: u32,
+    _type: core::marker::PhantomData<T>,
 }
 
 /// Zeroes for clearing a record's fixed part with one helper call instead of a byte loop.
 static ZEROS: [u8; 512] = [0; 512];
 
-impl Record {
+impl<T: RecordType> Record<T> {
+    /// Starts a record: its header filled for the current task, its fixed part zeroed.
     #[inline(always)]
-    pub fn begin<T>(kind: EventKind) -> Option<Record> {
+    pub fn begin() -> Option<Self> {
         let rec = RECORD_BUF.get_ptr_mut(0)? as *mut u8;
         let walk = WALK.get_ptr_mut(0)? as *mut u8;
         let pid_tgid = bpf_get_current_pid_tgid();
         let uid_gid = bpf_get_current_uid_gid();
         unsafe {
-            let size = core::mem::size_of::<T>() as u32;
+            let size = size_of::<T>() as u32;
             bpf_probe_read_kernel(rec as *mut c_void, size, ZEROS.as_ptr() as *const c_void);
             *(rec as *mut EventHeader) = EventHeader {
-                kind: kind as u16,
+                kind: T::KIND as u16,
                 flags: 0,
                 cpu: bpf_get_smp_processor_id(),
                 ts_ns: bpf_ktime_get_boot_ns(),
@@ -130,8 +132,8 @@ impl Record {
                 cgroup_id: bpf_get_current_cgroup_id(),
             };
         }
-        let r = Record { rec, walk, kind: kind as u32 };
-        r.set_off(core::mem::size_of::<T>() as u64);
+        let r = Record { rec, walk, _type: core::marker::PhantomData };
+        r.set_off(size_of::<T>() as u64);
         Some(r)
     }
 
@@ -146,10 +148,9 @@ impl Record {
         unsafe { core::ptr::write_volatile(self.walk.add(SLOT_OFF) as *mut u64, v) }
     }
 
-    /// The record's fixed part. T must be the type `begin` was called with.
+    /// The record's fixed part.
     #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    pub fn fixed<T>(&mut self) -> &mut T {
+    pub fn fixed(&mut self) -> &mut T {
         unsafe { &mut *(self.rec as *mut T) }
     }
 
@@ -404,7 +405,7 @@ impl Record {
             if before < wake_at && before + len >= wake_at { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
         let data = unsafe { core::slice::from_raw_parts(self.rec as *const u8, len as usize) };
         if EVENTS.output::<[u8]>(data, flags as u64).is_err() {
-            count_drop(self.kind);
+            count_drop(T::KIND as u32);
             return false;
         }
         true

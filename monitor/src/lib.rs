@@ -11,6 +11,7 @@ pub mod config;
 pub mod container;
 pub mod event;
 pub mod output;
+pub mod pipeline;
 pub mod process;
 pub mod rules;
 pub mod sensor;

@@ -297,12 +297,7 @@ pub fn run(bin: &Path, events: &Path, rounds: usize, scale: f64) -> Result<()> {
         1.0,
         "-"
     );
-    let measure = |i: usize,
-                   name: &str,
-                   sink: &str,
-                   alerts: u64,
-                   replay: &dyn Fn(&Path) -> Result<(Duration, Duration, String)>|
-     -> Result<()> {
+    let measure = |i: usize, name: &str, sink: &str, alerts: u64, replay: &Replay<'_>| -> Result<()> {
         let config = dir.join(format!("sink-{i}.yaml"));
         let mut cpus = Vec::new();
         let mut walls = Vec::new();
@@ -380,6 +375,9 @@ pub fn run(bin: &Path, events: &Path, rounds: usize, scale: f64) -> Result<()> {
     let _ = std::fs::remove_file(dir.join("alerts.json"));
     Ok(())
 }
+
+/// Runs `monitor replay` with a config: (wall time, CPU time, stderr).
+type Replay<'a> = dyn Fn(&Path) -> Result<(Duration, Duration, String)> + 'a;
 
 /// Where the recorded events are (written by the rule engine benchmark).
 pub fn recorded_events() -> PathBuf {

@@ -1,38 +1,57 @@
-//! Alerts: a rule that matched an event, in Falco's alert shape, and the per-rule rate limit.
+//! Alerts: a rule that matched an event, in Falco's alert shape; what a rule says its alert is
+//! (priority, output template); the per-rule rate limit.
 
-mod alerter;
+mod priority;
 mod rate_limit;
+mod template;
 
-pub use alerter::{Alerter, AlerterOptions, AlerterStats};
+pub use priority::Priority;
 pub use rate_limit::{RateLimit, RateLimiter};
+pub use template::OutputTemplate;
 
 use serde::Serialize;
 
-use crate::event::{Event, Field, FieldContext};
-use crate::rules::CompiledRule;
+use crate::event::{Event, Field, FieldContext, FieldId};
+
+/// Where an alert comes from: a rule about the host's syscalls, or the monitor about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSource {
+    Syscall,
+    Internal,
+}
+
+/// What an alert needs of the rule that raised it.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleView<'r> {
+    pub name: &'r str,
+    pub priority: Priority,
+    pub tags: &'r [String],
+    pub output: &'r OutputTemplate,
+}
 
 /// Fields every alert carries besides those its rule's output names, so a SIEM can always
 /// tell what ran where (null when unknown, or when the event type has no such field).
-const CONTEXT_FIELDS: &[&str] = &[
-    "evt.type",
-    "evt.time",
-    "proc.pid",
-    "proc.ppid",
-    "proc.name",
-    "proc.exepath",
-    "proc.cmdline",
-    "proc.pname",
-    "user.uid",
-    "user.name",
-    "container.id",
-    "container.name",
-    "container.image.repository",
-    "k8s.ns.name",
-    "k8s.pod.name",
+const CONTEXT_FIELDS: &[FieldId] = &[
+    FieldId::EvtType,
+    FieldId::EvtTime,
+    FieldId::ProcPid,
+    FieldId::ProcPpid,
+    FieldId::ProcName,
+    FieldId::ProcExePath,
+    FieldId::ProcCmdline,
+    FieldId::ProcPName,
+    FieldId::UserUid,
+    FieldId::UserName,
+    FieldId::ContainerId,
+    FieldId::ContainerName,
+    FieldId::ContainerImageRepository,
+    FieldId::K8sNsName,
+    FieldId::K8sPodName,
 ];
 
 /// Fields only events with a file or socket have.
-const FD_CONTEXT_FIELDS: &[&str] = &["fd.name", "fd.sip", "fd.sport"];
+const FD_CONTEXT_FIELDS: &[FieldId] = &[FieldId::FdName, FieldId::FdSip, FieldId::FdSport];
 
 /// One alert, in Falco's JSON shape (keys in Falco's order); `suppressed` is ours and appears
 /// only when the rate limit held back alerts of this rule since the previous one.
@@ -43,7 +62,7 @@ pub struct Alert {
     pub output_fields: serde_json::Map<String, serde_json::Value>,
     pub priority: &'static str,
     pub rule: String,
-    pub source: &'static str,
+    pub source: AlertSource,
     pub tags: Vec<String>,
     pub time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,13 +76,13 @@ pub fn rfc3339_ns(ns: i128) -> String {
 }
 
 impl Alert {
-    pub fn new(rule: &CompiledRule, ev: &Event, cx: &FieldContext, suppressed: u64) -> Self {
+    pub fn new(rule: RuleView<'_>, ev: &Event, cx: &FieldContext, suppressed: u64) -> Self {
         let mut fields = serde_json::Map::new();
         let has_fd = matches!(ev.detail, crate::event::Detail::Open(_) | crate::event::Detail::Net(_));
         let context = CONTEXT_FIELDS.iter().chain(if has_fd { FD_CONTEXT_FIELDS } else { &[] });
-        for name in context {
-            let v = Field::lookup(name, None).map(|f| f.extract(ev, cx).to_json()).unwrap_or_default();
-            fields.insert((*name).to_owned(), v);
+        for id in context {
+            let f = Field::of(*id);
+            fields.insert(f.name(), f.extract(ev, cx).to_json());
         }
         for (name, v) in rule.output.fields(ev, cx) {
             fields.insert(name.to_owned(), v.to_json());
@@ -75,9 +94,9 @@ impl Alert {
             output,
             output_fields: fields,
             priority: rule.priority.as_str(),
-            rule: rule.name.clone(),
-            source: "syscall",
-            tags: rule.tags.clone(),
+            rule: rule.name.to_owned(),
+            source: AlertSource::Syscall,
+            tags: rule.tags.to_vec(),
             time,
             suppressed: (suppressed > 0).then_some(suppressed),
         }

@@ -1,15 +1,11 @@
 //! `monitor events`: the enriched event stream, for seeing what the sensors see.
 
-use std::io::Write as _;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::pipeline::{self, PipelineOptions, Stage};
-use crate::event::{Event, FieldContext, JsonRenderer};
-use crate::rules::Prefilter;
+use crate::pipeline::{OutputTarget, PipelineOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct EventsArgs {
@@ -39,32 +35,6 @@ pub struct SensorArgs {
     pub max_processes: Option<usize>,
 }
 
-struct EventStream {
-    json: bool,
-    renderer: JsonRenderer,
-    prefilter: Option<Arc<Prefilter>>,
-}
-
-impl Stage for EventStream {
-    fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
-        // Writing into a Vec cannot fail.
-        let _ = if self.json {
-            self.renderer.write(ev, &cx.users, &mut *out).and_then(|()| out.write_all(b"\n"))
-        } else {
-            writeln!(out, "{}", ev.to_text())
-        };
-        1
-    }
-
-    fn report(&self, written: u64) -> String {
-        format!("{written} written")
-    }
-
-    fn prefilter(&self) -> Option<Arc<Prefilter>> {
-        self.prefilter.clone()
-    }
-}
-
 pub async fn run(args: EventsArgs) -> Result<()> {
     let defaults = crate::config::Config::default();
     let opts = PipelineOptions {
@@ -73,20 +43,19 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         max_processes: args.sensor.max_processes.unwrap_or(defaults.max_processes),
         containers: None,
         state_dir: None,
-        output: super::pipeline::OutputTarget::Stdout,
+        output: OutputTarget::Stdout,
         telemetry: None,
     };
-    let prefilter = if args.filter {
+    let filter = if args.filter {
         let mut config = defaults.clone();
         if !args.rules.is_empty() {
             config.rules = Some(args.rules.clone());
         }
         let ruleset = super::run::load_rules(&config)?;
         ruleset.follow_identities();
-        Some(Arc::new(Prefilter::from_ruleset(&ruleset)))
+        Some(Arc::new(crate::rules::prefilter::plan(&ruleset)))
     } else {
         None
     };
-    pipeline::run(&opts, &mut EventStream { json: args.json, renderer: JsonRenderer::default(), prefilter })
-        .await
+    crate::pipeline::stream::run(args.json, filter, opts).await
 }

@@ -1,8 +1,8 @@
-//! Command line: `monitor events` and friends.
+//! The command line: parses arguments and the config, then calls the pipeline (`run`,
+//! `events`), the rules engine (`rules`, `replay`) or the container directory (`containers`).
 
 mod containers;
 mod events;
-mod pipeline;
 mod replay;
 mod rules;
 mod run;

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 
-use super::run::{RulesArgs, alerter, load_rules};
+use super::run::{RulesArgs, load_rules};
 use crate::config::OutputFormat;
 use crate::event::FieldContext;
 use crate::event::replay::event_from_json;
+use crate::pipeline::daemon::alerter;
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
@@ -67,7 +68,7 @@ pub fn run(args: ReplayArgs) -> Result<()> {
     config.rate_limit.per_second = 0.0;
     let router =
         if args.to_sinks { Some(crate::output::Router::start(&config.output, args.format)?) } else { None };
-    let format = if router.is_some() { Some(crate::config::OutputFormat::Json) } else { args.format };
+    let format = if router.is_some() { Some(OutputFormat::Json) } else { args.format };
     let mut alerter = alerter(&config, ruleset, format);
     let cx = FieldContext::default();
     let mut out = Vec::new();

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 
 use super::run::RulesArgs;
-use crate::event::Field;
 use crate::rules::{Loaded, Ruleset, Severity};
 
 #[derive(clap::Subcommand, Debug)]
@@ -84,7 +83,7 @@ pub fn run(cmd: RulesCommand) -> Result<()> {
                         "{}",
                         serde_json::json!({
                             "rule": rule.name, "status": if rule.enabled { "enabled" } else { "disabled" },
-                            "priority": rule.priority.as_str(), "event_types": rule.types.names().collect::<Vec<_>>(),
+                            "priority": rule.priority.as_str(), "event_types": rule.types.iter().map(|t| t.name()).collect::<Vec<_>>(),
                             "tags": rule.tags, "location": rule.span.to_string(),
                         })
                     );
@@ -114,8 +113,8 @@ pub fn run(cmd: RulesCommand) -> Result<()> {
             Ok(())
         }
         RulesCommand::Fields => {
-            for f in Field::all_names() {
-                println!("{f}");
+            for (name, def) in crate::event::fields::listing() {
+                println!("{name:<32} {:<8} {}", def.ty.name(), def.doc);
             }
             Ok(())
         }

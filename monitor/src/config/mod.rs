@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 pub use overrides::{Override, TOP_LEVEL_KEYS};
 
+use crate::alert::Priority;
 use crate::alert::RateLimit;
-use crate::rules::Priority;
 
 pub const DEFAULT_PATH: &str = "/etc/monitor/monitor.yaml";
 pub const DEFAULT_RULES_DIR: &str = "/etc/monitor/rules.d";
@@ -52,7 +52,7 @@ pub struct Config {
     /// Dismiss in the kernel the opens, connects and sends no loaded rule can match.
     pub kernel_filter: bool,
     /// Entries of the in-kernel filter's sets (fixed when the programs load).
-    pub kernel_filter_sets: crate::rules::prefilter::SetSizes,
+    pub kernel_filter_sets: crate::sensor::filter::SetSizes,
     pub ring_buffer_bytes: u32,
     pub max_processes: usize,
     pub container_runtime: ContainerRuntimeConfig,

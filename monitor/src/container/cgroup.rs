@@ -39,14 +39,8 @@ pub struct CgroupResolver {
 /// Where the unified (v2) hierarchy is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on
 /// hybrid hosts.
 pub fn unified_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        left.split_whitespace().nth(4).map(PathBuf::from)
-    })
+    let mounts = procfs::process::Process::myself().ok()?.mountinfo().ok()?;
+    mounts.into_iter().find(|m| m.fs_type == "cgroup2").map(|m| m.mount_point)
 }
 
 impl Default for CgroupResolver {

@@ -6,12 +6,45 @@
 //! `/crio/<id>`), podman (`libpod-<id>.scope`, `/libpod_parent/libpod-<id>`), and the same with
 //! a trailing `/container` or `/init.scope` leaf that some runtimes nest inside the scope.
 
+/// Falco's container.type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContainerRuntime {
+    Docker,
+    Containerd,
+    CriO,
+    Podman,
+    /// A bare id under a parent no runtime is known to use.
+    Unknown,
+}
+
+impl ContainerRuntime {
+    pub const ALL: [Self; 5] = [Self::Docker, Self::Containerd, Self::CriO, Self::Podman, Self::Unknown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Containerd => "containerd",
+            Self::CriO => "cri-o",
+            Self::Podman => "podman",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Whether the runtime is asked through the CRI first (else the Docker Engine API).
+    pub fn speaks_cri(self) -> bool {
+        matches!(self, Self::Containerd | Self::CriO)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerId {
     /// The full 64-hex id.
     pub full: String,
-    /// docker, containerd, cri-o, podman, or "unknown" for a bare id under an unknown parent.
-    pub runtime: &'static str,
+    pub runtime: ContainerRuntime,
     /// For Kubernetes containers, what the kubepods path says about the pod.
     pub pod: Option<PodCgroup>,
 }
@@ -65,23 +98,23 @@ pub fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-fn runtime_of_prefix(prefix: &str) -> Option<&'static str> {
+fn runtime_of_prefix(prefix: &str) -> Option<ContainerRuntime> {
     Some(match prefix {
-        "docker" => "docker",
-        "cri-containerd" | "containerd" => "containerd",
-        "crio" | "crio-conmon" => "cri-o",
-        "libpod" | "libpod-conmon" => "podman",
+        "docker" => ContainerRuntime::Docker,
+        "cri-containerd" | "containerd" => ContainerRuntime::Containerd,
+        "crio" | "crio-conmon" => ContainerRuntime::CriO,
+        "libpod" | "libpod-conmon" => ContainerRuntime::Podman,
         _ => return None,
     })
 }
 
-fn runtime_of_parent(parent: &str) -> &'static str {
+fn runtime_of_parent(parent: &str) -> ContainerRuntime {
     match parent {
-        "docker" => "docker",
-        "crio" => "cri-o",
-        "libpod_parent" | "machine.slice" => "podman",
-        p if p.starts_with("kubepods") || p.starts_with("pod") => "containerd",
-        _ => "unknown",
+        "docker" => ContainerRuntime::Docker,
+        "crio" => ContainerRuntime::CriO,
+        "libpod_parent" | "machine.slice" => ContainerRuntime::Podman,
+        p if p.starts_with("kubepods") || p.starts_with("pod") => ContainerRuntime::Containerd,
+        _ => ContainerRuntime::Unknown,
     }
 }
 
@@ -122,6 +155,7 @@ mod tests {
     const ID: &str = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd";
 
     fn check(path: &str, runtime: &str) {
+        let runtime = ContainerRuntime::from_name(runtime).unwrap();
         let c = container_from_cgroup_path(path).unwrap_or_else(|| panic!("no container in {path}"));
         assert_eq!(c.full, ID, "{path}");
         assert_eq!(c.short(), "3f2a9c1b7d4e", "{path}");

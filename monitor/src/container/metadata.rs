@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 
 use super::cri::CriClient;
-use super::id::is_hex64;
+use super::id::{ContainerRuntime, is_hex64};
 use tokio::sync::mpsc;
 
 /// What a runtime says about a container.
@@ -135,7 +135,7 @@ const KEEP_REMOVED: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct ContainerDirectory {
     shared: Arc<Mutex<Shared>>,
-    requests: mpsc::UnboundedSender<(String, &'static str)>,
+    requests: mpsc::UnboundedSender<(String, ContainerRuntime)>,
 }
 
 /// How long a failed lookup is trusted before the container is asked about again.
@@ -178,11 +178,11 @@ impl ContainerDirectory {
     /// What is known of `full_id`; asks the runtime on first sight (and after a failure has
     /// aged), never waiting.
     pub fn lookup(&self, full_id: &str) -> Lookup {
-        self.lookup_in(full_id, "unknown")
+        self.lookup_in(full_id, ContainerRuntime::Unknown)
     }
 
     /// Like `lookup`, naming the runtime the container's cgroup points at, which is asked first.
-    pub fn lookup_in(&self, full_id: &str, runtime: &'static str) -> Lookup {
+    pub fn lookup_in(&self, full_id: &str, runtime: ContainerRuntime) -> Lookup {
         let mut s = self.lock();
         let now = Instant::now();
         match s.entries.get(full_id) {
@@ -213,13 +213,13 @@ impl ContainerDirectory {
         }
     }
 
-    fn settle(&self, full_id: &str, meta: Option<ContainerMeta>, runtime: &str) {
+    fn settle(&self, full_id: &str, meta: Option<ContainerMeta>, runtime: ContainerRuntime) {
         let mut s = self.lock();
         s.lookups += 1;
         if meta.is_none() && matches!(s.entries.get(full_id), Some(Entry::Known(_))) {
             return;
         }
-        if meta.is_none() && s.following_events && !matches!(runtime, "containerd" | "cri-o") {
+        if meta.is_none() && s.following_events && !runtime.speaks_cri() {
             // Stays pending: the event stream may still describe it, and alerts waiting for it
             // go out at their deadline either way.
             s.lookup_failures += 1;
@@ -371,7 +371,7 @@ async fn follow_events(docker: Docker, dir: ContainerDirectory) {
                 ContainerMeta::named(attrs.get("name").cloned(), attrs.get("image").cloned(), "docker-api")
             }
         };
-        dir.settle(&id, Some(meta), "docker");
+        dir.settle(&id, Some(meta), ContainerRuntime::Docker);
     }
     dir.lock().following_events = false;
     tracing::warn!("the container runtime's event stream ended; containers are looked up when first seen");
@@ -387,7 +387,7 @@ pub struct Sources {
 /// runtime. Each container is asked of the API its cgroup says it belongs to first.
 async fn fetcher(
     sources: Sources,
-    mut rx: mpsc::UnboundedReceiver<(String, &'static str)>,
+    mut rx: mpsc::UnboundedReceiver<(String, ContainerRuntime)>,
     dir: ContainerDirectory,
 ) {
     let mut docker = connect(&sources.docker_sockets);
@@ -402,7 +402,7 @@ async fn fetcher(
         let mut n = 0;
         for id in ids {
             if let Some(meta) = c.describe(&id).await {
-                dir.settle(&id, Some(meta), "cri-o");
+                dir.settle(&id, Some(meta), ContainerRuntime::CriO);
                 n += 1;
             }
         }
@@ -427,7 +427,7 @@ async fn fetcher(
         if cri.is_none() {
             cri = CriClient::connect(&sources.cri_sockets, REQUEST_TIMEOUT).await;
         }
-        let cri_first = matches!(runtime, "containerd" | "cri-o");
+        let cri_first = runtime.speaks_cri();
         let mut meta = None;
         for use_cri in [cri_first, !cri_first] {
             meta = match (use_cri, &docker, &mut cri) {
@@ -455,7 +455,7 @@ async fn prefill(docker: &Docker, dir: &ContainerDirectory) {
     for s in summaries {
         let Some(id) = s.id else { continue };
         if let Some(meta) = inspect(docker, &id).await {
-            dir.settle(&id, Some(meta), "docker");
+            dir.settle(&id, Some(meta), ContainerRuntime::Docker);
             n += 1;
         }
     }

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use monitor_common::{
     EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventHeader,
-    EventKind, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, Syscall,
+    EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
 };
 
-use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, l4proto, stdio_info};
+use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, stdio_info};
 use super::{Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
-use crate::process::{Process, ProcessRef, ProcessTable, TableStats};
+use crate::process::{ProcSource, Process, ProcessRef, ProcessTable, TableStats};
 use crate::sensor::RawEvent;
 
 /// Ancestors attached to each event (proc.aname[1..N]).
@@ -31,11 +31,9 @@ pub struct Enricher {
     events: u64,
 }
 
-pub(super) fn clock_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid clock id and timespec.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+pub(super) fn clock_ns(clock: nix::time::ClockId) -> i128 {
+    let ts = nix::time::clock_gettime(clock).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    i128::from(ts.tv_sec()) * 1_000_000_000 + i128::from(ts.tv_nsec())
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -70,7 +68,8 @@ impl Enricher {
         Self {
             processes,
             cgroups: CgroupResolver::new(),
-            boot_to_wall_ns: clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME),
+            boot_to_wall_ns: clock_ns(nix::time::ClockId::CLOCK_REALTIME)
+                - clock_ns(nix::time::ClockId::CLOCK_BOOTTIME),
             events: 0,
         }
     }
@@ -84,7 +83,7 @@ impl Enricher {
         self.processes.expire(now);
     }
 
-    fn base_event(&mut self, h: &EventHeader, evt_type: &'static str, res: i64, detail: Detail) -> Event {
+    fn base_event(&mut self, h: &EventHeader, evt_type: EventType, res: i64, detail: Detail) -> Event {
         let cg = self.cgroups.resolve(h.cgroup_id);
         self.events += 1;
         Event {
@@ -176,10 +175,11 @@ impl Enricher {
                     mntns: ev.mntns,
                     tty: encode_dev(ev.tty_major, ev.tty_minor),
                     stdio: [stdio_info(&ev.stdio[0]), stdio_info(&ev.stdio[1]), stdio_info(&ev.stdio[2])],
-                    source: "exec",
+                    source: ProcSource::Exec,
                     ..Default::default()
                 };
-                let evt_type = if h.flags & EXEC_EXECVEAT != 0 { "execveat" } else { "execve" };
+                let evt_type =
+                    if h.flags & EXEC_EXECVEAT != 0 { EventType::Execveat } else { EventType::Execve };
                 let p = self.processes.on_exec(process);
                 let mut out = self.base_event(h, evt_type, 0, Detail::Exec { filename });
                 self.set_process(&mut out, Some(p));
@@ -189,18 +189,18 @@ impl Enricher {
                 let h = &ev.header;
                 let p =
                     self.processes.on_fork(h.pid, ev.start_ns, ev.ppid, ev.parent_start_ns, &comm(&ev.comm));
-                let mut out = self.base_event(h, "clone", 0, Detail::Fork);
+                let mut out = self.base_event(h, EventType::Clone, 0, Detail::Fork);
                 self.set_process(&mut out, Some(p));
                 out
             }
             RawEvent::Exit(ev) => {
                 let h = &ev.header;
-                let mut out = self.base_event(h, "procexit", 0, Detail::Exit { code: ev.exit_code });
+                let mut out = self.base_event(h, EventType::Procexit, 0, Detail::Exit { code: ev.exit_code });
                 self.attach_process(&mut out);
                 self.processes.on_exit(h.pid, ev.start_ns, Instant::now());
                 out
             }
-            RawEvent::Open { ev, path, base } => {
+            RawEvent::Open { ev, evt_type, path, base } => {
                 let h = &ev.header;
                 let resolved = h.flags & OPEN_RESOLVED != 0;
                 let mut path = text(path);
@@ -216,12 +216,11 @@ impl Enricher {
                     ino: ev.ino,
                     dev: dev_from_kernel(ev.dev),
                 };
-                let evt_type = Syscall::from_u8(ev.syscall).name();
-                let mut out = self.base_event(h, evt_type, ev.ret, Detail::Open(info));
+                let mut out = self.base_event(h, *evt_type, ev.ret, Detail::Open(info));
                 self.attach_process(&mut out);
                 out
             }
-            RawEvent::Connect { ev, unix_path } => {
+            RawEvent::Net { ev, evt_type, unix_path } => {
                 let h = &ev.header;
                 let sip = ip_from_kernel(ev.family, &ev.daddr);
                 let cip =
@@ -233,7 +232,7 @@ impl Enricher {
                 });
                 let info = NetInfo {
                     fd_type: fd_type_of_ip(sip, ev.family),
-                    l4proto: l4proto(ev.protocol, ev.sock_type),
+                    l4proto: L4Proto::of_socket(ev.protocol, ev.sock_type),
                     fd: ev.fd,
                     sip,
                     sport: ev.dport,
@@ -242,10 +241,7 @@ impl Enricher {
                     unix_path: unix,
                     from_socket: ev.from_socket != 0,
                 };
-                let evt_type = Syscall::from_u8(ev.syscall).name();
-                let kind = EventKind::from_u16(h.kind);
-                debug_assert!(matches!(kind, Some(EventKind::Connect | EventKind::SendTo)));
-                let mut out = self.base_event(h, evt_type, ev.ret, Detail::Net(info));
+                let mut out = self.base_event(h, *evt_type, ev.ret, Detail::Net(info));
                 self.attach_process(&mut out);
                 out
             }

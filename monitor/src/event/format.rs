@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use monitor_common::{FdKind, StdioFd};
+use monitor_common::{FdKind, FdType, StdioFd};
 
 use crate::process::StdioInfo;
 
@@ -124,27 +124,12 @@ pub fn connection_name(n: &super::NetInfo) -> String {
     format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport))
 }
 
-pub fn fd_type_of_ip(ip: Option<IpAddr>, family: u16) -> &'static str {
-    match (ip, family) {
-        (Some(IpAddr::V4(_)), _) => "ipv4",
-        (Some(IpAddr::V6(_)), _) => "ipv6",
-        (None, 1) => "unix",
-        (None, 2) => "ipv4",
-        (None, 10) => "ipv6",
-        (None, 16) => "netlink",
-        _ => "socket",
-    }
-}
-
-pub fn l4proto(protocol: u16, sock_type: u16) -> &'static str {
-    match (protocol, sock_type) {
-        (6, _) => "tcp",
-        (17, _) => "udp",
-        (_, 1) => "tcp",
-        (_, 2) => "udp",
-        (1 | 58, _) => "icmp",
-        (_, 3) => "raw",
-        _ => "",
+/// The fd type of a socket event: an IPv4-mapped IPv6 destination is IPv4, as Falco shows it.
+pub fn fd_type_of_ip(ip: Option<IpAddr>, family: u16) -> FdType {
+    match ip {
+        Some(IpAddr::V4(_)) => FdType::Ipv4,
+        Some(IpAddr::V6(_)) => FdType::Ipv6,
+        None => FdType::of_family(family),
     }
 }
 
@@ -170,22 +155,22 @@ fn char_device_name(rdev: u32) -> String {
 pub fn stdio_info(fd: &StdioFd) -> StdioInfo {
     match FdKind::from_u8(fd.kind) {
         FdKind::None => StdioInfo::default(),
-        FdKind::File => StdioInfo { fd_type: "file", name: None },
-        FdKind::Directory => StdioInfo { fd_type: "directory", name: None },
-        FdKind::Pipe => StdioInfo { fd_type: "pipe", name: None },
+        FdKind::File => StdioInfo { fd_type: Some(FdType::File), name: None },
+        FdKind::Directory => StdioInfo { fd_type: Some(FdType::Directory), name: None },
+        FdKind::Pipe => StdioInfo { fd_type: Some(FdType::Pipe), name: None },
         FdKind::CharDevice | FdKind::Tty => {
-            StdioInfo { fd_type: "file", name: Some(char_device_name(fd.rdev)) }
+            StdioInfo { fd_type: Some(FdType::File), name: Some(char_device_name(fd.rdev)) }
         }
-        FdKind::BlockDevice => StdioInfo { fd_type: "file", name: None },
+        FdKind::BlockDevice => StdioInfo { fd_type: Some(FdType::File), name: None },
         FdKind::Socket => {
             let peer = ip_from_kernel(fd.family, &fd.peer_addr);
             let local = ip_from_kernel(fd.family, &fd.local_addr);
             let fd_type = fd_type_of_ip(peer, fd.family);
             let name =
                 peer.map(|_| format!("{}->{}", endpoint(local, fd.local_port), endpoint(peer, fd.peer_port)));
-            StdioInfo { fd_type, name }
+            StdioInfo { fd_type: Some(fd_type), name }
         }
-        FdKind::Other => StdioInfo { fd_type: "other", name: None },
+        FdKind::Other => StdioInfo { fd_type: Some(FdType::Other), name: None },
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod enrich;
 mod exe_identity;
-mod fields;
+pub mod fields;
 mod format;
 mod json;
 pub mod replay;
@@ -12,7 +12,7 @@ mod users;
 
 pub use enrich::{Enricher, EnricherStats};
 pub use fields::nix_hostname;
-pub use fields::{Field, FieldContext, FieldError, FieldType, FieldValue};
+pub use fields::{Field, FieldContext, FieldError, FieldId, FieldType, FieldValue};
 pub use format::{basename, dev_from_kernel, dev_to_kernel, errno_name, open_flags};
 pub use json::JsonRenderer;
 pub use users::Users;
@@ -20,14 +20,14 @@ pub use users::Users;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use monitor_common::{EventType, FdType, L4Proto};
+
 use crate::container::ContainerId;
 use crate::process::ProcessRef;
 
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// Falco's evt.type (execve, execveat, clone, procexit, open, openat, openat2, creat,
-    /// connect, sendto, sendmsg).
-    pub evt_type: &'static str,
+    pub evt_type: EventType,
     /// Sequence number of the event since the daemon started (Falco's evt.num).
     pub num: u64,
     /// Wall-clock time, ns since the Unix epoch.
@@ -71,12 +71,12 @@ pub struct OpenInfo {
     pub dev: u32,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct NetInfo {
-    /// "ipv4", "ipv6" or "unix".
-    pub fd_type: &'static str,
-    /// "tcp", "udp" or "" when not an inet socket.
-    pub l4proto: &'static str,
+    /// Ipv4 (an IPv4-mapped IPv6 destination too), Ipv6 or Unix.
+    pub fd_type: FdType,
+    /// None for sockets without one (unix).
+    pub l4proto: Option<L4Proto>,
     pub fd: i32,
     /// Server side (destination).
     pub sip: Option<IpAddr>,
@@ -87,4 +87,20 @@ pub struct NetInfo {
     pub unix_path: Option<String>,
     /// The destination came from the kernel's socket, not the caller's sockaddr.
     pub from_socket: bool,
+}
+
+impl Default for NetInfo {
+    fn default() -> Self {
+        Self {
+            fd_type: FdType::Socket,
+            l4proto: None,
+            fd: 0,
+            sip: None,
+            sport: 0,
+            cip: None,
+            cport: 0,
+            unix_path: None,
+            from_socket: false,
+        }
+    }
 }

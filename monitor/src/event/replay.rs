@@ -1,15 +1,16 @@
 //! Events recorded with `monitor events --json`, read back into events: rules can then be
-//! written, tested and benchmarked offline, without root or a kernel.
+//! written, tested and benchmarked offline, without root or a kernel. Which fields are read,
+//! and how, is the field registry's (`Record::Kept`); this module assembles the event.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use monitor_common::{EventClass, EventType, FdType};
+use serde_json::Value;
 
+use super::fields::{ArgKind, FIELDS, Record};
 use super::{Detail, Event, NetInfo, OpenInfo};
-use crate::container::ContainerId;
-use crate::process::{Process, StdioInfo};
-use crate::rules::types::{EVENT_TYPES, TypeSet};
+use crate::container::{ContainerId, ContainerRuntime};
+use crate::process::Process;
 
 /// Why a recorded line could not be read back.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,36 +28,137 @@ impl std::fmt::Display for ReplayError {
     }
 }
 
-fn intern(s: &str, known: &[&'static str]) -> &'static str {
-    known.iter().find(|k| **k == s).copied().unwrap_or("")
+/// A string value as the stream carries it (escaped), back to the value.
+pub fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => super::text::unescape(s).unwrap_or_else(|| s.clone()),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
-const FD_TYPES: &[&str] =
-    &["file", "directory", "ipv4", "ipv6", "unix", "pipe", "netlink", "socket", "other"];
-const L4: &[&str] = &["tcp", "udp", "icmp", "raw"];
-const RUNTIMES: &[&str] = &["docker", "containerd", "cri-o", "podman", "unknown"];
-const SOURCES: &[&str] = &["exec", "fork", "proc"];
+pub fn json_int(v: &Value) -> i64 {
+    v.as_i64().or_else(|| v.as_u64().map(|u| u as i64)).unwrap_or(0)
+}
 
-struct Obj<'a>(&'a Map<String, Value>);
+/// An event being read back, field by field; [`Draft::finish`] makes the event.
+#[derive(Default)]
+pub struct Draft {
+    pub evt_type: String,
+    pub num: u64,
+    pub time_ns: i128,
+    pub cpu: u32,
+    pub pid: u32,
+    pub tid: u32,
+    uid: u32,
+    gid: u32,
+    pub res: i64,
+    pub cgroup_id: u64,
+    pub cgroup_path: Option<String>,
+    process: Option<Process>,
+    ancestors: Vec<Process>,
+    /// argv[0] and the command line of each ancestor, which make its argv.
+    ancestor_argv: Vec<(Option<String>, Option<String>)>,
+    pub exec_filename: String,
+    pub exit_code: i32,
+    pub open: OpenInfo,
+    pub net: NetInfo,
+    pub fd_name: Option<String>,
+    pub container_full: Option<String>,
+    pub container_runtime: Option<ContainerRuntime>,
+}
 
-impl Obj<'_> {
-    fn str(&self, k: &str) -> Option<&str> {
-        self.0.get(k).and_then(Value::as_str)
+impl Draft {
+    /// The event's process: recorded process fields mean it had one.
+    pub fn process(&mut self) -> &mut Process {
+        self.process.get_or_insert_with(Process::default)
     }
-    fn string(&self, k: &str) -> String {
-        self.str(k).unwrap_or("").to_owned()
+
+    /// Ancestor `index` (1: the parent).
+    pub fn ancestor(&mut self, index: Option<usize>) -> &mut Process {
+        let i = index.unwrap_or(1).max(1);
+        if self.ancestors.len() < i {
+            self.ancestors.resize_with(i, Process::default);
+            self.ancestor_argv.resize(i, (None, None));
+        }
+        &mut self.ancestors[i - 1]
     }
-    fn int(&self, k: &str) -> i64 {
-        self.0.get(k).and_then(Value::as_i64).unwrap_or(0)
+
+    pub fn ancestor_argv0(&mut self, index: Option<usize>, argv0: String) {
+        self.ancestor(index);
+        self.ancestor_argv[index.unwrap_or(1).max(1) - 1].0 = Some(argv0);
     }
-    fn u32(&self, k: &str) -> u32 {
-        self.int(k) as u32
+
+    pub fn ancestor_cmdline(&mut self, index: Option<usize>, cmdline: String) {
+        self.ancestor(index);
+        self.ancestor_argv[index.unwrap_or(1).max(1) - 1].1 = Some(cmdline);
     }
-    fn bool(&self, k: &str) -> bool {
-        self.0.get(k).and_then(Value::as_bool).unwrap_or(false)
+
+    pub fn set_uid(&mut self, uid: u32) {
+        self.uid = uid;
     }
-    fn ip(&self, k: &str) -> Option<IpAddr> {
-        self.str(k).and_then(|s| s.parse().ok())
+
+    pub fn set_gid(&mut self, gid: u32) {
+        self.gid = gid;
+    }
+
+    fn finish(mut self) -> Result<Event, ReplayError> {
+        let evt_type = EventType::from_name(&self.evt_type).ok_or(ReplayError::UnknownType(self.evt_type))?;
+        let (uid, gid) = (self.uid, self.gid);
+        let process = self.process.take().map(|mut p| {
+            p.pid = self.pid;
+            (p.uid, p.euid, p.gid, p.egid) = (uid, uid, gid, gid);
+            Arc::new(p)
+        });
+        for (a, (argv0, cmdline)) in self.ancestors.iter_mut().zip(self.ancestor_argv) {
+            // cmdline is the name followed by the arguments; argv[0] comes on its own.
+            let args = cmdline.as_deref().and_then(|c| c.strip_prefix(a.comm.as_str())).unwrap_or("");
+            let args = args.strip_prefix(' ');
+            a.argv = argv0
+                .into_iter()
+                .chain(args.into_iter().flat_map(|s| s.split(' ')).map(str::to_owned))
+                .collect();
+        }
+        let detail = match evt_type.class() {
+            EventClass::Exec => Detail::Exec { filename: self.exec_filename },
+            EventClass::Fork => Detail::Fork,
+            EventClass::Exit => Detail::Exit { code: self.exit_code },
+            EventClass::Open => {
+                Detail::Open(OpenInfo { path: self.fd_name.unwrap_or_default(), ..self.open })
+            }
+            EventClass::Net => {
+                let mut net = self.net;
+                if net.fd_type == FdType::Unix {
+                    net.unix_path = self.fd_name;
+                }
+                Detail::Net(net)
+            }
+        };
+        let container =
+            self.container_full.filter(|id| id != "host" && crate::container::is_hex64(id)).map(|full| {
+                ContainerId {
+                    full,
+                    runtime: self.container_runtime.unwrap_or(ContainerRuntime::Unknown),
+                    pod: self.cgroup_path.as_deref().and_then(crate::container::pod_from_cgroup_path),
+                }
+            });
+        Ok(Event {
+            evt_type,
+            num: self.num,
+            time_ns: self.time_ns,
+            cpu: self.cpu,
+            pid: self.pid,
+            tid: self.tid,
+            uid,
+            gid,
+            res: self.res,
+            cgroup_id: self.cgroup_id,
+            cgroup_path: self.cgroup_path.map(Arc::from),
+            container,
+            process,
+            ancestors: self.ancestors.into_iter().map(Arc::new).collect(),
+            detail,
+        })
     }
 }
 
@@ -64,110 +166,24 @@ impl Obj<'_> {
 pub fn event_from_json(line: &str) -> Result<Event, ReplayError> {
     let v: Value = serde_json::from_str(line).map_err(|e| ReplayError::NotJson(e.to_string()))?;
     let Some(map) = v.as_object() else { return Err(ReplayError::NotJson("not an object".into())) };
-    let o = Obj(map);
-    let ty = o.str("evt.type").unwrap_or("");
-    let evt_type =
-        TypeSet::index_of(ty).map(|i| EVENT_TYPES[i]).ok_or_else(|| ReplayError::UnknownType(ty.into()))?;
-    let process = o.str("proc.name").map(|comm| {
-        let argv = map
-            .get("proc.argv")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
-        let stdio = ["stdin", "stdout", "stderr"].map(|s| StdioInfo {
-            fd_type: intern(o.str(&format!("proc.{s}.type")).unwrap_or(""), FD_TYPES),
-            name: o.str(&format!("proc.{s}.name")).map(str::to_owned),
-        });
-        let login = o.int("user.loginuid");
-        Arc::new(Process {
-            pid: o.u32("proc.pid"),
-            start_ns: o.int("proc.start_ts") as u64,
-            ppid: o.u32("proc.ppid"),
-            comm: comm.to_owned(),
-            exe_path: o.string("proc.exepath"),
-            argv,
-            argv_truncated: o.bool("proc.args_truncated"),
-            paths_truncated: o.bool("proc.paths_truncated"),
-            cwd: o.str("proc.cwd").map(str::to_owned),
-            script: o.str("proc.script").map(str::to_owned),
-            exe_from_memfd: o.bool("proc.is_exe_from_memfd"),
-            exe_ino: o.int("proc.exe_ino") as u64,
-            uid: o.u32("user.uid"),
-            euid: o.u32("user.uid"),
-            gid: o.u32("group.gid"),
-            egid: o.u32("group.gid"),
-            loginuid: if login < 0 { u32::MAX } else { login as u32 },
-            vpid: o.u32("proc.vpid"),
-            pidns: o.u32("proc.pidns"),
-            mntns: o.u32("proc.mntns"),
-            tty: o.u32("proc.tty"),
-            stdio,
-            source: intern(o.str("proc.source").unwrap_or(""), SOURCES),
-            ..Default::default()
-        })
-    });
-    let mut ancestors = Vec::new();
-    for i in 1..=super::enrich::MAX_ANCESTORS {
-        let Some(name) = o.str(&format!("proc.aname[{i}]")) else { break };
-        let mut a =
-            Process { pid: o.u32(&format!("proc.apid[{i}]")), comm: name.to_owned(), ..Default::default() };
-        if i == 1 {
-            a.exe_path = o.string("proc.pexepath");
-            a.argv =
-                o.str("proc.pcmdline").map(|c| c.split(' ').map(str::to_owned).collect()).unwrap_or_default();
+    let mut d = Draft::default();
+    for def in FIELDS {
+        let Record::Kept(load) = def.record else { continue };
+        match def.arg {
+            ArgKind::OptionalIndex => {
+                for i in 1..=super::enrich::MAX_ANCESTORS {
+                    match map.get(&format!("{}[{i}]", def.name)) {
+                        Some(v) => load(&mut d, Some(i), v),
+                        None => break,
+                    }
+                }
+            }
+            _ => {
+                if let Some(v) = map.get(def.name) {
+                    load(&mut d, None, v);
+                }
+            }
         }
-        ancestors.push(Arc::new(a));
     }
-    let fd_type = intern(o.str("fd.type").unwrap_or(""), FD_TYPES);
-    let detail = match evt_type {
-        "execve" | "execveat" => Detail::Exec { filename: o.string("evt.arg.filename") },
-        "clone" => Detail::Fork,
-        "procexit" => Detail::Exit { code: o.int("evt.arg.status") as i32 },
-        "connect" | "sendto" | "sendmsg" => Detail::Net(NetInfo {
-            fd_type,
-            l4proto: intern(o.str("fd.l4proto").unwrap_or(""), L4),
-            fd: o.int("fd.num") as i32,
-            sip: o.ip("fd.sip"),
-            sport: o.int("fd.sport") as u16,
-            cip: o.ip("fd.cip"),
-            cport: o.int("fd.cport") as u16,
-            unix_path: (fd_type == "unix").then(|| o.string("fd.name")),
-            from_socket: o.bool("fd.dest_from_socket"),
-        }),
-        _ => Detail::Open(OpenInfo {
-            path: o.string("fd.name"),
-            resolved: !o.bool("fd.unresolved"),
-            truncated: o.bool("fd.name_truncated"),
-            flags: o.int("evt.rawarg.flags") as u32,
-            mode: o.str("evt.arg.mode").and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0),
-            ino: o.int("fd.ino") as u64,
-            dev: o.u32("fd.dev"),
-        }),
-    };
-    let container = o
-        .str("container.full_id")
-        .filter(|id| *id != "host")
-        .map(|full| ContainerId {
-            full: full.to_owned(),
-            runtime: intern(o.str("container.type").unwrap_or(""), RUNTIMES),
-            pod: o.str("cgroup.path").and_then(crate::container::pod_from_cgroup_path),
-        })
-        .filter(|c| crate::container::is_hex64(&c.full));
-    Ok(Event {
-        evt_type,
-        num: o.int("evt.num") as u64,
-        time_ns: i128::from(o.int("evt.rawtime")),
-        cpu: o.u32("evt.cpu"),
-        pid: o.u32("proc.pid"),
-        tid: o.u32("proc.tid"),
-        uid: o.u32("user.uid"),
-        gid: o.u32("group.gid"),
-        res: o.int("evt.rawres"),
-        cgroup_id: o.int("cgroup.id") as u64,
-        cgroup_path: o.str("cgroup.path").map(Arc::from),
-        container,
-        process,
-        ancestors,
-        detail,
-    })
+    d.finish()
 }

@@ -6,7 +6,19 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::rules::Priority;
+use monitor_common::{EventClass, EventType};
+
+use crate::alert::Priority;
+
+/// ECS's event.category of an event type; `host` for the monitor's own alerts (no event).
+fn ecs_category(t: Option<EventType>) -> &'static str {
+    match t.map(EventType::class) {
+        Some(EventClass::Exec | EventClass::Fork | EventClass::Exit) => "process",
+        Some(EventClass::Open) => "file",
+        Some(EventClass::Net) => "network",
+        None => "host",
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -46,12 +58,7 @@ impl AlertView {
     /// views use, plus the Falco shape under `falco` so nothing is lost.
     pub fn ecs_document(&self, raw: &Value) -> Value {
         let severity = self.priority() as u8;
-        let category = match self.field("evt.type").as_str().unwrap_or("") {
-            "execve" | "execveat" | "clone" | "fork" | "exit" => "process",
-            "connect" | "accept" | "sendto" => "network",
-            "open" | "openat" | "openat2" => "file",
-            _ => "host",
-        };
+        let category = ecs_category(self.field("evt.type").as_str().and_then(EventType::from_name));
         let mut doc = json!({
             "@timestamp": self.time,
             "message": self.output,
@@ -212,5 +219,23 @@ mod tests {
         assert_eq!(a.priority(), Priority::Warning);
         assert!(AlertHeader::parse(b"\xff not json").is_none());
         assert_eq!(AlertHeader::default().subject("x.{rule}"), "x._");
+    }
+
+    #[test]
+    fn every_event_type_has_its_ecs_category() {
+        let want = |t: EventType| match t {
+            EventType::Execve | EventType::Execveat | EventType::Clone | EventType::Procexit => "process",
+            EventType::Open | EventType::Openat | EventType::Openat2 | EventType::Creat => "file",
+            EventType::Connect | EventType::Sendto | EventType::Sendmsg => "network",
+        };
+        for t in EventType::ALL {
+            let a = AlertView {
+                output_fields: [("evt.type".to_owned(), Value::from(t.name()))].into_iter().collect(),
+                ..Default::default()
+            };
+            let doc = a.ecs_document(&Value::Null);
+            assert_eq!(doc["event"]["category"][0], want(t), "{}", t.name());
+        }
+        assert_eq!(AlertView::default().ecs_document(&Value::Null)["event"]["category"][0], "host");
     }
 }

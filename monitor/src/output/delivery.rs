@@ -101,17 +101,45 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-/// Delivers until told to stop (the watch carries the shutdown deadline), then until the buffer
-/// is empty or the deadline passed. `spill`: where a sink without a spool saves what it could
-/// not deliver by the deadline, for the next start.
-pub async fn run<S: Sink>(
-    name: String,
-    mut sink: S,
-    buffer: Arc<Buffer>,
-    stats: Arc<SinkStats>,
+/// One sink's delivery: its receiver, its buffer and counters, how it batches and retries.
+pub struct DeliveryTask<S> {
+    pub name: String,
+    pub sink: S,
+    pub buffer: Arc<Buffer>,
+    pub stats: Arc<SinkStats>,
+    pub opts: DeliveryOptions,
+    /// Carries the shutdown deadline once shutdown starts.
+    pub stop: watch::Receiver<Option<Instant>>,
+    /// Where a sink without a spool saves what it could not deliver by the deadline, for the
+    /// next start.
+    pub spill: std::path::PathBuf,
+}
+
+impl DeliveryTask<()> {
+    /// The task with its receiver.
+    pub fn with<S: Sink>(self, sink: S) -> DeliveryTask<S> {
+        let Self { name, buffer, stats, opts, stop, spill, .. } = self;
+        DeliveryTask { name, sink, buffer, stats, opts, stop, spill }
+    }
+}
+
+impl<S: Sink> DeliveryTask<S> {
+    /// Delivers until told to stop, then until the buffer is empty or the deadline passed.
+    pub async fn run(self) {
+        let Self { name, mut sink, buffer, stats, opts, mut stop, spill } = self;
+        deliver(&name, &mut sink, &buffer, &stats, opts, &mut stop).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        blocking(|| finish(&name, &buffer, &stats, &spill));
+    }
+}
+
+async fn deliver<S: Sink>(
+    name: &str,
+    sink: &mut S,
+    buffer: &Buffer,
+    stats: &SinkStats,
     opts: DeliveryOptions,
-    mut stop: watch::Receiver<Option<Instant>>,
-    spill: std::path::PathBuf,
+    stop: &mut watch::Receiver<Option<Instant>>,
 ) {
     let mut backoff = opts.initial_backoff;
     let mut failing_since: Option<Instant> = None;
@@ -211,8 +239,6 @@ pub async fn run<S: Sink>(
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-    blocking(|| finish(&name, &buffer, &stats, &spill));
 }
 
 /// At shutdown: the spool is made durable; a memory queue's leftovers are saved to `spill` for

@@ -264,7 +264,7 @@ fn bulk_progress(text: &str, sent: usize) -> Result<Progress> {
 
 /// A JSON string literal.
 fn str_json(v: &str) -> String {
-    serde_json::Value::from(v).to_string()
+    Value::from(v).to_string()
 }
 
 fn snippet(s: &str) -> String {

@@ -24,9 +24,12 @@ struct Handle {
     buffer: Arc<Buffer>,
     stats: Arc<SinkStats>,
     /// For a spool: the queue to its writer thread (appends and fsyncs stay off the event path).
-    intake: std::sync::Mutex<Option<std::sync::mpsc::SyncSender<Arc<Vec<Arc<[u8]>>>>>>,
+    intake: std::sync::Mutex<Option<Intake>>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// Where a spool's writer thread takes batches of alerts from.
+type Intake = std::sync::mpsc::SyncSender<Arc<Vec<Arc<[u8]>>>>;
 
 /// Batches a spool writer may fall behind by before alerts are dropped (and counted): a disk
 /// stalled for this long.
@@ -189,33 +192,27 @@ impl Router {
             }
         });
         let task: Task = {
-            let (name, buffer, stats) = (name.to_owned(), buffer.clone(), stats.clone());
-            fn boxed<S: Sink>(
-                name: String,
-                sink: S,
-                buffer: Arc<Buffer>,
-                stats: Arc<SinkStats>,
-                opts: DeliveryOptions,
-                (stop, spill): (watch::Receiver<Option<Instant>>, std::path::PathBuf),
-            ) -> Task {
-                Box::pin(delivery::run(name, sink, buffer, stats, opts, stop, spill))
+            let parts = delivery::DeliveryTask {
+                name: name.to_owned(),
+                sink: (),
+                buffer: buffer.clone(),
+                stats: stats.clone(),
+                opts,
+                stop,
+                spill: dir,
+            };
+            fn boxed<S: Sink>(parts: delivery::DeliveryTask<()>, sink: S) -> Task {
+                Box::pin(parts.with(sink).run())
             }
-            let stop = (stop, dir);
             match sc {
                 SinkConfig::Stdout(c) => {
                     let format = c.format.or(stdout_format).unwrap_or(config.format);
-                    boxed(name, console::StdoutSink::new(format), buffer, stats, opts, stop)
+                    boxed(parts, console::StdoutSink::new(format))
                 }
-                SinkConfig::File(c) => boxed(name, file::FileSink::new(c)?, buffer, stats, opts, stop),
-                SinkConfig::Syslog(c) => boxed(name, syslog::build(c)?, buffer, stats, opts, stop),
-                SinkConfig::Http(c) => {
-                    let instance = buffer.instance();
-                    boxed(name, http::HttpSink::new(c, instance, opts.timeout)?, buffer, stats, opts, stop)
-                }
-                SinkConfig::Nats(c) => {
-                    let instance = buffer.instance();
-                    boxed(name, nats::NatsSink::new(c, instance, opts.timeout)?, buffer, stats, opts, stop)
-                }
+                SinkConfig::File(c) => boxed(parts, file::FileSink::new(c)?),
+                SinkConfig::Syslog(c) => boxed(parts, syslog::build(c)?),
+                SinkConfig::Http(c) => boxed(parts, http::HttpSink::new(c, buffer.instance(), opts.timeout)?),
+                SinkConfig::Nats(c) => boxed(parts, nats::NatsSink::new(c, buffer.instance(), opts.timeout)?),
             }
         };
         let (intake, writer) = if buffer.is_spool() {

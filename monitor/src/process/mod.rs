@@ -7,12 +7,38 @@ pub use table::{ProcessTable, TableStats};
 
 use std::sync::{Arc, OnceLock};
 
-/// What one of fds 0-2 was at exec, with Falco's fd type names (file, directory, ipv4, ipv6,
-/// unix, pipe, ...) and, for sockets, the connection tuple as fd.name renders it.
+/// What one of fds 0-2 was at exec (None: not open) and, for sockets, the connection tuple as
+/// fd.name renders it, for a device its path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StdioInfo {
-    pub fd_type: &'static str,
+    pub fd_type: Option<monitor_common::FdType>,
     pub name: Option<String>,
+}
+
+/// Where the process table learnt of a process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProcSource {
+    #[default]
+    Exec,
+    Fork,
+    /// Read from /proc: older than the daemon, or an event came before its fork or exec.
+    Proc,
+}
+
+impl ProcSource {
+    pub const ALL: [Self; 3] = [Self::Exec, Self::Fork, Self::Proc];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exec => "exec",
+            Self::Fork => "fork",
+            Self::Proc => "proc",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 /// One process (thread group). Identified by (pid, start_ns) so pid reuse cannot confuse it.
@@ -47,8 +73,7 @@ pub struct Process {
     /// Controlling terminal as a device number; 0 without one (Falco's proc.tty).
     pub tty: u32,
     pub stdio: [StdioInfo; 3],
-    /// Where the entry came from: "exec", "fork" or "proc" (seeded).
-    pub source: &'static str,
+    pub source: ProcSource,
     /// proc.args and proc.cmdline, built once per process rather than per event.
     pub(crate) args_joined: OnceLock<String>,
     pub(crate) cmdline_joined: OnceLock<String>,

@@ -45,8 +45,9 @@ impl ProcessTable {
 
     /// Loads every process that exists now.
     pub fn seed_from_proc(&mut self) {
+        let mut pass = procfs_seed::Pass::default();
         for pid in procfs_seed::all_pids() {
-            if let Some(p) = procfs_seed::read(pid) {
+            if let Some(p) = pass.read(pid) {
                 self.insert(p);
             }
         }
@@ -68,9 +69,10 @@ impl ProcessTable {
             .filter_map(|pid| Some((pid as u32, procfs_seed::start_ns(pid)?)))
             .collect();
         let mut added = 0;
+        let mut pass = procfs_seed::Pass::default();
         for (&pid, &start) in &live {
             let known = self.procs.get(&pid).is_some_and(|p| self.same_start(p.start_ns, start));
-            if !known && let Some(p) = procfs_seed::read(pid as i32) {
+            if !known && let Some(p) = pass.read(pid as i32) {
                 self.insert(p);
                 added += 1;
             }
@@ -118,7 +120,7 @@ impl ProcessTable {
         if let Some(p) = self.procs.get(&pid) {
             return Some(p.clone());
         }
-        let p = procfs_seed::read(pid as i32)?;
+        let p = procfs_seed::Pass::default().read(pid as i32)?;
         self.stats.proc_lookups += 1;
         Some(self.insert(p))
     }
@@ -168,7 +170,7 @@ impl ProcessTable {
         child.start_ns = start_ns;
         child.ppid = ppid;
         child.parent_start_ns = parent_start_ns;
-        child.source = "fork";
+        child.source = super::ProcSource::Fork;
         self.insert(child)
     }
 
@@ -211,7 +213,14 @@ mod tests {
     use super::*;
 
     fn proc(pid: u32, ppid: u32, start: u64, comm: &str) -> Process {
-        Process { pid, ppid, start_ns: start, comm: comm.into(), source: "exec", ..Default::default() }
+        Process {
+            pid,
+            ppid,
+            start_ns: start,
+            comm: comm.into(),
+            source: crate::process::ProcSource::Exec,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -259,7 +268,7 @@ mod tests {
         // tests run in parallel).
         let known = t.get(me).unwrap();
         t.resync_from_proc(now);
-        assert!(std::sync::Arc::ptr_eq(&known, &t.get(me).unwrap()), "a known process was replaced");
+        assert!(Arc::ptr_eq(&known, &t.get(me).unwrap()), "a known process was replaced");
     }
 
     #[test]

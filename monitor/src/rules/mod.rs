@@ -2,23 +2,24 @@
 //! evaluates enriched events.
 //!
 //! [`source`] (located YAML) -> [`loader`] (definitions, overrides) -> [`condition`] (syntax)
-//! -> [`compile`] (matchers, specialised per event type) -> [`ruleset`] (the index used per event)
-//! -> [`prefilter`] (what the kernel may dismiss).
+//! -> [`compile`] (conditions to [`matcher`]s, literals read by [`literal`]) -> [`specialize`]
+//! (one matcher per event type) -> [`ruleset`] (the index used per event) -> [`eval`] (what
+//! each operator means) and [`prefilter`] (what the kernel may dismiss).
 
 pub mod compile;
 pub mod condition;
+pub mod eval;
+pub mod literal;
 pub mod loader;
-pub mod output;
+pub mod matcher;
 pub mod prefilter;
 pub mod ruleset;
 pub mod source;
-pub mod types;
+pub mod specialize;
 
-pub use loader::{BUNDLED, Priority};
-pub use prefilter::Prefilter;
+pub use loader::BUNDLED;
 pub use ruleset::{CompiledRule, Loaded, Ruleset, SkippedRule};
 pub use source::{Diagnostic, Severity};
-pub use types::{EVENT_TYPES, TypeSet};
 
 #[cfg(test)]
 mod prefilter_tests;

@@ -13,12 +13,13 @@ use monitor_common::{
 };
 
 use super::loader::Definitions;
-use super::prefilter::{Atom, PathExpr, Prefilter, Verdict};
 use super::ruleset::Ruleset;
 use super::source::SourceFile;
 use crate::container::ContainerId;
 use crate::event::{Detail, Event, FieldContext, NetInfo, OpenInfo};
 use crate::process::{Process, StdioInfo};
+use crate::sensor::filter::{Atom, FilterPlan as Prefilter, PathExpr, Verdict};
+use monitor_common::{EventType, FdType, L4Proto};
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -164,8 +165,8 @@ fn process(name: &str, exe: &str, parent: Arc<Process>) -> Arc<Process> {
         vpid: 2,
         tty: 34816,
         stdio: [
-            StdioInfo { fd_type: "pipe", name: None },
-            StdioInfo { fd_type: "ipv4", name: Some("10.0.0.1:5000->10.0.0.2:4444".into()) },
+            StdioInfo { fd_type: Some(FdType::Pipe), name: None },
+            StdioInfo { fd_type: Some(FdType::Ipv4), name: Some("10.0.0.1:5000->10.0.0.2:4444".into()) },
             StdioInfo::default(),
         ],
         ..Default::default()
@@ -206,7 +207,7 @@ fn processes() -> Vec<(Arc<Process>, Vec<Arc<Process>>)> {
 }
 
 fn base(
-    evt_type: &'static str,
+    evt_type: EventType,
     res: i64,
     detail: Detail,
     p: &(Arc<Process>, Vec<Arc<Process>>),
@@ -224,7 +225,11 @@ fn base(
         res,
         cgroup_id: 9,
         cgroup_path: Some("/kubepods/x".into()),
-        container: container.then(|| ContainerId { full: "a".repeat(64), runtime: "containerd", pod: None }),
+        container: container.then(|| ContainerId {
+            full: "a".repeat(64),
+            runtime: crate::container::ContainerRuntime::Containerd,
+            pod: None,
+        }),
         process: Some(p.0.clone()),
         ancestors: p.1.clone(),
         detail,
@@ -306,7 +311,7 @@ fn paths(filters: &[&Prefilter]) -> Vec<String> {
                     out.push(format!("{s}x"));
                     out.push(format!("{}/x", s.trim_end_matches('/')));
                     out.push(format!("{}/a/b", s.trim_end_matches('/')));
-                    if let Some((d, _)) = super::prefilter::split_path(&s) {
+                    if let Some((d, _)) = crate::sensor::filter::split_path(&s) {
                         out.push(d.to_owned());
                     }
                 }
@@ -343,7 +348,7 @@ fn open_events(paths: &[String], procs: &[(Arc<Process>, Vec<Arc<Process>>)]) ->
         for f in flags {
             for res in [3, -2, -13] {
                 let p = &procs[rng.next(procs.len())];
-                let ty = ["openat", "open", "openat2"][rng.next(3)];
+                let ty = [EventType::Openat, EventType::Open, EventType::Openat2][rng.next(3)];
                 let info =
                     OpenInfo { path: path.clone(), resolved: res >= 0, flags: f, ..Default::default() };
                 out.push(base(ty, res, Detail::Open(info), p, rng.next(2) == 0));
@@ -365,17 +370,20 @@ fn net_events(procs: &[(Arc<Process>, Vec<Arc<Process>>)]) -> Vec<Event> {
         "::ffff:8.8.8.8",
         "100.100.100.200",
     ];
-    for ty in ["connect", "sendto", "sendmsg"] {
+    for ty in [EventType::Connect, EventType::Sendto, EventType::Sendmsg] {
         for (i, p) in procs.iter().enumerate() {
             for ip in ips {
                 for port in [53u16, 80, 443, 4444, 1337, 22, 6666, 31337] {
                     for res in [0, -115, -111] {
                         let addr: std::net::IpAddr = ip.parse().unwrap();
-                        let fd_type =
-                            if addr.is_ipv4() || ip.starts_with("::ffff:") { "ipv4" } else { "ipv6" };
+                        let fd_type = if addr.is_ipv4() || ip.starts_with("::ffff:") {
+                            FdType::Ipv4
+                        } else {
+                            FdType::Ipv6
+                        };
                         let info = NetInfo {
                             fd_type,
-                            l4proto: if ty == "connect" { "tcp" } else { "udp" },
+                            l4proto: Some(if ty == EventType::Connect { L4Proto::Tcp } else { L4Proto::Udp }),
                             fd: 3,
                             sip: Some(addr),
                             sport: port,
@@ -388,8 +396,12 @@ fn net_events(procs: &[(Arc<Process>, Vec<Arc<Process>>)]) -> Vec<Event> {
                 }
             }
             for path in ["/var/run/docker.sock", "/run/containerd/containerd.sock", "@abstract"] {
-                let info =
-                    NetInfo { fd_type: "unix", fd: 3, unix_path: Some(path.into()), ..Default::default() };
+                let info = NetInfo {
+                    fd_type: FdType::Unix,
+                    fd: 3,
+                    unix_path: Some(path.into()),
+                    ..Default::default()
+                };
                 out.push(base(ty, 0, Detail::Net(info), p, i % 2 == 0));
             }
         }
@@ -410,11 +422,11 @@ fn admitted(f: &Prefilter, ev: &Event) -> bool {
             f.admits_open(o.flags, ev.res, path, (u64::from(o.dev), o.ino))
         }
         Detail::Net(n) => {
-            let sendto = ev.evt_type != "connect";
+            let sendto = ev.evt_type != EventType::Connect;
             let families: &[u16] = match n.fd_type {
-                "ipv4" => &[AF_INET, AF_INET6],
-                "ipv6" => &[AF_INET6],
-                "unix" => &[AF_UNIX],
+                FdType::Ipv4 => &[AF_INET, AF_INET6],
+                FdType::Ipv6 => &[AF_INET6],
+                FdType::Unix => &[AF_UNIX],
                 _ => &[0, 16, 17],
             };
             families.iter().all(|&fam| f.admits_net(sendto, fam, ev.res, n.sport))
@@ -426,7 +438,7 @@ fn admitted(f: &Prefilter, ev: &Event) -> bool {
 
 /// (events a rule matched, events the filter dismissed); panics on a matched event dismissed.
 fn check(name: &str, rs: &Ruleset, events: &[Event]) -> (usize, usize) {
-    let f = Prefilter::from_ruleset(rs);
+    let f = super::prefilter::plan(rs);
     let cx = FieldContext::default();
     let mut matched = 0;
     let mut dismissed = 0;
@@ -444,7 +456,7 @@ fn check(name: &str, rs: &Ruleset, events: &[Event]) -> (usize, usize) {
                 pass,
                 "{name}: the filter dismisses an event rule `{}` matches: {} {:?}\nfilter: {}",
                 rs.rules[out[0]].name,
-                ev.evt_type,
+                ev.evt_type.name(),
                 ev.detail,
                 f.describe()
             );
@@ -463,7 +475,7 @@ fn every_event_a_rule_matches_passes_the_filter() {
     if let Some(f) = falco_all_enabled() {
         sets.push(("falco, every rule enabled", f));
     }
-    let filters: Vec<Prefilter> = sets.iter().map(|(_, rs)| Prefilter::from_ruleset(rs)).collect();
+    let filters: Vec<Prefilter> = sets.iter().map(|(_, rs)| super::prefilter::plan(rs)).collect();
     let filter_refs: Vec<&Prefilter> = filters.iter().collect();
     let mut events = recorded();
     assert!(events.len() > 300, "the recorded fixture reads back");
@@ -483,7 +495,7 @@ fn every_event_a_rule_matches_passes_the_filter() {
 
 #[test]
 fn bundled_rules_compile_to_a_narrow_filter() {
-    let f = Prefilter::from_ruleset(&bundled());
+    let f = super::prefilter::plan(&bundled());
     let o = f.open.as_ref().expect("the bundled rules watch opens");
     assert_eq!(o.results, RESULT_OK, "every bundled open rule needs a successful open");
     assert!(o.by_directory());
@@ -549,7 +561,7 @@ fn path_atoms_judge_directories() {
 
 #[test]
 fn shapes_narrow_only_where_they_can() {
-    let f = Prefilter::from_ruleset(&shapes());
+    let f = super::prefilter::plan(&shapes());
     let o = f.open.as_ref().unwrap();
     // `not fd.name startswith /usr` widens writes to every directory; failed EACCES opens
     // under /root stay wanted.

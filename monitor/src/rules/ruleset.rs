@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use super::compile::{Compiled, Compiler, Matcher, Problem};
+use monitor_common::{EventType, TypeSet};
+
+use super::compile::{Compiled, Compiler, Problem};
 use super::condition::Op;
-use super::loader::{Definitions, ExceptionDef, Priority, RuleDef};
-use super::output::OutputTemplate;
+use super::loader::{Definitions, ExceptionDef, RuleDef};
+use super::matcher::{Matcher, PathIdentities};
 use super::source::{Diagnostic, Node, Severity, Span, Value};
-use super::types::{EVENT_TYPES, TypeSet};
+use crate::alert::{OutputTemplate, Priority, RuleView};
 use crate::event::{Event, FieldContext};
 
 pub struct CompiledRule {
@@ -24,6 +26,13 @@ pub struct CompiledRule {
     pub span: Span,
 }
 
+impl CompiledRule {
+    /// What an alert of this rule carries of it.
+    pub fn view(&self) -> RuleView<'_> {
+        RuleView { name: &self.name, priority: self.priority, tags: &self.tags, output: &self.output }
+    }
+}
+
 /// A rule that is not evaluated, and why.
 pub struct SkippedRule {
     pub name: String,
@@ -36,7 +45,7 @@ pub struct Ruleset {
     /// Per event type: (index into `rules`, the rule's matcher specialised for that type).
     by_type: Vec<Vec<(usize, Matcher)>>,
     pub skipped: Vec<SkippedRule>,
-    identities: Vec<std::sync::Arc<super::compile::PathIdentities>>,
+    identities: Vec<std::sync::Arc<PathIdentities>>,
     /// A digest of the loaded sources, to tell rulesets apart in logs and metrics.
     pub digest: String,
 }
@@ -144,7 +153,7 @@ impl Ruleset {
     pub fn empty() -> Self {
         Self {
             rules: Vec::new(),
-            by_type: vec![Vec::new(); EVENT_TYPES.len()],
+            by_type: vec![Vec::new(); EventType::ALL.len()],
             skipped: Vec::new(),
             identities: Vec::new(),
             digest: String::new(),
@@ -180,9 +189,9 @@ impl Ruleset {
                         continue;
                     }
                     if compiled.enabled {
-                        for (t, m) in per_type.into_iter().enumerate() {
+                        for (t, m) in EventType::ALL.into_iter().zip(per_type) {
                             if !matches!(m, Matcher::False) {
-                                ruleset.by_type[t].push((idx, m));
+                                ruleset.by_type[t.index()].push((idx, m));
                             }
                         }
                     }
@@ -212,35 +221,21 @@ impl Ruleset {
 
     /// Indices of the enabled rules that match `ev`, in rule order.
     pub fn matching(&self, ev: &Event, cx: &FieldContext, out: &mut Vec<usize>) {
-        if let Some(t) = TypeSet::index_of(ev.evt_type) {
-            self.matching_type(t, ev, cx, out);
-        }
-    }
-
-    /// [`Ruleset::matching`] for an event whose type index is known.
-    pub fn matching_type(&self, t: usize, ev: &Event, cx: &FieldContext, out: &mut Vec<usize>) {
-        for (idx, m) in &self.by_type[t] {
+        for (idx, m) in &self.by_type[ev.evt_type.index()] {
             if m.eval(ev, cx) {
                 out.push(*idx);
             }
         }
     }
 
-    /// The enabled rules' matchers specialised for type `t` (an index into EVENT_TYPES).
-    pub fn matchers_for_type(&self, t: usize) -> impl Iterator<Item = &Matcher> {
-        self.by_type[t].iter().map(|(_, m)| m)
+    /// The enabled rules' matchers specialised for type `t`.
+    pub fn matchers_for_type(&self, t: EventType) -> impl Iterator<Item = &Matcher> {
+        self.by_type[t.index()].iter().map(|(_, m)| m)
     }
 
-    /// How many rule evaluations an event of type `t` (an index into EVENT_TYPES) costs.
-    pub fn rules_for_type_index(&self, t: usize) -> usize {
-        self.by_type[t].len()
-    }
-
-    /// Re-reads the identities of files rules name by path (a replaced file has a new inode).
-    pub fn refresh_identities(&self) {
-        for i in &self.identities {
-            i.refresh();
-        }
+    /// How many rule evaluations an event of type `t` costs.
+    pub fn rules_for_type(&self, t: EventType) -> usize {
+        self.by_type[t.index()].len()
     }
 
     /// Keeps the identities of files rules name by path current, once a second, on a thread of
@@ -250,7 +245,7 @@ impl Ruleset {
         if self.identities.is_empty() {
             return;
         }
-        let watched: Vec<std::sync::Weak<super::compile::PathIdentities>> =
+        let watched: Vec<std::sync::Weak<PathIdentities>> =
             self.identities.iter().map(std::sync::Arc::downgrade).collect();
         let spawned = std::thread::Builder::new().name("monitor-identities".into()).spawn(move || {
             loop {
@@ -288,13 +283,13 @@ fn digest(defs: &Definitions) -> String {
 
 /// The matcher specialised for each event type, in type order.
 fn per_type(m: &Matcher) -> Vec<Matcher> {
-    (0..EVENT_TYPES.len()).map(|t| m.specialize(t)).collect()
+    EventType::ALL.iter().map(|t| m.specialize(*t)).collect()
 }
 
 /// The types whose specialised matcher can be true.
 fn types_of(per_type: &[Matcher]) -> TypeSet {
     let mut types = TypeSet::EMPTY;
-    for (t, m) in per_type.iter().enumerate() {
+    for (t, m) in EventType::ALL.into_iter().zip(per_type) {
         if !matches!(m, Matcher::False) {
             types.insert(t);
         }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::loader::Definitions;
 use super::ruleset::{Loaded, Ruleset};
 use super::source::{Severity, SourceFile};
+use monitor_common::{EventType, FdType, L4Proto};
+
 use crate::event::{Detail, Event, FieldContext, NetInfo, OpenInfo};
 use crate::process::{Process, StdioInfo};
 
@@ -19,15 +21,16 @@ fn process(name: &str, exe: &str, args: &[&str]) -> Arc<Process> {
         cwd: Some("/root".into()),
         vpid: 100,
         stdio: [
-            StdioInfo { fd_type: "pipe", name: None },
-            StdioInfo { fd_type: "ipv4", name: Some("10.0.0.1:5000->10.0.0.2:4444".into()) },
+            StdioInfo { fd_type: Some(FdType::Pipe), name: None },
+            StdioInfo { fd_type: Some(FdType::Ipv4), name: Some("10.0.0.1:5000->10.0.0.2:4444".into()) },
             StdioInfo::default(),
         ],
         ..Default::default()
     })
 }
 
-fn event(evt_type: &'static str, detail: Detail) -> Event {
+fn event(evt_type: &str, detail: Detail) -> Event {
+    let evt_type = EventType::from_name(evt_type).expect("an event type");
     let parent = Arc::new(Process {
         pid: 1,
         comm: "nginx".into(),
@@ -62,8 +65,8 @@ fn connect(ip: &str, port: u16) -> Event {
     let mut ev = event(
         "connect",
         Detail::Net(NetInfo {
-            fd_type: if ip.contains(':') { "ipv6" } else { "ipv4" },
-            l4proto: "tcp",
+            fd_type: if ip.contains(':') { FdType::Ipv6 } else { FdType::Ipv4 },
+            l4proto: Some(L4Proto::Tcp),
             fd: 3,
             sip: Some(ip.parse().unwrap()),
             sport: port,
@@ -228,8 +231,8 @@ fn rules_are_indexed_by_event_type() {
     );
     assert_eq!(r.skipped.len(), 1);
     assert!(r.skipped[0].reason.contains("(setuid)"), "{}", r.skipped[0].reason);
-    assert_eq!(r.rules_for_type_index(super::types::TypeSet::index_of("execve").unwrap()), 1);
-    assert_eq!(r.rules_for_type_index(super::types::TypeSet::index_of("openat").unwrap()), 3);
+    assert_eq!(r.rules_for_type(EventType::Execve), 1);
+    assert_eq!(r.rules_for_type(EventType::Openat), 3);
 }
 
 #[test]
@@ -247,7 +250,7 @@ fn overrides_and_appends_apply_in_order() {
     assert!(errors(&l).is_empty(), "{:?}", errors(&l));
     let r = l.ruleset.rules.iter().find(|x| x.name == "r").unwrap();
     assert_eq!(r.tags, ["a", "b"]);
-    assert_eq!(r.priority, super::Priority::Error);
+    assert_eq!(r.priority, crate::alert::Priority::Error);
     let off = l.ruleset.rules.iter().find(|x| x.name == "disabled").unwrap();
     assert!(!off.enabled);
     let mut out = Vec::new();
@@ -351,7 +354,7 @@ fn output_renders_fields_and_nulls() {
     let cx = FieldContext::default();
     let ev = open("/etc/shadow", 0);
     assert_eq!(rule.output.render(&ev, &cx), "file=/etc/shadow by bash[100] caps=<NA>");
-    let alert = crate::alert::Alert::new(rule, &ev, &cx, 0);
+    let alert = crate::alert::Alert::new(rule.view(), &ev, &cx, 0);
     assert_eq!(alert.output_fields["thread.cap_effective"], serde_json::Value::Null);
     assert_eq!(alert.output_fields["fd.name"], "/etc/shadow");
     assert_eq!(alert.output_fields["proc.pname"], "nginx");
@@ -369,7 +372,7 @@ fn hostile_strings_cannot_break_alert_lines() {
     );
     let mut ev = exec();
     ev.process = Some(process("ba\nsh", "/tmp/\u{1b}[31mx", &["\n{\"rule\":\"forged\"}", "\r\t\u{7f}"]));
-    let alert = crate::alert::Alert::new(&l.ruleset.rules[0], &ev, &FieldContext::default(), 0);
+    let alert = crate::alert::Alert::new(l.ruleset.rules[0].view(), &ev, &FieldContext::default(), 0);
     let mut json = Vec::new();
     alert.write_json(&mut json);
     let mut text = Vec::new();
@@ -402,8 +405,9 @@ proptest::proptest! {
 
 #[test]
 fn alerter_applies_matching_policy_priority_floor_and_rate_limit() {
-    use crate::alert::{Alerter, AlerterOptions, RateLimit};
+    use crate::alert::RateLimit;
     use crate::config::{OutputFormat, RuleMatching};
+    use crate::pipeline::alerter::{Alerter, AlerterOptions};
     let yaml = "- rule: first\n  desc: d\n  condition: evt.type = openat\n  output: one %fd.name\n  priority: WARNING\n\
                 - rule: second\n  desc: d\n  condition: fd.name = /etc/shadow\n  output: two\n  priority: DEBUG\n";
     let alerter = |matching, min_priority, rate_limit| {
@@ -430,20 +434,23 @@ fn alerter_applies_matching_policy_priority_floor_and_rate_limit() {
     };
     let unlimited = RateLimit { per_second: 0.0, burst: 0.0 };
     let mut out = Vec::new();
-    let mut a = alerter(RuleMatching::All, super::Priority::Debug, unlimited);
+    let mut a = alerter(RuleMatching::All, crate::alert::Priority::Debug, unlimited);
     assert_eq!(a.process(&ev, &cx, &mut out), 2);
     assert_eq!(rules_of(&out), ["first", "second"]);
     out.clear();
-    let mut a = alerter(RuleMatching::First, super::Priority::Debug, unlimited);
+    let mut a = alerter(RuleMatching::First, crate::alert::Priority::Debug, unlimited);
     a.process(&ev, &cx, &mut out);
     assert_eq!(rules_of(&out), ["first"]);
     out.clear();
-    let mut a = alerter(RuleMatching::All, super::Priority::Notice, unlimited);
+    let mut a = alerter(RuleMatching::All, crate::alert::Priority::Notice, unlimited);
     a.process(&ev, &cx, &mut out);
     assert_eq!(rules_of(&out), ["first"]);
     // A burst of 2, then nothing for a while: the held-back count rides on the next alert.
-    let mut a =
-        alerter(RuleMatching::First, super::Priority::Debug, RateLimit { per_second: 0.001, burst: 2.0 });
+    let mut a = alerter(
+        RuleMatching::First,
+        crate::alert::Priority::Debug,
+        RateLimit { per_second: 0.001, burst: 2.0 },
+    );
     out.clear();
     for _ in 0..5 {
         a.process(&ev, &cx, &mut out);
@@ -532,7 +539,7 @@ fn hostile_rules_are_errors_not_crashes() {
          - rule: r\n  priority: DEBUG\n  append: true\n",
     );
     let r = &l.ruleset.rules[0];
-    assert!(r.enabled && r.priority == super::Priority::Informational);
+    assert!(r.enabled && r.priority == crate::alert::Priority::Informational);
     assert!(errors(&l).iter().any(|e| e.contains("needs a `condition` or `exceptions`")), "{:?}", errors(&l));
     assert!(l.diagnostics.iter().any(|d| d.message.contains("`priority` is ignored")));
 }

@@ -2,7 +2,8 @@
 //! an error the caller counts and skips.
 
 use monitor_common::{
-    CgroupEvent, ConnectEvent, EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, OpenEvent,
+    CgroupEvent, EventClass, EventHeader, EventKind, EventType, ExecEvent, ExitEvent, ForkEvent, NetEvent,
+    OpenEvent,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -15,19 +16,22 @@ pub enum DecodeError {
     ShortFixed { kind: &'static str, len: usize, need: usize },
     #[error("{kind} record's sections need {need} bytes, it has {have}")]
     ShortSections { kind: &'static str, need: usize, have: usize },
+    #[error("{kind} record names event type {code}, not one of its kind")]
+    BadEventType { kind: &'static str, code: u8 },
 }
 
 /// One record, borrowing its variable-length sections from the ring buffer.
-// Lives on the stack for one record and is never stored, so the size of the exec variant costs
-// a copy, not memory.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one record and is never stored: the exec variant's size costs a copy, not memory"
+)]
 #[derive(Debug)]
 pub enum RawEvent<'a> {
     Exec { ev: ExecEvent, exe: &'a [u8], filename: &'a [u8], cwd: &'a [u8], cgroup: &'a [u8], argv: &'a [u8] },
     Fork(ForkEvent),
     Exit(ExitEvent),
-    Open { ev: OpenEvent, path: &'a [u8], base: &'a [u8] },
-    Connect { ev: ConnectEvent, unix_path: &'a [u8] },
+    Open { ev: OpenEvent, evt_type: EventType, path: &'a [u8], base: &'a [u8] },
+    Net { ev: NetEvent, evt_type: EventType, unix_path: &'a [u8] },
     Cgroup { ev: CgroupEvent, path: &'a [u8] },
 }
 
@@ -38,7 +42,7 @@ impl RawEvent<'_> {
             RawEvent::Fork(ev) => &ev.header,
             RawEvent::Exit(ev) => &ev.header,
             RawEvent::Open { ev, .. } => &ev.header,
-            RawEvent::Connect { ev, .. } => &ev.header,
+            RawEvent::Net { ev, .. } => &ev.header,
             RawEvent::Cgroup { ev, .. } => &ev.header,
         }
     }
@@ -53,6 +57,11 @@ fn read_fixed<T: Copy>(bytes: &[u8], kind: &'static str) -> Result<T, DecodeErro
     // SAFETY: length checked; T is a repr(C) struct of integers valid for any bit pattern, and
     // read_unaligned copes with the ring buffer's alignment.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// The event type a record names, which must be of the record's class.
+fn event_type(code: u8, class: EventClass, kind: &'static str) -> Result<EventType, DecodeError> {
+    EventType::from_u8(code).filter(|t| t.class() == class).ok_or(DecodeError::BadEventType { kind, code })
 }
 
 /// Splits the bytes after the fixed part into sections of the given lengths.
@@ -95,13 +104,15 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
             let ev: OpenEvent = read_fixed(bytes, name)?;
             let rest = &bytes[size_of::<OpenEvent>()..];
             let [path, base] = sections(rest, [ev.path_len, ev.base_len], name)?;
-            RawEvent::Open { ev, path, base }
+            let evt_type = event_type(ev.evt_type, EventClass::Open, name)?;
+            RawEvent::Open { ev, evt_type, path, base }
         }
-        EventKind::Connect | EventKind::SendTo => {
-            let ev: ConnectEvent = read_fixed(bytes, name)?;
-            let rest = &bytes[size_of::<ConnectEvent>()..];
+        EventKind::Net => {
+            let ev: NetEvent = read_fixed(bytes, name)?;
+            let rest = &bytes[size_of::<NetEvent>()..];
             let [unix_path] = sections(rest, [ev.unix_len], name)?;
-            RawEvent::Connect { ev, unix_path }
+            let evt_type = event_type(ev.evt_type, EventClass::Net, name)?;
+            RawEvent::Net { ev, evt_type, unix_path }
         }
         EventKind::Cgroup => {
             let ev: CgroupEvent = read_fixed(bytes, name)?;
@@ -132,12 +143,14 @@ mod tests {
             ret: -2,
             path_len: 6,
             base_len: 4,
+            evt_type: EventType::Openat as u8,
             ..Default::default()
         };
         let mut bytes = as_bytes(&ev);
         bytes.extend_from_slice(b"shadow/etc");
         match decode(&bytes).unwrap() {
-            RawEvent::Open { ev, path, base } => {
+            RawEvent::Open { ev, evt_type, path, base } => {
+                assert_eq!(evt_type, EventType::Openat);
                 assert_eq!(ev.ret, -2);
                 assert_eq!(ev.header.pid, 42);
                 assert_eq!(path, b"shadow");
@@ -184,6 +197,13 @@ mod tests {
         let ev = OpenEvent { header: header(EventKind::Open), path_len: 4000, ..Default::default() };
         let bytes = as_bytes(&ev);
         assert!(matches!(decode(&bytes), Err(DecodeError::ShortSections { need: 4000, .. })));
+        // An event type of another class.
+        let ev = OpenEvent {
+            header: header(EventKind::Open),
+            evt_type: EventType::Connect as u8,
+            ..Default::default()
+        };
+        assert!(matches!(decode(&as_bytes(&ev)), Err(DecodeError::BadEventType { .. })));
     }
 
     fn xorshift(state: &mut u64) -> u64 {

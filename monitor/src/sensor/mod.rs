@@ -18,7 +18,7 @@ use monitor_common::{
     OFFSETS_GLOBAL, PORTS_MAP, SYSCALLS_GLOBAL, SyscallNumbers, WAKEUP_BYTES_GLOBAL,
 };
 
-use crate::rules::prefilter::SetSizes;
+use filter::SetSizes;
 
 pub use decode::{DecodeError, RawEvent};
 pub use reader::Reader;
@@ -128,13 +128,9 @@ fn attach_tracepoints(ebpf: &mut Ebpf, a: &programs::Attachment) -> Result<usize
 }
 
 /// Whether the running kernel is older than major.minor (false when it cannot tell).
-fn kernel_before(major: u32, minor: u32) -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().ok());
-    match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(a), Some(b)) => (a, b) < (major, minor),
-        _ => false,
-    }
+fn kernel_before(major: u8, minor: u8) -> bool {
+    use aya::util::KernelVersion;
+    KernelVersion::current().is_ok_and(|v| v < KernelVersion::new(major, minor, 0))
 }
 
 /// A rejected program's error, with the verifier log cut to its head and tail (the end says
@@ -172,7 +168,7 @@ pub const MAX_SET_ENTRIES: u32 = 1 << 20;
 
 /// The filter set sizes the kernel can create.
 pub fn check_set_sizes(sizes: &SetSizes) -> Result<()> {
-    for set in crate::rules::prefilter::FilterSet::ALL {
+    for set in filter::FilterSet::ALL {
         let n = set.capacity(sizes);
         if n == 0 || n > MAX_SET_ENTRIES {
             bail!("kernel_filter_sets.{}: {n} must be between 1 and {MAX_SET_ENTRIES}", set.name());
@@ -194,14 +190,14 @@ impl Sensor {
             bail!("cannot start the sensors:\n  - {}", found.problems.join("\n  - "));
         }
         // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it.
-        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
-        // SAFETY: setrlimit with a valid struct.
-        if kernel_before(5, 11) && unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-            tracing::warn!(
-                "cannot lift RLIMIT_MEMLOCK ({}): on kernels before 5.11 loading may fail; grant \
-                 CAP_SYS_RESOURCE or raise LimitMEMLOCK",
-                std::io::Error::last_os_error()
-            );
+        if kernel_before(5, 11) {
+            use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+            if let Err(e) = setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY) {
+                tracing::warn!(
+                    "cannot lift RLIMIT_MEMLOCK ({e}): on kernels before 5.11 loading may fail; grant \
+                     CAP_SYS_RESOURCE or raise LimitMEMLOCK"
+                );
+            }
         }
 
         let offsets = offsets::BtfOffsets::from_sys()?.kernel_offsets()?;

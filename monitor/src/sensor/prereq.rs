@@ -32,9 +32,7 @@ pub struct Findings {
 }
 
 fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
-    u64::from_str_radix(line.trim_start_matches("CapEff:").trim(), 16).ok()
+    Some(procfs::process::Process::myself().ok()?.status().ok()?.capeff)
 }
 
 /// Finds (or mounts) tracefs and returns its path.
@@ -44,12 +42,14 @@ pub fn tracefs() -> Result<PathBuf, String> {
             return Ok(PathBuf::from(p));
         }
     }
-    let target = std::ffi::CString::new(TRACEFS).expect("static path");
-    let fstype = c"tracefs";
-    // SAFETY: plain mount(2) with NUL-terminated strings and no data.
-    let rc = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
+    let mounted = nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+    if let Err(err) = mounted {
         return Err(format!(
             "tracefs is not mounted and mounting it at {TRACEFS} failed ({err}): run \
              `mount -t tracefs tracefs {TRACEFS}` as root, or give the daemon CAP_SYS_ADMIN"

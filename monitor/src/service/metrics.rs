@@ -21,7 +21,7 @@ use crate::sensor::KernelDrops;
 #[derive(Clone, Debug, Default)]
 pub struct PipelineMetrics {
     /// Events read, per event type.
-    pub events: Vec<(&'static str, u64)>,
+    pub events: Vec<(monitor_common::EventType, u64)>,
     pub decode_errors: u64,
     pub kernel_drops: KernelDrops,
     /// Events the in-kernel filters dismissed (no loaded rule could match them), per kind.
@@ -30,7 +30,7 @@ pub struct PipelineMetrics {
     pub directory_verdicts: u64,
     /// The kernel filter's sets too small for the rules in force (the filter passes what they
     /// would have dismissed).
-    pub kernel_filter_widened: Vec<crate::rules::prefilter::FilterSet>,
+    pub kernel_filter_widened: Vec<crate::sensor::filter::FilterSet>,
     pub processes: usize,
     pub process_evictions: u64,
     pub cgroups: usize,
@@ -217,7 +217,7 @@ impl Collector for Exposition {
             &mut enc,
             "monitor_events",
             "Events read from the kernel, per event type",
-            p.events.iter().map(|(ty, n)| (vec![("type", *ty)], *n)),
+            p.events.iter().map(|(ty, n)| (vec![("type", ty.name())], *n)),
         )?;
         let cpus: Vec<String> = (0..p.kernel_drops.per_cpu.len()).map(|c| c.to_string()).collect();
         counters(
@@ -236,7 +236,7 @@ impl Collector for Exposition {
             &mut enc,
             "monitor_kernel_filtered",
             "Events the in-kernel filters dismissed because no loaded rule could match them, per kind",
-            p.kernel_filtered.per_kind.iter().map(|(kind, n)| (vec![("kind", *kind)], *n)),
+            p.kernel_filtered.per_kind().into_iter().map(|(kind, n)| (vec![("kind", kind)], n)),
         )?;
         counter(
             &mut enc,
@@ -249,7 +249,7 @@ impl Collector for Exposition {
             "monitor_kernel_filter_widened",
             "1 when the rules need more entries in this in-kernel filter set than it holds \
              (kernel_filter_sets), so the filter passes what the set would have dismissed",
-            crate::rules::prefilter::FilterSet::ALL
+            crate::sensor::filter::FilterSet::ALL
                 .iter()
                 .map(|set| (vec![("set", set.name())], i64::from(p.kernel_filter_widened.contains(set)))),
         )?;
@@ -469,9 +469,11 @@ mod tests {
     fn exposition_has_every_family_with_escaped_labels() {
         let t = Arc::new(Telemetry::new(Health::new(Duration::from_secs(5)), None, None));
         t.publish_pipeline(PipelineMetrics {
-            events: vec![("execve", 3), ("openat", 7)],
+            events: vec![(monitor_common::EventType::Execve, 3), (monitor_common::EventType::Openat, 7)],
             kernel_drops: KernelDrops { per_cpu: vec![0, 2], per_kind: vec![("open", 2)] },
-            kernel_filtered: crate::sensor::filter::FilteredCounts { per_kind: vec![("open", 40)] },
+            kernel_filtered: crate::sensor::filter::FilteredCounts {
+                per_type: vec![(monitor_common::EventType::Openat, 40)],
+            },
             processes: 12,
             ..Default::default()
         });

@@ -6,26 +6,27 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use notify::Watcher as _;
 
 use super::metrics::Telemetry;
 use crate::config::{Config, ConfigSource};
-use crate::rules::{Loaded, Prefilter, Ruleset, Severity};
+use crate::rules::{Loaded, Ruleset, Severity};
+use crate::sensor::filter::FilterPlan;
 
 /// A config and ruleset that loaded without errors, ready to be put in force, with the
 /// in-kernel filter compiled from them (off the event path: a large ruleset takes a while).
 pub struct Reloaded {
     pub config: Config,
     pub ruleset: Ruleset,
-    pub prefilter: Option<Arc<Prefilter>>,
+    pub prefilter: Option<Arc<FilterPlan>>,
 }
 
 /// The in-kernel filter for a ruleset, unless the config turns filtering off.
-pub fn prefilter_for(config: &Config, ruleset: &Ruleset) -> Option<Arc<Prefilter>> {
-    config.kernel_filter.then(|| Arc::new(Prefilter::from_ruleset(ruleset)))
+pub fn prefilter_for(config: &Config, ruleset: &Ruleset) -> Option<Arc<FilterPlan>> {
+    config.kernel_filter.then(|| Arc::new(crate::rules::prefilter::plan(ruleset)))
 }
 
 enum Request {
@@ -65,10 +66,7 @@ impl Reloader {
 
     /// A loaded set, when one is ready.
     pub fn take(&self) -> Option<Reloaded> {
-        match self.results.try_recv() {
-            Ok(r) => Some(r),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.results.try_recv().ok()
     }
 }
 

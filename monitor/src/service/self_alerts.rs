@@ -158,7 +158,7 @@ impl SelfAlerts {
             output_fields: fields,
             priority,
             rule: rule.to_owned(),
-            source: "internal",
+            source: crate::alert::AlertSource::Internal,
             tags: vec!["monitor".to_owned(), "self".to_owned()],
             time,
             suppressed: None,

@@ -1,7 +1,7 @@
 //! The kernel sensors end to end: each test loads the real programs through the real daemon,
 //! does the real thing in a process of its own, and checks what the daemon reports about it.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
@@ -9,15 +9,8 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::fs::MetadataExt as _;
 use std::process::{Command, Stdio};
 
-use common::{Daemon, FakeContainer, Options, b, canonical, gettid, is, is_open_of, own_comm, s, u};
+use common::{Daemon, FakeContainer, Options, b, canonical, gettid, is, is_open_of, own_comm, run, s, u};
 use serde_json::Value;
-
-fn run(cmd: &mut Command) -> u32 {
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
-    let pid = child.id();
-    child.wait().expect("wait");
-    pid
-}
 
 #[test]
 fn exec_reports_argv_parent_and_ancestors() {

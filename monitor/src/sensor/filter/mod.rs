@@ -2,29 +2,47 @@
 //! maps, and turns the paths of the opens that reach userspace into directory verdicts, so
 //! later opens in directories no rule can match are dismissed before the path walk.
 
+mod plan;
+
 use std::collections::{HashMap as StdHashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use monitor_common::{
-    DIR_VERDICTS_MAP, DirKey, DirVerdict, FILE_IDS_MAP, FILTER_MAP, FILTERED_MAP, FileId, FilterConfig,
-    LEAF_NAMES_MAP, LeafName, NetFilter, OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED, OpenEvent,
-    OpenFilter, PORTS_MAP,
+    DIR_VERDICTS_MAP, DirKey, DirVerdict, EventClass, EventType, FILE_IDS_MAP, FILTER_MAP, FILTERED_MAP,
+    FileId, FilterConfig, LEAF_NAMES_MAP, LeafName, OPEN_HAS_DIR, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
+    OpenEvent, PORTS_MAP,
 };
 
-use crate::rules::Prefilter;
-use crate::rules::prefilter::{NetNeeds, SetSizes, Widened, split_path};
+pub use plan::{
+    Atom, FileIdentities, FilterPlan, FilterSet, NetNeeds, OpenNeeds, PathExpr, SetSizes, Verdict, Widened,
+    split_path,
+};
 
-/// Events the filters dismissed, per kind, summed over CPUs.
+/// Events the filters dismissed, per event type, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilteredCounts {
-    pub per_kind: Vec<(&'static str, u64)>,
+    pub per_type: Vec<(EventType, u64)>,
 }
 
 impl FilteredCounts {
     pub fn total(&self) -> u64 {
-        self.per_kind.iter().map(|(_, n)| n).sum()
+        self.per_type.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Summed per filtered kind: opens (every open syscall), connects, sends.
+    pub fn per_kind(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = vec![("open", 0), ("connect", 0), ("sendto", 0)];
+        for (t, n) in &self.per_type {
+            let slot = match t {
+                EventType::Connect => 1,
+                EventType::Sendto | EventType::Sendmsg => 2,
+                _ => 0,
+            };
+            out[slot].1 += n;
+        }
+        out
     }
 }
 
@@ -44,7 +62,7 @@ pub struct KernelFilter {
     filtered: PerCpuArray<MapData, u64>,
     epoch: u32,
     /// The filter in force; None: everything passes.
-    current: Option<Arc<Prefilter>>,
+    current: Option<Arc<FilterPlan>>,
     installed_ids: HashSet<FileId>,
     /// Directories verdicts were written for in this epoch, and at which path generation: a
     /// directory whose verdict is Pass keeps sending events, and needs no second write.
@@ -54,19 +72,6 @@ pub struct KernelFilter {
     /// The sets the filter in force could not use because the rules need more entries than
     /// they hold: the filter passes what those sets would have narrowed.
     widened: Vec<Widened>,
-}
-
-fn net_filter(n: &Option<NetNeeds>) -> NetFilter {
-    match n {
-        // No rule needs the kind: an empty family set passes nothing.
-        None => NetFilter { families: 0, results: 0, by_port: 0, _pad: 0 },
-        Some(n) => NetFilter {
-            families: n.families,
-            results: n.results,
-            by_port: u32::from(n.ports.is_some()),
-            _pad: 0,
-        },
-    }
 }
 
 impl KernelFilter {
@@ -102,7 +107,7 @@ impl KernelFilter {
 
     /// Puts a filter in force (None: everything passes). Widens first; on an error the filter
     /// stays widened (everything passes) and the caller decides what is in force.
-    pub fn install(&mut self, filter: Option<Arc<Prefilter>>) -> Result<()> {
+    pub fn install(&mut self, filter: Option<Arc<FilterPlan>>) -> Result<()> {
         self.widen()?;
         self.widened.clear();
         let Some(p) = filter else { return Ok(()) };
@@ -126,29 +131,10 @@ impl KernelFilter {
         self.installed_ids = HashSet::new();
         self.sync_identities(&p)?;
         self.epoch = self.epoch.wrapping_add(1);
-        self.config.set(0, Self::config_of(&p, self.epoch), 0)?;
+        self.config.set(0, p.config(self.epoch), 0)?;
         self.current = Some(Arc::new(p));
         self.widened = widened;
         Ok(())
-    }
-
-    fn config_of(p: &Prefilter, epoch: u32) -> FilterConfig {
-        let open = match &p.open {
-            None => OpenFilter { classes: 0, results: 0, by_directory: 0, _pad: 0 },
-            Some(o) => OpenFilter {
-                classes: o.classes,
-                results: o.results,
-                by_directory: u32::from(o.by_directory()),
-                _pad: 0,
-            },
-        };
-        FilterConfig {
-            epoch,
-            active: 1,
-            open,
-            connect: net_filter(&p.connect),
-            sendto: net_filter(&p.sendto),
-        }
     }
 
     /// The sets the filter in force could not use, each with what it needed.
@@ -156,7 +142,7 @@ impl KernelFilter {
         &self.widened
     }
 
-    fn sync_identities(&mut self, p: &Prefilter) -> Result<()> {
+    fn sync_identities(&mut self, p: &FilterPlan) -> Result<()> {
         let ids: HashSet<FileId> = p
             .open
             .iter()
@@ -182,7 +168,7 @@ impl KernelFilter {
             for w in widened.iter().filter(|w| !self.widened.contains(w)) {
                 tracing::warn!("in-kernel filter widened: {w}; opens are no longer judged by directory");
             }
-            self.config.set(0, Self::config_of(&p, self.epoch), 0)?;
+            self.config.set(0, p.config(self.epoch), 0)?;
             self.current = Some(Arc::new(p));
             self.widened = widened;
             return Ok(());
@@ -227,10 +213,14 @@ impl KernelFilter {
     }
 
     pub fn filtered(&self) -> Result<FilteredCounts> {
-        let mut per_kind = super::per_kind_counts(&self.filtered)?.per_kind;
-        // Only these kinds are ever filtered.
-        per_kind.retain(|(k, _)| matches!(*k, "open" | "connect" | "sendto"));
-        Ok(FilteredCounts { per_kind })
+        let mut per_type = Vec::new();
+        // Only the types the filter looks at.
+        for t in
+            EventType::ALL.into_iter().filter(|t| matches!(t.class(), EventClass::Open | EventClass::Net))
+        {
+            per_type.push((t, self.filtered.get(&(t as u32), 0)?.iter().sum()));
+        }
+        Ok(FilteredCounts { per_type })
     }
 
     pub fn active(&self) -> bool {

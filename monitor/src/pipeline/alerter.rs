@@ -8,11 +8,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{Alert, RateLimit, RateLimiter};
+use monitor_common::EventType;
+
+use crate::alert::{Alert, Priority, RateLimit, RateLimiter};
 use crate::config::{OutputFormat, RuleMatching};
 use crate::container::Lookup;
 use crate::event::{Event, FieldContext};
-use crate::rules::{EVENT_TYPES, Priority, Ruleset, TypeSet};
+use crate::rules::Ruleset;
 use crate::service::RuleCounters;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -55,7 +57,7 @@ const MAX_HELD_PER_CONTAINER: usize = 4096;
 /// counted per rule and event: they follow from the events evaluated per type.
 #[derive(Default)]
 struct RuleTally {
-    evaluated_per_type: [u64; EVENT_TYPES.len()],
+    evaluated_per_type: [u64; EventType::ALL.len()],
     matches: Vec<u64>,
     alerts: Vec<u64>,
     suppressed: Vec<u64>,
@@ -134,7 +136,7 @@ impl Alerter {
             let mut c = self.retired.get(&rule.name).cloned().unwrap_or_default();
             c.priority = rule.priority.as_str();
             if rule.enabled {
-                let evaluated = self.tally.evaluated_per_type.iter().enumerate();
+                let evaluated = EventType::ALL.into_iter().zip(self.tally.evaluated_per_type);
                 c.evaluations +=
                     evaluated.filter(|(t, _)| rule.types.contains(*t)).map(|(_, n)| n).sum::<u64>();
             }
@@ -174,11 +176,11 @@ impl Alerter {
     }
 
     fn evaluate(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
-        let Some(t) = TypeSet::index_of(ev.evt_type) else { return 0 };
-        self.stats.evaluations += self.ruleset.rules_for_type_index(t) as u64;
-        self.tally.evaluated_per_type[t] += 1;
+        let t = ev.evt_type;
+        self.stats.evaluations += self.ruleset.rules_for_type(t) as u64;
+        self.tally.evaluated_per_type[t.index()] += 1;
         self.matched.clear();
-        self.ruleset.matching_type(t, ev, cx, &mut self.matched);
+        self.ruleset.matching(ev, cx, &mut self.matched);
         for &i in &self.matched {
             self.tally.matches[i] += 1;
         }
@@ -235,7 +237,7 @@ impl Alerter {
             let rule = &self.ruleset.rules[idx];
             match self.limiter.admit(idx, now) {
                 Some(suppressed) => {
-                    let alert = Alert::new(rule, ev, cx, suppressed);
+                    let alert = Alert::new(rule.view(), ev, cx, suppressed);
                     if ev.container.is_some() {
                         self.stats.container_alerts += 1;
                         if alert.output_fields.get("container.name").is_none_or(|v| v.is_null()) {

@@ -2,7 +2,7 @@
 //! receives) beside an unfiltered `monitor events`, on files of the test's own directory and a
 //! rules file naming them.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! a rule that fires when the test opens a file in its own marker directory, so the alerts it
 //! counts are its own: the file's number tells which alert it is.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,17 @@
-//! The daemon's main loop, shared by `monitor events` and `monitor run`: load the sensors, read
-//! the ring buffer, enrich, hand each event to a stage that renders what it produces (events or
-//! alerts), and write that from a thread of its own.
+//! The daemon's event loop, shared by `monitor events` and `monitor run`: load the sensors,
+//! read the ring buffer, decode and enrich each record, hand the event to a [`Stage`] that
+//! renders what it produces (events or alerts), and write that from a thread of its own.
+//!
+//! Where an event goes after decode: [`Pipeline::handle`] (enrich, feed the kernel filter's
+//! directory verdicts, count) -> the stage ([`daemon`]'s alert stage, or [`stream`]'s event
+//! stream) -> the output thread -> stdout or the sinks.
+
+pub mod alerter;
+pub mod daemon;
+mod stage;
+pub mod stream;
+
+pub use stage::{Progress, Reload, Stage};
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -8,20 +19,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use monitor_common::EventType;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::event::{Enricher, Event, FieldContext};
+use crate::event::{Enricher, FieldContext};
 use crate::process::ProcessTable;
-use crate::rules::Prefilter;
-use crate::rules::{EVENT_TYPES, TypeSet};
-use crate::sensor::filter::KernelFilter;
+use crate::sensor::filter::{KernelFilter, SetSizes};
 use crate::sensor::{KernelDrops, RawEvent, Reader, Sensor, SensorConfig, decode::decode};
 
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct PipelineOptions {
     pub ring_bytes: u32,
-    pub filter_sets: crate::rules::prefilter::SetSizes,
+    pub filter_sets: SetSizes,
     pub max_processes: usize,
     /// Container metadata from the runtimes, for stages that render it.
     pub containers: Option<crate::container::ContainerDirectory>,
@@ -33,12 +43,6 @@ pub struct PipelineOptions {
     pub telemetry: Option<Arc<crate::service::Telemetry>>,
 }
 
-/// How far the pipeline has got, for the stage's periodic work.
-pub struct Progress<'a> {
-    pub events: u64,
-    pub drops: &'a KernelDrops,
-}
-
 pub enum OutputTarget {
     /// Written to stdout as they are (events).
     Stdout,
@@ -46,57 +50,10 @@ pub enum OutputTarget {
     Sinks(Arc<crate::output::Router>),
 }
 
-/// What the pipeline does with each enriched event.
-pub trait Stage {
-    /// Appends what `ev` produces to `out` and returns how many records (lines) that is.
-    fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64;
-    /// This stage's part of the periodic report, given how many of its records were written.
-    fn report(&self, written: u64) -> String;
-    /// Called once the probes are attached, before any event.
-    fn started(&mut self, _progress: &Progress, _out: &mut Vec<u8>) -> u64 {
-        0
-    }
-    /// Called about once a second; returns the records it wrote.
-    fn tick(&mut self, _progress: &Progress, _out: &mut Vec<u8>) -> u64 {
-        0
-    }
-    /// Called at shutdown, after the last events were handled.
-    fn stopping(&mut self, _progress: &Progress, _out: &mut Vec<u8>) -> u64 {
-        0
-    }
-    /// SIGHUP.
-    fn reload(&mut self) {
-        tracing::info!("SIGHUP: nothing to reload");
-    }
-    /// What the kernel may dismiss for the rules in force; None: every event is wanted.
-    fn prefilter(&self) -> Option<Arc<Prefilter>> {
-        None
-    }
-    /// When a reloaded set waits to be put in force, the kernel filter it needs (then the
-    /// pipeline widens the kernel's filter, drains the ring, installs the new filter, and calls
-    /// `apply_reload`, or `reject_reload` when the kernel refused the filter).
-    fn reload_pending(&mut self) -> Option<Option<Arc<Prefilter>>> {
-        None
-    }
-    /// Puts the pending set in force, between two events.
-    fn apply_reload(&mut self) {}
-    /// Drops the pending set: the set in force stays.
-    fn reject_reload(&mut self, _why: &anyhow::Error) {}
-    /// Whether the stage holds output back (then `flush` is called every few milliseconds).
-    fn holds_back(&self) -> bool {
-        false
-    }
-    /// Called every few milliseconds and at shutdown (`all`): output the stage held back.
-    fn flush(&mut self, _cx: &FieldContext, _out: &mut Vec<u8>, _all: bool) -> u64 {
-        0
-    }
-}
-
 #[derive(Default)]
 struct Counters {
     events: u64,
-    /// Per index into EVENT_TYPES; the last slot counts types no rule knows.
-    by_type: [u64; EVENT_TYPES.len() + 1],
+    by_type: [u64; EventType::ALL.len()],
     decode_errors: u64,
 }
 
@@ -108,9 +65,8 @@ impl Counters {
         f: &KernelFilter,
     ) -> crate::service::PipelineMetrics {
         let s = e.stats();
-        let names = EVENT_TYPES.iter().copied().chain(std::iter::once("other"));
         crate::service::PipelineMetrics {
-            events: names.zip(self.by_type).collect(),
+            events: EventType::ALL.into_iter().zip(self.by_type).collect(),
             decode_errors: self.decode_errors,
             kernel_drops: drops.clone(),
             kernel_filtered: f.filtered().unwrap_or_default(),
@@ -170,7 +126,7 @@ impl Output {
 fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher, f: &KernelFilter) -> String {
     let s = e.stats();
     let filtered = f.filtered().unwrap_or_default();
-    let kinds: Vec<String> = filtered.per_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    let kinds: Vec<String> = filtered.per_kind().iter().map(|(k, n)| format!("{k}={n}")).collect();
     format!(
         "{drops}; events: {} read, {}; filtered in the kernel: {} ({}; {} directory verdicts); decode errors: {}; \
          process table: {} entries, {} evictions; cgroups: {} known, {} unresolved",
@@ -187,35 +143,73 @@ fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher, f: &Ke
     )
 }
 
-/// Decodes and enriches one record and hands the event to the stage; returns the records the
-/// stage wrote.
-#[allow(clippy::too_many_arguments)]
-fn handle(
-    bytes: &[u8],
-    counters: &mut Counters,
-    enricher: &mut Enricher,
-    filter: &mut KernelFilter,
-    stage: &mut impl Stage,
-    cx: &FieldContext,
-    out: &mut Vec<u8>,
-) -> u64 {
-    match decode(bytes) {
-        Ok(raw) => {
-            let Some(ev) = enricher.enrich(&raw) else { return 0 };
-            if let (RawEvent::Open { ev: open, .. }, crate::event::Detail::Open(info)) = (&raw, &ev.detail) {
-                filter.observe_open(open, &info.path);
+/// What the loop keeps between records: the enricher (process table, cgroups), the kernel
+/// filter it feeds with directory verdicts, the counters, and the batch of records the stage
+/// produced that the output thread has not taken yet.
+struct Pipeline {
+    enricher: Enricher,
+    filter: KernelFilter,
+    counters: Counters,
+    cx: FieldContext,
+    batch: Vec<u8>,
+    /// Records (lines) in `batch`.
+    batch_records: u64,
+}
+
+impl Pipeline {
+    /// Decodes and enriches one record and hands the event to the stage.
+    fn handle(&mut self, bytes: &[u8], stage: &mut impl Stage) {
+        match decode(bytes) {
+            Ok(raw) => {
+                let Some(ev) = self.enricher.enrich(&raw) else { return };
+                if let (RawEvent::Open { ev: open, .. }, crate::event::Detail::Open(info)) =
+                    (&raw, &ev.detail)
+                {
+                    self.filter.observe_open(open, &info.path);
+                }
+                self.counters.events += 1;
+                self.counters.by_type[ev.evt_type.index()] += 1;
+                self.batch_records += stage.on_event(&ev, &self.cx, &mut self.batch);
             }
-            counters.events += 1;
-            counters.by_type[TypeSet::index_of(ev.evt_type).unwrap_or(EVENT_TYPES.len())] += 1;
-            stage.on_event(&ev, cx, out)
-        }
-        Err(e) => {
-            if counters.decode_errors == 0 {
-                tracing::warn!("skipping malformed record: {e} (further ones are only counted)");
+            Err(e) => {
+                if self.counters.decode_errors == 0 {
+                    tracing::warn!("skipping malformed record: {e} (further ones are only counted)");
+                }
+                self.counters.decode_errors += 1;
             }
-            counters.decode_errors += 1;
-            0
         }
+    }
+
+    fn report(&self, drops: &KernelDrops, stage: String) -> String {
+        report(drops, &self.counters, stage, &self.enricher, &self.filter)
+    }
+
+    /// Puts a reloaded set in force: widen, let the old rules see everything the old filter
+    /// let through, then install the new filter and swap, so no event either set needs is
+    /// dismissed during the change. A kernel that refuses the new filter keeps the old set.
+    fn reload(&mut self, reader: &mut Reader, stage: &mut impl Stage) -> Result<()> {
+        let Some(next) = stage.reload().and_then(Reload::pending) else { return Ok(()) };
+        let mut outcome = self.filter.widen();
+        if outcome.is_ok() {
+            reader.drain_ready(usize::MAX, &mut |b| self.handle(b, stage));
+            if let Some(p) = &next {
+                tracing::info!(filter = %p.describe(), "in-kernel filter recompiled");
+            }
+            outcome = self.filter.install(next);
+        }
+        let Some(reload) = stage.reload() else { return Ok(()) };
+        match outcome {
+            Ok(()) => reload.apply(),
+            Err(e) => {
+                reload.reject(&e);
+                if let Err(e) = self.filter.install(stage.filter()) {
+                    tracing::error!(
+                        "cannot reinstall the in-kernel filter ({e:#}); every event reaches the daemon"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -240,22 +234,29 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         Sensor::load(&SensorConfig { ring_bytes: opts.ring_bytes, filter_sets: opts.filter_sets })?;
     let drop_counters = sensor.take_drops()?;
     let mut filter = sensor.take_filter()?;
-    let prefilter = stage.prefilter();
-    if let Some(p) = &prefilter {
+    let plan = stage.filter();
+    if let Some(p) = &plan {
         tracing::info!(filter = %p.describe(), "in-kernel filter compiled from the rules");
     }
-    if let Err(e) = filter.install(prefilter) {
+    if let Err(e) = filter.install(plan) {
         // Widened is safe: the rules see every event, at the cost of copying them all.
         tracing::error!("cannot install the in-kernel filter ({e:#}); every event reaches the daemon");
     }
     let mut reader = Reader::new(sensor.take_ring()?)?;
     let mut table = ProcessTable::new(opts.max_processes);
     table.seed_from_proc();
-    let mut enricher = Enricher::new(table);
+    let mut p = Pipeline {
+        enricher: Enricher::new(table),
+        filter,
+        counters: Counters::default(),
+        cx: FieldContext { containers: opts.containers.clone(), ..FieldContext::default() },
+        batch: Vec::with_capacity(256 * 1024),
+        batch_records: 0,
+    };
     tracing::info!(
         attachments = sensor.attached(),
         ring_buffer_bytes = opts.ring_bytes,
-        processes = enricher.stats().processes.live,
+        processes = p.enricher.stats().processes.live,
         "sensors attached"
     );
     // systemd (Type=notify) learns the daemon is up only once the probes are attached and the
@@ -272,17 +273,12 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     }
 
     let output = Output::start(&opts.output);
-    let mut batch: Vec<u8> = Vec::with_capacity(256 * 1024);
-    let mut counters = Counters::default();
-    let mut batch_events = stage.started(&Progress { events: 0, drops: &drop_counters.read()? }, &mut batch);
+    p.batch_records = stage.started(&Progress { events: 0, drops: &drop_counters.read()? }, &mut p.batch);
     let mut upkeep = tokio::time::interval(Duration::from_secs(1));
     let mut last_report = Instant::now();
     let mut last_drops = KernelDrops::default();
     let mut resynced_at = 0u64;
-    let mut snapshot_failed = false;
-    let mut snapshot_at: Option<(u64, Instant)> = None;
-    let cx = FieldContext { containers: opts.containers.clone(), ..FieldContext::default() };
-    let holds_back = stage.holds_back();
+    let mut snapshot = Snapshot::default();
     let mut reload_check = tokio::time::interval(FLUSH_INTERVAL);
     reload_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush_timer = tokio::time::interval(FLUSH_INTERVAL);
@@ -291,89 +287,52 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-            _ = sighup.recv() => stage.reload(),
-            _ = reload_check.tick(), if batch.is_empty() => {
-                if let Some(next) = stage.reload_pending() {
-                    // Widen, let the old rules see everything the old filter let through, then
-                    // install the new filter and swap: no event either set needs is dismissed
-                    // during the change. A kernel that refuses the new filter keeps the old set.
-                    let mut outcome = filter.widen();
-                    if outcome.is_ok() {
-                        reader.drain_ready(usize::MAX, &mut |b| {
-                            batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
-                        });
-                        if let Some(p) = &next {
-                            tracing::info!(filter = %p.describe(), "in-kernel filter recompiled");
-                        }
-                        outcome = filter.install(next);
-                    }
-                    match outcome {
-                        Ok(()) => stage.apply_reload(),
-                        Err(e) => {
-                            stage.reject_reload(&e);
-                            if let Err(e) = filter.install(stage.prefilter()) {
-                                tracing::error!("cannot reinstall the in-kernel filter ({e:#}); every event reaches the daemon");
-                            }
-                        }
-                    }
-                }
-            }
+            _ = sighup.recv() => match stage.reload() {
+                Some(r) => r.request(),
+                None => tracing::info!("SIGHUP: nothing to reload"),
+            },
+            _ = reload_check.tick(), if p.batch.is_empty() => p.reload(&mut reader, stage)?,
             // A full batch waits for the output before more is read from the ring.
-            permit = output.tx.reserve(), if !batch.is_empty() => match permit {
-                Ok(p) => {
-                    p.send((std::mem::replace(&mut batch, Vec::with_capacity(256 * 1024)), batch_events));
-                    batch_events = 0;
+            permit = output.tx.reserve(), if !p.batch.is_empty() => match permit {
+                Ok(permit) => {
+                    permit.send((std::mem::replace(&mut p.batch, Vec::with_capacity(256 * 1024)), p.batch_records));
+                    p.batch_records = 0;
                 }
                 Err(_) => {
                     tracing::info!("output closed; stopping");
                     break;
                 }
             },
-            r = reader.drain(DRAIN_BATCH, |b| {
-                batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
-            }), if batch.is_empty() => {
+            r = reader.drain(DRAIN_BATCH, |b| p.handle(b, stage)), if p.batch.is_empty() => {
                 r?;
             }
-            _ = flush_timer.tick(), if holds_back && batch.is_empty() => {
-                batch_events += stage.flush(&cx, &mut batch, false);
+            _ = flush_timer.tick(), if p.batch.is_empty() => {
+                p.batch_records += stage.flush(&p.cx, &mut p.batch, false);
             }
             _ = upkeep.tick() => {
                 let now = Instant::now();
-                enricher.tick(now);
+                p.enricher.tick(now);
                 let drops = drop_counters.read()?;
-                batch_events += stage.tick(&Progress { events: counters.events, drops: &drops }, &mut batch);
-                if let Err(e) = filter.refresh_identities() {
+                p.batch_records += stage.tick(&Progress { events: p.counters.events, drops: &drops }, &mut p.batch);
+                if let Err(e) = p.filter.refresh_identities() {
                     tracing::warn!("cannot update the in-kernel filter's file identities: {e:#}");
                 }
                 if let Some(t) = &opts.telemetry {
                     t.health.turned();
                     watchdog.ping_if_due(&t.health);
-                    t.publish_pipeline(counters.metrics(&drops, &enricher, &filter));
+                    t.publish_pipeline(p.counters.metrics(&drops, &p.enricher, &p.filter));
                 }
-                // Rewritten when the view changed, and often enough that readers see it is live.
-                if let (Some(dir), Some(state)) = (&cx.containers, &opts.state_dir)
-                    && (snapshot_at.is_none_or(|(g, at): (u64, Instant)| {
-                        g != dir.generation() || at.elapsed() >= SNAPSHOT_REFRESH
-                    }))
-                {
-                    let generation = dir.generation();
-                    match super::containers::write_snapshot(dir, state) {
-                        Ok(()) => snapshot_at = Some((generation, now)),
-                        Err(e) if !snapshot_failed => {
-                            snapshot_failed = true;
-                            tracing::warn!("cannot write the container view to {}: {e}", state.display());
-                        }
-                        Err(_) => {}
-                    }
+                if let (Some(dir), Some(state)) = (&p.cx.containers, &opts.state_dir) {
+                    snapshot.refresh(dir, state, now);
                 }
                 if drops.lifecycle() > resynced_at {
                     resynced_at = drops.lifecycle();
-                    let (added, retired) = enricher.processes.resync_from_proc(now);
+                    let (added, retired) = p.enricher.processes.resync_from_proc(now);
                     tracing::warn!(added, retired, "process records were lost; process table resynced from /proc");
                 }
                 if last_report.elapsed() >= DROP_REPORT_INTERVAL && drops != last_drops {
                     last_report = now;
-                    eprintln!("monitor: {}", report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher, &filter));
+                    eprintln!("monitor: {}", p.report(&drops, stage.report(output.written.load(Ordering::Relaxed))));
                     last_drops = drops;
                 }
             }
@@ -386,25 +345,43 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     // Detach first, then hand what was read to the output, within a deadline; what does not
     // make it shows as the difference between events read and written.
     drop(sensor);
-    let _ = tokio::time::timeout(
-        Duration::from_millis(50),
-        reader.drain(usize::MAX, |b| {
-            batch_events += handle(b, &mut counters, &mut enricher, &mut filter, stage, &cx, &mut batch);
-        }),
-    )
-    .await;
-    batch_events += stage.flush(&cx, &mut batch, true);
+    let _ = tokio::time::timeout(Duration::from_millis(50), reader.drain(usize::MAX, |b| p.handle(b, stage)))
+        .await;
+    p.batch_records += stage.flush(&p.cx, &mut p.batch, true);
     // The probes are detached: these are the final counts.
     let drops = drop_counters.read()?;
-    batch_events += stage.stopping(&Progress { events: counters.events, drops: &drops }, &mut batch);
-    if !batch.is_empty() {
-        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, batch_events))).await;
+    p.batch_records += stage.stopping(&Progress { events: p.counters.events, drops: &drops }, &mut p.batch);
+    if !p.batch.is_empty() {
+        let batch = std::mem::take(&mut p.batch);
+        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, output.tx.send((batch, p.batch_records))).await;
     }
     drop(output.tx);
     let _ = output.done.recv_timeout(SHUTDOWN_FLUSH);
-    eprintln!(
-        "monitor: {}",
-        report(&drops, &counters, stage.report(output.written.load(Ordering::Relaxed)), &enricher, &filter)
-    );
+    eprintln!("monitor: {}", p.report(&drops, stage.report(output.written.load(Ordering::Relaxed))));
     Ok(())
+}
+
+/// The daemon's view of containers in its state directory, for `monitor containers`: rewritten
+/// when it changed, and often enough that readers see it is live.
+#[derive(Default)]
+struct Snapshot {
+    written: Option<(u64, Instant)>,
+    failed: bool,
+}
+
+impl Snapshot {
+    fn refresh(&mut self, dir: &crate::container::ContainerDirectory, state: &std::path::Path, now: Instant) {
+        let generation = dir.generation();
+        if self.written.is_some_and(|(g, at)| g == generation && at.elapsed() < SNAPSHOT_REFRESH) {
+            return;
+        }
+        match crate::container::write_snapshot(dir, state) {
+            Ok(()) => self.written = Some((generation, now)),
+            Err(e) if !self.failed => {
+                self.failed = true;
+                tracing::warn!("cannot write the container view to {}: {e}", state.display());
+            }
+            Err(_) => {}
+        }
+    }
 }

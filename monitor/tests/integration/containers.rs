@@ -1,7 +1,7 @@
 //! Container metadata from real runtimes: podman through its Docker-compatible API, and a
 //! runtime socket that never answers.
 
-mod common;
+use crate::common;
 
 use std::io::Read as _;
 use std::os::unix::net::UnixListener;
@@ -31,20 +31,15 @@ fn podman() -> Command {
     c
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 macro_rules! require_podman {
     () => {
-        if !have("podman") || !have("runc") || !Path::new("/bin/busybox").exists() {
-            eprintln!(
-                "SKIPPED {}: needs podman, runc and busybox-static (`cargo xtask test` installs them as root)",
-                module_path!()
+        if common::tool("podman").is_none()
+            || common::tool("runc").is_none()
+            || !Path::new("/bin/busybox").exists()
+        {
+            common::skip(
+                &common::test_name(),
+                "needs podman, runc and busybox-static (`cargo xtask test` installs them as root)",
             );
             return;
         }
@@ -455,8 +450,8 @@ mod cri {
 fn containerd_pod_alert_carries_pod_namespace_labels_and_image_from_the_cri() {
     require_root!();
     require_podman!();
-    if !have("containerd") || !have("ctr") {
-        eprintln!("SKIPPED {}: needs containerd (`cargo xtask test` installs it as root)", module_path!());
+    if common::tool("containerd").is_none() || common::tool("ctr").is_none() {
+        common::skip(&common::test_name(), "needs containerd (`cargo xtask test` installs it as root)");
         return;
     }
     let containerd = Containerd::start();

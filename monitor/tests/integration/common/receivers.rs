@@ -3,7 +3,6 @@
 //! answers the test controls (to play Elasticsearch, Splunk HEC, a failing or hanging webhook).
 //! Each receiver owns a temporary directory with all its state, listens on 127.0.0.1 only, and
 //! kills what it started when dropped.
-#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -144,12 +143,6 @@ impl TestCa {
     pub fn server_key(&self) -> PathBuf {
         self.dir.path().join("server.key")
     }
-    pub fn client_cert(&self) -> PathBuf {
-        self.dir.path().join("client.pem")
-    }
-    pub fn client_key(&self) -> PathBuf {
-        self.dir.path().join("client.key")
-    }
 }
 
 pub enum RsyslogInput<'a> {
@@ -231,36 +224,6 @@ impl Rsyslog {
         complete.split('\n').filter(|l| !l.is_empty()).map(str::to_owned).collect()
     }
 
-    /// At least `n` lines, or a panic listing what arrived and rsyslogd's own messages.
-    pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let lines = self.lines();
-            if lines.len() >= n {
-                return lines;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "rsyslog received {} of {n} lines:\n{}\n{}",
-                    lines.len(),
-                    lines.join("\n"),
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// rsyslogd's stderr and internal messages (TLS handshake failures, framing errors).
-    pub fn logs(&self) -> String {
-        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
-        format!(
-            "--- rsyslogd stderr:\n{}--- rsyslogd internal:\n{}",
-            read("stderr.log"),
-            read("internal.log")
-        )
-    }
-
     /// Down until `restart`: connections are refused.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -308,10 +271,6 @@ impl NatsServer {
         let mut n = NatsServer { dir: TempDir::new().unwrap(), port: free_port(), child: None };
         n.restart();
         n
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     pub fn url(&self) -> String {
@@ -401,7 +360,6 @@ pub enum HttpMode {
 
 #[derive(Clone, Debug)]
 pub struct Request {
-    pub method: String,
     pub path: String,
     /// Names lowercased, in arrival order.
     pub headers: Vec<(String, String)>,
@@ -415,9 +373,6 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
-    pub fn body_str(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("body is not UTF-8")
-    }
     /// The body as a sequence of JSON values: one document, NDJSON (Elasticsearch `_bulk`) or
     /// concatenated objects (Splunk HEC batches) alike.
     pub fn json_values(&self) -> Vec<Value> {
@@ -428,7 +383,9 @@ impl Request {
     }
 }
 
-type Responder = Arc<dyn Fn(&Request) -> (u16, String) + Send + Sync>;
+/// Decides an answer (status, body) from the request.
+pub type ResponderFn = dyn Fn(&Request) -> (u16, String) + Send + Sync;
+type Responder = Arc<ResponderFn>;
 
 struct State {
     mode: HttpMode,
@@ -466,10 +423,6 @@ impl HttpReceiver {
         r
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -486,7 +439,7 @@ impl HttpReceiver {
 
     /// Decides status and body in mode Ok (Elasticsearch per-item `_bulk` results, Splunk HEC's
     /// `{"text":"Success","code":0}`); the request counts as accepted when the status is 2xx.
-    pub fn set_responder(&self, f: Box<dyn Fn(&Request) -> (u16, String) + Send + Sync>) {
+    pub fn set_responder(&self, f: Box<ResponderFn>) {
         self.shared.0.lock().unwrap().responder = Some(Arc::from(f));
     }
 
@@ -498,25 +451,6 @@ impl HttpReceiver {
 
     pub fn all_requests(&self) -> Vec<Request> {
         self.shared.0.lock().unwrap().requests.clone()
-    }
-
-    /// At least `n` accepted requests, or a panic listing every request seen.
-    pub fn wait_for_accepted(&self, n: usize, timeout: Duration) -> Vec<Request> {
-        let deadline = Instant::now() + timeout;
-        let mut s = self.shared.0.lock().unwrap();
-        loop {
-            let ok = s.requests.iter().filter(|r| r.status.is_some_and(|c| (200..300).contains(&c))).count();
-            if ok >= n {
-                drop(s);
-                return self.accepted();
-            }
-            if Instant::now() > deadline {
-                let seen: Vec<String> =
-                    s.requests.iter().map(|r| format!("{} {} -> {:?}", r.method, r.path, r.status)).collect();
-                panic!("{ok} of {n} requests accepted; seen:\n{}", seen.join("\n"));
-            }
-            s = self.shared.1.wait_timeout(s, Duration::from_millis(100)).unwrap().0;
-        }
     }
 
     /// Closes the listener and every open connection: connects are refused until `restart`.
@@ -584,8 +518,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>
         return Ok(None);
     }
     let mut parts = line.split_whitespace();
-    let (method, path) =
-        (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned());
+    let path = parts.nth(1).unwrap_or_default().to_owned();
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -597,7 +530,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>
         let (n, v) = l.split_once(':').unwrap_or((l, ""));
         headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    let mut req = Request { method, path, headers, body: Vec::new(), status: None };
+    let mut req = Request { path, headers, body: Vec::new(), status: None };
     if req.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
         r.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }

@@ -14,7 +14,7 @@ fn monitor(args: &[&str]) -> Output {
         .expect("run monitor")
 }
 
-fn text(b: &[u8]) -> String {
+fn utf8(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -32,13 +32,13 @@ fn falco_dir() -> PathBuf {
 
 /// (loaded, skipped, errors) from `monitor rules check`'s summary line.
 fn check_counts(out: &Output) -> (u64, u64, u64) {
-    let stdout = text(&out.stdout);
+    let stdout = utf8(&out.stdout);
     let line = stdout.lines().find(|l| l.contains("rules loaded")).unwrap_or_else(|| {
-        panic!("no summary:\n{stdout}\n{}", text(&out.stderr));
+        panic!("no summary:\n{stdout}\n{}", utf8(&out.stderr));
     });
     let num = |before: &str| -> u64 {
         let head = line.split(before).next().unwrap();
-        head.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).last().unwrap().parse().unwrap()
+        head.split(|c: char| !c.is_ascii_digit()).rfind(|s| !s.is_empty()).unwrap().parse().unwrap()
     };
     (num(" rules loaded"), num(" skipped"), num(" errors"))
 }
@@ -63,15 +63,15 @@ fn falco_stock_rulesets_load_without_errors() {
         let out = monitor(&args);
         let (loaded, skipped, errors) = check_counts(&out);
         eprintln!("{name}: {loaded} rules loaded, {skipped} skipped");
-        assert!(out.status.success(), "{name}: check failed:\n{}", text(&out.stderr));
-        assert_eq!(errors, 0, "{name}:\n{}", text(&out.stderr));
+        assert!(out.status.success(), "{name}: check failed:\n{}", utf8(&out.stderr));
+        assert_eq!(errors, 0, "{name}:\n{}", utf8(&out.stderr));
         assert!(
             loaded >= at_least,
             "{name}: only {loaded} rules load (was {at_least})\n{}",
-            text(&out.stderr)
+            utf8(&out.stderr)
         );
         // Every skip says which rule and why, at file:line:column.
-        let stderr = text(&out.stderr);
+        let stderr = utf8(&out.stderr);
         let skip_lines = stderr.lines().filter(|l| l.contains("skipped:")).count() as u64;
         assert_eq!(skip_lines, skipped, "{stderr}");
         for l in stderr.lines().filter(|l| l.contains("skipped:")) {
@@ -97,8 +97,8 @@ fn user_rules_on_top_of_falco_rules_use_its_macros_and_lists() {
     .unwrap();
     let falco = falco_dir().join("falco_rules.yaml");
     let out = monitor(&["rules", "list", "--json", falco.to_str().unwrap(), local.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rules: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    let rules: Vec<Value> = utf8(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let find =
         |name: &str| rules.iter().find(|r| r["rule"] == name).unwrap_or_else(|| panic!("{name} not listed"));
     assert_eq!(find("My shell rule")["status"], "enabled");
@@ -119,7 +119,7 @@ fn errors_fail_the_check_with_file_line_column() {
     .unwrap();
     let out = monitor(&["rules", "check", bad.to_str().unwrap()]);
     assert!(!out.status.success());
-    let stderr = text(&out.stderr);
+    let stderr = utf8(&out.stderr);
     assert!(stderr.contains(&format!("{}:3:35: unknown macro `not_a_macro`", bad.display())), "{stderr}");
     assert!(stderr.contains("3 |   condition: proc.name = bash and not_a_macro"), "{stderr}");
     // One bad rule does not hide the others.
@@ -129,13 +129,13 @@ fn errors_fail_the_check_with_file_line_column() {
 #[test]
 fn bundled_rules_load_cleanly() {
     let out = monitor(&["rules", "check", "bundled"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
     let (loaded, skipped, errors) = check_counts(&out);
     assert!(loaded >= 20, "{loaded}");
-    assert_eq!((skipped, errors), (0, 0), "{}", text(&out.stderr));
+    assert_eq!((skipped, errors), (0, 0), "{}", utf8(&out.stderr));
     // Every bundled rule carries a MITRE ATT&CK technique id.
     let out = monitor(&["rules", "list", "--json", "bundled"]);
-    for line in text(&out.stdout).lines() {
+    for line in utf8(&out.stdout).lines() {
         let r: Value = serde_json::from_str(line).unwrap();
         let tags = r["tags"].as_array().unwrap();
         assert!(tags.iter().any(|t| t.as_str().unwrap().starts_with('T')), "{line}");
@@ -146,8 +146,8 @@ fn bundled_rules_load_cleanly() {
 fn replay_raises_the_alerts_recorded_events_call_for() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/recorded_events.jsonl");
     let out = monitor(&["replay", fixture, "--rules", "bundled"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let alerts: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(out.status.success(), "{}", utf8(&out.stderr));
+    let alerts: Vec<Value> = utf8(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let mut rules: Vec<&str> = alerts.iter().map(|a| a["rule"].as_str().unwrap()).collect();
     rules.sort();
     rules.dedup();
@@ -161,7 +161,7 @@ fn replay_raises_the_alerts_recorded_events_call_for() {
             "Sensitive file read by an unexpected program"
         ],
         "{}",
-        text(&out.stdout)
+        utf8(&out.stdout)
     );
     let shadow = alerts.iter().find(|a| a["rule"] == "Sensitive file read by an unexpected program").unwrap();
     assert_eq!(shadow["output_fields"]["fd.name"], "/etc/shadow");
@@ -169,7 +169,7 @@ fn replay_raises_the_alerts_recorded_events_call_for() {
     assert_eq!(shadow["source"], "syscall");
     assert_eq!(shadow["priority"], "Warning");
     assert!(shadow["time"].as_str().unwrap().ends_with('Z'));
-    assert!(text(&out.stderr).contains("rule evaluations/s"));
+    assert!(utf8(&out.stderr).contains("rule evaluations/s"));
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn a_bad_config_is_refused_with_file_line_column() {
         args.extend(["--config", config.to_str().unwrap()]);
         let out = monitor(&args);
         assert!(!out.status.success(), "{args:?} accepted a bad config");
-        let stderr = text(&out.stderr);
+        let stderr = utf8(&out.stderr);
         assert!(
             stderr.contains(&format!("{}:4:3", config.display())) && stderr.contains("burts"),
             "{args:?}: {stderr}"
@@ -195,8 +195,8 @@ fn a_bad_config_is_refused_with_file_line_column() {
     let out = monitor(&["rules", "check", "--config", config.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("/nonexistent/rules.yaml: cannot read rules"),
+        utf8(&out.stderr).contains("/nonexistent/rules.yaml: cannot read rules"),
         "{}",
-        text(&out.stderr)
+        utf8(&out.stderr)
     );
 }

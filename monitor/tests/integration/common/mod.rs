@@ -1,7 +1,7 @@
-//! Shared by the kernel tests: starts the real daemon (`monitor events --json`, or `monitor run`
-//! for alerts), collects what it reports, and lets each test pick out the events or alerts of
-//! its own processes.
-#![allow(dead_code)]
+//! The one helper module of the integration tests: starts the real daemon (`monitor events
+//! --json`, or `monitor run` for alerts), collects what it reports, and lets each test pick out
+//! the events or alerts of its own processes; runs programs, finds tools, makes fake
+//! containers and marker directories.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,15 +19,64 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Skips the calling test, loudly, when it cannot load kernel programs.
+/// Records that the calling test was skipped, and why: on stderr, and in the file
+/// `MONITOR_TEST_SKIPS` names (`cargo xtask test` counts those as skipped, not passed).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write as _;
+    eprintln!("SKIPPED {test}: {why}");
+    if let Some(path) = std::env::var_os("MONITOR_TEST_SKIPS")
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = writeln!(f, "{test}: {why}");
+    }
+}
+
+/// The name of the calling test (the test harness names its thread after it).
+pub fn test_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_owned()
+}
+
+/// Skips the calling test, loudly and counted, when it cannot load kernel programs.
 #[macro_export]
 macro_rules! require_root {
     () => {
-        if !common::is_root() {
-            eprintln!("SKIPPED {}: needs root to load the kernel programs (CI runs as root)", module_path!());
+        if !$crate::common::is_root() {
+            $crate::common::skip(
+                &$crate::common::test_name(),
+                "needs root to load the kernel programs (CI runs as root)",
+            );
             return;
         }
     };
+}
+
+/// Runs `cmd` to the end, whatever its exit status, its output discarded; returns its pid
+/// (which a program it execs keeps).
+pub fn run(cmd: &mut Command) -> u32 {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// An installed program by name: an executable ELF file (not a wrapper script such as a pyenv
+/// shim, which would start a shell first), from the system directories before $PATH.
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    use std::io::Read as _;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            let mut magic = [0u8; 4];
+            std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF"
+        })
 }
 
 #[derive(Default)]
@@ -272,8 +321,7 @@ impl Daemon {
     pub fn stop_and_collect(self) -> Vec<Value> {
         let shared = self.shared.clone();
         self.stop();
-        let events = shared.0.lock().unwrap().events.clone();
-        events
+        shared.0.lock().unwrap().events.clone()
     }
 
     /// What the daemon logged so far.
@@ -500,4 +548,49 @@ pub fn http_get(address: &str, path: &str) -> (u16, String) {
 /// The value of the sample `name{labels}` (exactly as exposed) in a Prometheus exposition.
 pub fn metric(exposition: &str, sample: &str) -> Option<f64> {
     exposition.lines().find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// A test's own directory, with a marker directory whose opens its rules fire on.
+pub struct Markers {
+    pub dir: tempfile::TempDir,
+    pub markers: std::path::PathBuf,
+}
+
+impl Markers {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let markers = dir.path().join("markers");
+        std::fs::create_dir(&markers).unwrap();
+        Self { dir, markers }
+    }
+
+    /// Writes (or replaces) the rules file `relative` to the test's directory: one rule, `name`,
+    /// that fires on opens of markers.
+    pub fn write_rule(&self, relative: &str, name: &str) -> std::path::PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let rule = format!(
+            "- rule: {name}\n  desc: service test rule\n  condition: evt.type in (open, openat, openat2) and \
+             fd.name startswith {}/\n  output: \"{name} %fd.name\"\n  priority: WARNING\n",
+            self.markers.display()
+        );
+        std::fs::write(&path, rule).unwrap();
+        path
+    }
+}
+
+pub fn open_markers(dir: &std::path::Path, from: u64, to: u64) {
+    for i in from..to {
+        let _ = std::fs::File::open(dir.join(format!("m{i}")));
+    }
+}
+
+/// An output field of an alert as text ("" when missing or not text).
+pub fn field_str<'a>(v: &'a Value, key: &str) -> &'a str {
+    field(v, key).as_str().unwrap_or("")
+}
+
+/// An output field of an alert as a number.
+pub fn field_u64(v: &Value, key: &str) -> Option<u64> {
+    field(v, key).as_u64()
 }

@@ -8,7 +8,7 @@
 //! addresses connections go to are put on the loopback interface for the test and removed
 //! afterwards (also when it fails).
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::io::Read as _;
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, FakeContainer, alert_for, field, rule, shared_alert_daemon};
+use common::{Daemon, FakeContainer, alert_for, field_str, field_u64, rule, shared_alert_daemon};
 use serde_json::Value;
 
 // Every rule of the bundled file, by name.
@@ -123,28 +123,13 @@ fn in_container(c: &FakeContainer, program: impl AsRef<OsStr>, args: &[&str]) ->
     sh
 }
 
-/// An installed program by name: an executable ELF file (not a wrapper script such as a pyenv
-/// shim, which would start a shell first), from the system directories before $PATH.
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .into_iter()
-        .map(PathBuf::from)
-        .chain(std::env::split_paths(&path))
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            let mut magic = [0u8; 4];
-            std::fs::File::open(p).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == *b"\x7fELF"
-        })
-}
-
 /// The path of an installed program, or the calling test is skipped, loudly.
 macro_rules! require_tool {
     ($name:expr) => {
-        match tool($name) {
+        match common::tool($name) {
             Some(p) => p,
             None => {
-                eprintln!("SKIPPED {}: `{}` is not installed", module_path!(), $name);
+                common::skip(&common::test_name(), &format!("`{}` is not installed", $name));
                 return;
             }
         }
@@ -203,17 +188,9 @@ fn listen_loopback() -> (TcpListener, u16) {
 // ---------------------------------------------------------------------------------------------
 // Alerts
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    field(v, key).as_str().unwrap_or("")
-}
-
-fn num(v: &Value, key: &str) -> Option<u64> {
-    field(v, key).as_u64()
-}
-
 /// An alert about process `pid`, or its child.
 fn involves(v: &Value, pid: u32) -> bool {
-    num(v, "proc.pid") == Some(u64::from(pid)) || num(v, "proc.ppid") == Some(u64::from(pid))
+    field_u64(v, "proc.pid") == Some(u64::from(pid)) || field_u64(v, "proc.ppid") == Some(u64::from(pid))
 }
 
 fn show(alerts: &[Value]) -> String {
@@ -233,7 +210,7 @@ fn expect_alert(d: &Daemon, rule_name: &str, pid: u32) -> Value {
 fn expect_alert_of_child(d: &Daemon, rule_name: &str, ppid: u32) -> Value {
     d.wait_for_or_show(
         &format!("`{rule_name}` for a child of pid {ppid}"),
-        |v| rule(v) == rule_name && num(v, "proc.ppid") == Some(u64::from(ppid)),
+        |v| rule(v) == rule_name && field_u64(v, "proc.ppid") == Some(u64::from(ppid)),
         |v| involves(v, ppid),
     )
 }
@@ -254,11 +231,11 @@ fn barrier(d: &Daemon) {
 }
 
 fn assert_host(a: &Value) {
-    assert_eq!(text(a, "container.id"), "host", "{a}");
+    assert_eq!(field_str(a, "container.id"), "host", "{a}");
 }
 
 fn assert_in(a: &Value, c: &FakeContainer) {
-    assert_eq!(text(a, "container.id"), c.short_id(), "{a}");
+    assert_eq!(field_str(a, "container.id"), c.short_id(), "{a}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,7 +243,7 @@ fn assert_in(a: &Value, c: &FakeContainer) {
 
 #[test]
 fn every_bundled_rule_has_a_test() {
-    let yaml = include_str!("../../rules/monitor_rules.yaml");
+    let yaml = include_str!("../../../rules/monitor_rules.yaml");
     let names: Vec<&str> = yaml.lines().filter_map(|l| l.strip_prefix("- rule:")).map(str::trim).collect();
     assert!(names.len() >= TESTED_RULES.len(), "found only {names:?}");
     for name in &names {
@@ -294,9 +271,9 @@ fn fileless_execution_from_memory() {
                 os.execv(f'/proc/self/fd/{fd}', ['fileless'])";
     let pid = run_ok(cmd(&py).args(["-c", code]));
     let a = expect_alert(d, FILELESS, pid);
-    assert!(text(&a, "proc.exepath").starts_with("/memfd:fileless"), "{a}");
+    assert!(field_str(&a, "proc.exepath").starts_with("/memfd:fileless"), "{a}");
     // Named after the file exec'd, /proc/self/fd/<n>.
-    assert!(text(&a, "proc.name").parse::<u32>().is_ok(), "{a}");
+    assert!(field_str(&a, "proc.name").parse::<u32>().is_ok(), "{a}");
     assert_host(&a);
     assert_no_alert(d, FILELESS, benign, "python exec'ing /bin/true from disk");
 }
@@ -321,9 +298,9 @@ fn reverse_shell() {
     );
     let pid = run_ok(cmd(&py).args(["-c", &code]));
     let a = expect_alert(d, REVERSE_SHELL, pid);
-    assert_eq!(text(&a, "proc.name"), "sh", "{a}");
-    assert!(text(&a, "proc.stdin.name").ends_with(&format!("->127.0.0.1:{port}")), "{a}");
-    assert!(text(&a, "proc.stdout.name").ends_with(&format!("->127.0.0.1:{port}")), "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "sh", "{a}");
+    assert!(field_str(&a, "proc.stdin.name").ends_with(&format!("->127.0.0.1:{port}")), "{a}");
+    assert!(field_str(&a, "proc.stdout.name").ends_with(&format!("->127.0.0.1:{port}")), "{a}");
     assert_host(&a);
     assert_no_alert(d, REVERSE_SHELL, benign, "a shell reading a pipe");
 }
@@ -342,8 +319,8 @@ fn shell_spawned_by_a_network_service() {
     let benign = run_ok(cmd(&mytool).args(["-c", code]));
     let service = run_ok(cmd(&nginx).args(["-c", code]));
     let a = expect_alert_of_child(d, SERVICE_SHELL, service);
-    assert_eq!((text(&a, "proc.name"), text(&a, "proc.pname")), ("sh", "nginx"), "{a}");
-    assert_eq!(text(&a, "proc.cmdline"), "sh -c true", "{a}");
+    assert_eq!((field_str(&a, "proc.name"), field_str(&a, "proc.pname")), ("sh", "nginx"), "{a}");
+    assert_eq!(field_str(&a, "proc.cmdline"), "sh -c true", "{a}");
     assert_host(&a);
     assert_no_alert(d, SERVICE_SHELL, benign, "a program called mytool starting a shell");
 }
@@ -351,12 +328,12 @@ fn shell_spawned_by_a_network_service() {
 #[test]
 fn downloaded_script_piped_into_a_shell() {
     require_root!();
-    let fetch = match (tool("curl"), tool("wget")) {
+    let fetch = match (common::tool("curl"), common::tool("wget")) {
         (Some(_), _) => "curl -s file:///dev/null | sh",
         // Port 1 refuses at once; the shell still reads wget's (empty) output.
         (None, Some(_)) => "wget -q -O - http://127.0.0.1:1/ | sh",
         (None, None) => {
-            eprintln!("SKIPPED downloaded_script_piped_into_a_shell: neither curl nor wget is installed");
+            common::skip(&common::test_name(), "neither curl nor wget is installed");
             return;
         }
     };
@@ -365,8 +342,8 @@ fn downloaded_script_piped_into_a_shell() {
     let benign = run(cmd("sh").args(["-c", "echo true | sh"]));
     let outer = run(cmd("sh").args(["-c", fetch]));
     let a = expect_alert_of_child(d, PIPE_TO_SHELL, outer);
-    assert_eq!(text(&a, "proc.name"), "sh", "{a}");
-    assert_eq!(text(&a, "proc.pcmdline"), format!("sh -c {fetch}"), "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "sh", "{a}");
+    assert_eq!(field_str(&a, "proc.pcmdline"), format!("sh -c {fetch}"), "{a}");
     assert_host(&a);
     assert_no_alert(d, PIPE_TO_SHELL, benign, "echo true | sh");
 }
@@ -379,10 +356,10 @@ fn shell_spawned_in_a_container() {
     let host = run_ok(cmd("sh").args(["-c", "id"]));
     let pid = run_ok(&mut in_container(&c, "sh", &["-c", "id"]));
     let a = expect_alert(d, CONTAINER_SHELL, pid);
-    assert_eq!(text(&a, "container.id"), c.short_id(), "{a}");
-    assert_eq!(text(&a, "container.id").len(), 12);
-    assert_eq!(text(&a, "proc.cmdline"), "sh -c id", "{a}");
-    assert_eq!(text(&a, "evt.type"), "execve", "{a}");
+    assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
+    assert_eq!(field_str(&a, "container.id").len(), 12);
+    assert_eq!(field_str(&a, "proc.cmdline"), "sh -c id", "{a}");
+    assert_eq!(field_str(&a, "evt.type"), "execve", "{a}");
     assert_no_alert(d, CONTAINER_SHELL, host, "sh -c id on the host");
 }
 
@@ -399,8 +376,8 @@ fn renamed_and_fileless_copies_of_a_shell_are_shells() {
     std::fs::copy(&shell, &copy).unwrap();
     let pid = run_ok(&mut in_container(&c, &copy, &["-c", "id; true"]));
     let a = expect_alert(d, CONTAINER_SHELL, pid);
-    assert_eq!(text(&a, "proc.name"), "innocent", "{a}");
-    assert_eq!(text(&a, "proc.exe_original"), shell.to_str().unwrap(), "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "innocent", "{a}");
+    assert_eq!(field_str(&a, "proc.exe_original"), shell.to_str().unwrap(), "{a}");
     assert_in(&a, &c);
     // The same shell loaded into a memfd and run from there; it stays alive for a moment so its
     // executable can be read through /proc.
@@ -414,8 +391,8 @@ fn renamed_and_fileless_copies_of_a_shell_are_shells() {
     );
     let pid = run_ok(&mut in_container(&c, &py, &["-c", &code]));
     let a = expect_alert(d, CONTAINER_SHELL, pid);
-    assert!(text(&a, "proc.exepath").starts_with("/memfd:x"), "{a}");
-    assert_eq!(text(&a, "proc.exe_original"), shell.to_str().unwrap(), "{a}");
+    assert!(field_str(&a, "proc.exepath").starts_with("/memfd:x"), "{a}");
+    assert_eq!(field_str(&a, "proc.exe_original"), shell.to_str().unwrap(), "{a}");
     expect_alert(d, FILELESS, pid);
     // A copy of a program that is not a shell stays what it is.
     let other = dir.path().join("innocent2");
@@ -436,8 +413,8 @@ fn shell_spawned_by_an_interpreter() {
     let host = run_ok(cmd(&py).args(["-c", code]));
     let pid = run_ok(&mut in_container(&c, &py, &["-c", code]));
     let a = expect_alert_of_child(d, INTERPRETER_SHELL, pid);
-    assert_eq!((text(&a, "proc.name"), text(&a, "proc.pname")), ("sh", "python3"), "{a}");
-    assert!(text(&a, "proc.pcmdline").contains("subprocess"), "{a}");
+    assert_eq!((field_str(&a, "proc.name"), field_str(&a, "proc.pname")), ("sh", "python3"), "{a}");
+    assert!(field_str(&a, "proc.pcmdline").contains("subprocess"), "{a}");
     assert_in(&a, &c);
     assert_no_alert(d, INTERPRETER_SHELL, host, "python starting a shell on the host");
 }
@@ -452,14 +429,15 @@ fn interactive_shell_with_a_terminal() {
     // (not last, so it is not exec'd in place): one with a shell for a parent, which is benign.
     let s = run_ok(cmd(&script).env("SHELL", "/bin/sh").args(["-qc", "sh -c 'sh -c true; :'", "/dev/null"]));
     let a = expect_alert_of_child(d, TERMINAL_SHELL, s);
-    assert_eq!(text(&a, "proc.pname"), "script", "{a}");
-    assert_ne!(num(&a, "proc.tty"), Some(0), "{a}");
-    assert!(num(&a, "proc.tty").is_some(), "{a}");
+    assert_eq!(field_str(&a, "proc.pname"), "script", "{a}");
+    assert_ne!(field_u64(&a, "proc.tty"), Some(0), "{a}");
+    assert!(field_u64(&a, "proc.tty").is_some(), "{a}");
     assert_host(&a);
-    let terminal_shell = num(&a, "proc.pid").unwrap() as u32;
+    let terminal_shell = field_u64(&a, "proc.pid").unwrap() as u32;
     barrier(d);
-    let found =
-        d.matching(|v| rule(v) == TERMINAL_SHELL && num(v, "proc.ppid") == Some(u64::from(terminal_shell)));
+    let found = d.matching(|v| {
+        rule(v) == TERMINAL_SHELL && field_u64(v, "proc.ppid") == Some(u64::from(terminal_shell))
+    });
     assert!(found.is_empty(), "a shell started by the terminal's shell raised it:\n{}", show(&found));
 }
 
@@ -473,9 +451,9 @@ fn sensitive_file_read_by_an_unexpected_program() {
     let benign = run_ok(cmd("cat").arg("/etc/hostname"));
     let pid = run_ok(cmd("cat").arg("/etc/shadow"));
     let a = expect_alert(d, SENSITIVE_READ, pid);
-    assert_eq!(text(&a, "fd.name"), "/etc/shadow", "{a}");
-    assert_eq!(text(&a, "proc.name"), "cat", "{a}");
-    assert_eq!(text(&a, "proc.cmdline"), "cat /etc/shadow", "{a}");
+    assert_eq!(field_str(&a, "fd.name"), "/etc/shadow", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "cat", "{a}");
+    assert_eq!(field_str(&a, "proc.cmdline"), "cat /etc/shadow", "{a}");
     assert_host(&a);
     assert_no_alert(d, SENSITIVE_READ, benign, "cat /etc/hostname");
 }
@@ -495,8 +473,8 @@ fn environment_of_another_process_read() {
     let _ = other.kill();
     let _ = other.wait();
     let a = expect_alert(d, ENVIRON_READ, pid);
-    assert_eq!(text(&a, "fd.name"), environ, "{a}");
-    assert_eq!(text(&a, "proc.name"), "cat", "{a}");
+    assert_eq!(field_str(&a, "fd.name"), environ, "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "cat", "{a}");
     assert_host(&a);
     assert_no_alert(d, ENVIRON_READ, benign, "cat /proc/self/environ");
     assert_no_alert(d, ENVIRON_READ, benign_task, "cat /proc/thread-self/environ");
@@ -522,11 +500,11 @@ fn write_below_a_system_directory() {
         let pid = run_ok(cmd(&unshare).args(["--mount", "--propagation", "private", "sh", "-c", &script]));
         let a = d.wait_for_or_show(
             &format!("`{SYSTEM_WRITE}` for {file}"),
-            |v| alert_for(v, SYSTEM_WRITE, pid) && text(v, "fd.name") == file,
+            |v| alert_for(v, SYSTEM_WRITE, pid) && field_str(v, "fd.name") == file,
             |v| involves(v, pid),
         );
-        assert_eq!(text(&a, "proc.name"), "touch", "{a}");
-        assert!(text(&a, "evt.arg.flags").contains("O_CREAT"), "{a}");
+        assert_eq!(field_str(&a, "proc.name"), "touch", "{a}");
+        assert!(field_str(&a, "evt.arg.flags").contains("O_CREAT"), "{a}");
         assert_host(&a);
         assert!(!Path::new(&file).exists(), "{file} was written on the host");
     }
@@ -535,7 +513,7 @@ fn write_below_a_system_directory() {
         "mount -t tmpfs monitor-test /etc/cron.d && exec cp /etc/hostname /etc/cron.d/monitor-cp-test";
     let pid = run_ok(cmd(&unshare).args(["--mount", "--propagation", "private", "sh", "-c", script]));
     let a = expect_alert(d, SYSTEM_WRITE, pid);
-    assert_eq!(text(&a, "proc.name"), "cp", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "cp", "{a}");
     // ... not when a package manager runs it (here a shell named dpkg, as maintainer scripts are).
     let dir = tempdir();
     let dpkg = dir.path().join("dpkg");
@@ -546,7 +524,7 @@ fn write_below_a_system_directory() {
         run_ok(cmd(&unshare).args(["--mount", "--propagation", "private"]).arg(&dpkg).args(["-c", script]));
     barrier(d);
     let by_installer =
-        d.matching(|v| rule(v) == SYSTEM_WRITE && num(v, "proc.ppid") == Some(u64::from(installer)));
+        d.matching(|v| rule(v) == SYSTEM_WRITE && field_u64(v, "proc.ppid") == Some(u64::from(installer)));
     assert!(by_installer.is_empty(), "cp run by a package manager was flagged:\n{}", show(&by_installer));
     assert_no_alert(d, SYSTEM_WRITE, benign, "touch in a temporary directory");
     assert_no_alert(d, SYSTEM_WRITE, reader, "cat /etc/hostname");
@@ -563,7 +541,7 @@ fn container_only(rule_name: &str, program: &Path, args: &[&str]) -> Value {
     let pid = run(&mut in_container(&c, program, args));
     let a = expect_alert(d, rule_name, pid);
     assert_in(&a, &c);
-    assert_eq!(text(&a, "evt.type"), "execve", "{a}");
+    assert_eq!(field_str(&a, "evt.type"), "execve", "{a}");
     assert_no_alert(d, rule_name, host, &format!("{} on the host", program.display()));
     a
 }
@@ -576,7 +554,7 @@ fn network_tool_run_in_a_container() {
     let nc = dir.path().join("nc");
     symlink(Path::new("/bin/true"), &nc);
     let a = container_only(NETWORK_TOOL, &nc, &["-h"]);
-    assert_eq!(text(&a, "proc.name"), "nc", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "nc", "{a}");
 }
 
 #[test]
@@ -584,14 +562,14 @@ fn user_management_tool_run_in_a_container() {
     require_root!();
     let dir = tempdir();
     // The real useradd only prints its usage; a stand-in when it is not installed.
-    let useradd = tool("useradd").unwrap_or_else(|| {
+    let useradd = common::tool("useradd").unwrap_or_else(|| {
         let p = dir.path().join("useradd");
         symlink(Path::new("/bin/true"), &p);
         p
     });
     let a = container_only(USER_MANAGEMENT, &useradd, &["--help"]);
-    assert_eq!(text(&a, "proc.name"), "useradd", "{a}");
-    assert_eq!(text(&a, "proc.cmdline"), "useradd --help", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "useradd", "{a}");
+    assert_eq!(field_str(&a, "proc.cmdline"), "useradd --help", "{a}");
 }
 
 #[test]
@@ -602,7 +580,7 @@ fn scheduling_tool_run_in_a_container() {
     let crontab = dir.path().join("crontab");
     symlink(Path::new("/bin/true"), &crontab);
     let a = container_only(SCHEDULING_TOOL, &crontab, &["-l"]);
-    assert_eq!(text(&a, "proc.name"), "crontab", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "crontab", "{a}");
 }
 
 #[test]
@@ -610,7 +588,7 @@ fn namespace_or_mount_tool_run_in_a_container() {
     require_root!();
     let nsenter = require_tool!("nsenter");
     let a = container_only(NAMESPACE_TOOL, &nsenter, &["--help"]);
-    assert_eq!(text(&a, "proc.name"), "nsenter", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "nsenter", "{a}");
 }
 
 #[test]
@@ -618,7 +596,7 @@ fn package_manager_run_in_a_container() {
     require_root!();
     let dpkg = require_tool!("dpkg");
     let a = container_only(PACKAGE_MANAGER, &dpkg, &["--version"]);
-    assert_eq!(text(&a, "proc.cmdline"), "dpkg --version", "{a}");
+    assert_eq!(field_str(&a, "proc.cmdline"), "dpkg --version", "{a}");
 }
 
 #[test]
@@ -626,7 +604,7 @@ fn discovery_command_run_in_a_container() {
     require_root!();
     let id = require_tool!("id");
     let a = container_only(DISCOVERY, &id, &[]);
-    assert_eq!(text(&a, "proc.name"), "id", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "id", "{a}");
 }
 
 #[test]
@@ -643,7 +621,7 @@ fn setuid_bit_set_in_a_container() {
     let benign = run_ok(&mut in_container(&c, "chmod", &["644", path]));
     let pid = run_ok(&mut in_container(&c, "chmod", &["u+s", path]));
     let a = expect_alert(d, SETUID, pid);
-    assert_eq!(text(&a, "proc.cmdline"), format!("chmod u+s {path}"), "{a}");
+    assert_eq!(field_str(&a, "proc.cmdline"), format!("chmod u+s {path}"), "{a}");
     assert_in(&a, &c);
     assert_ne!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o4000, 0, "chmod u+s did nothing");
     assert_no_alert(d, SETUID, benign, "chmod 644 in a container");
@@ -658,7 +636,7 @@ fn os_release_read_in_a_container() {
     let pid = run_ok(&mut in_container(&c, "cat", &["/etc/os-release"]));
     let a = expect_alert(d, OS_RELEASE, pid);
     // /etc/os-release is usually a symlink: the file read is what it points to.
-    assert_eq!(text(&a, "fd.name"), common::canonical("/etc/os-release"), "{a}");
+    assert_eq!(field_str(&a, "fd.name"), common::canonical("/etc/os-release"), "{a}");
     assert_in(&a, &c);
     assert_no_alert(d, OS_RELEASE, host, "cat /etc/os-release on the host");
 }
@@ -681,9 +659,9 @@ fn container_contacted_the_cloud_metadata_service() {
     let local = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("127.0.0.1", local_port)]));
     let pid = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("169.254.169.254", port)]));
     let a = expect_alert(d, METADATA, pid);
-    assert_eq!(text(&a, "fd.sip"), "169.254.169.254", "{a}");
-    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
-    assert_eq!(text(&a, "evt.type"), "connect", "{a}");
+    assert_eq!(field_str(&a, "fd.sip"), "169.254.169.254", "{a}");
+    assert_eq!(field_u64(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(field_str(&a, "evt.type"), "connect", "{a}");
     assert_in(&a, &c);
     assert_no_alert(d, METADATA, host, "the host connecting to the metadata address");
     assert_no_alert(d, METADATA, local, "a container connecting to 127.0.0.1");
@@ -704,8 +682,8 @@ fn connection_to_a_port_used_by_miners_or_reverse_shells() {
     let benign = run_ok(cmd(&py).args(["-c", &py_connect("127.0.0.1", ordinary_port)]));
     let pid = run_ok(cmd(&py).args(["-c", &py_connect("127.0.0.1", port)]));
     let a = expect_alert(d, SUSPICIOUS_PORT, pid);
-    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
-    assert_eq!(text(&a, "fd.sip"), "127.0.0.1", "{a}");
+    assert_eq!(field_u64(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(field_str(&a, "fd.sip"), "127.0.0.1", "{a}");
     assert_host(&a);
     assert_no_alert(d, SUSPICIOUS_PORT, benign, &format!("a connection to port {ordinary_port}"));
 }
@@ -722,9 +700,9 @@ fn shell_opened_a_network_connection() {
     let benign = run_ok(cmd(&bash).args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{local_port}")]));
     let pid = run_ok(cmd(&bash).args(["-c", &format!("exec 3<>/dev/tcp/192.0.2.10/{port}")]));
     let a = expect_alert(d, SHELL_CONNECT, pid);
-    assert_eq!(text(&a, "fd.sip"), "192.0.2.10", "{a}");
-    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
-    assert_eq!(text(&a, "proc.name"), "bash", "{a}");
+    assert_eq!(field_str(&a, "fd.sip"), "192.0.2.10", "{a}");
+    assert_eq!(field_u64(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "bash", "{a}");
     assert_host(&a);
     assert_no_alert(d, SHELL_CONNECT, benign, "bash connecting to 127.0.0.1");
 }
@@ -742,8 +720,8 @@ fn interpreter_in_a_container_connected_outside_the_private_networks() {
     let benign = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("127.0.0.1", local_port)]));
     let pid = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("203.0.113.10", port)]));
     let a = expect_alert(d, INTERPRETER_CONNECT, pid);
-    assert_eq!(text(&a, "fd.sip"), "203.0.113.10", "{a}");
-    assert_eq!(text(&a, "proc.name"), "python3", "{a}");
+    assert_eq!(field_str(&a, "fd.sip"), "203.0.113.10", "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "python3", "{a}");
     assert_in(&a, &c);
     assert_no_alert(d, INTERPRETER_CONNECT, benign, "python in a container connecting to 127.0.0.1");
     assert_no_alert(d, UNEXPECTED_DESTINATION, benign, "python in a container connecting to 127.0.0.1");
@@ -766,8 +744,8 @@ fn container_connected_to_an_unexpected_destination() {
     let dns = TcpListener::bind("192.0.2.20:53").ok().map(|l| (l, connect("192.0.2.20", 53)));
     let pid = connect("192.0.2.20", port);
     let a = expect_alert(d, UNEXPECTED_DESTINATION, pid);
-    assert_eq!(text(&a, "fd.sip"), "192.0.2.20", "{a}");
-    assert_eq!(num(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_eq!(field_str(&a, "fd.sip"), "192.0.2.20", "{a}");
+    assert_eq!(field_u64(&a, "fd.sport"), Some(u64::from(port)), "{a}");
     assert_in(&a, &c);
     assert_no_alert(d, UNEXPECTED_DESTINATION, local, "a container connecting to 127.0.0.1");
     match dns {
@@ -808,12 +786,12 @@ fn allowed_destinations_extend_from_a_users_rules_file() {
     let pid = run_ok(&mut in_container(&c, &bash, &["-c", &format!("exec 3<>/dev/tcp/198.51.100.7/{port}")]));
     // Without the user's file the destination is unexpected...
     let a = expect_alert(shared, UNEXPECTED_DESTINATION, pid);
-    assert_eq!(text(&a, "fd.sip"), "198.51.100.7", "{a}");
+    assert_eq!(field_str(&a, "fd.sip"), "198.51.100.7", "{a}");
     assert_in(&a, &c);
     // ...with it, it is not; the daemon did see the connection (the shell rule, which the list
     // does not cover, fired for it).
     let shell = expect_alert(&tuned, SHELL_CONNECT, pid);
-    assert_eq!(text(&shell, "fd.sip"), "198.51.100.7", "{shell}");
+    assert_eq!(field_str(&shell, "fd.sip"), "198.51.100.7", "{shell}");
     assert_no_alert(&tuned, UNEXPECTED_DESTINATION, pid, "a connection to the user's allowed network");
     tuned.stop();
 }
@@ -856,10 +834,10 @@ fn hard_link_to_a_watched_file_matches_by_identity() {
     let direct = run_ok(cmd("cat").arg(&secret));
     let pid = run_ok(cmd("cat").arg(&alias));
     let a = expect_alert(&d, "Test secret read", pid);
-    assert_eq!(text(&a, "fd.name"), alias.to_str().unwrap(), "{a}");
-    assert_eq!(text(&a, "proc.name"), "cat", "{a}");
+    assert_eq!(field_str(&a, "fd.name"), alias.to_str().unwrap(), "{a}");
+    assert_eq!(field_str(&a, "proc.name"), "cat", "{a}");
     let a = expect_alert(&d, "Test secret read", direct);
-    assert_eq!(text(&a, "fd.name"), secret.to_str().unwrap(), "{a}");
+    assert_eq!(field_str(&a, "fd.name"), secret.to_str().unwrap(), "{a}");
     assert_no_alert(&d, "Test secret read", benign, "cat of a copy");
     d.stop();
 }
@@ -874,11 +852,11 @@ fn compiler_pipeline_and_plain_reads_raise_no_alert() {
     let dir = tempdir();
     let dir_name = dir.path().to_str().unwrap().to_owned();
     let mut pids = Vec::new();
-    if let Some(cc) = tool("cc") {
+    if let Some(cc) = common::tool("cc") {
         let src = dir.path().join("main.c");
         std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
         pids.push(run_ok(cmd(cc).arg("-o").arg(dir.path().join("main")).arg(&src)));
-    } else if let Some(rustc) = tool("rustc") {
+    } else if let Some(rustc) = common::tool("rustc") {
         let src = dir.path().join("main.rs");
         std::fs::write(&src, "fn main() {}\n").unwrap();
         pids.push(run_ok(cmd(rustc).arg("-o").arg(dir.path().join("main")).arg(&src)));
@@ -890,8 +868,11 @@ fn compiler_pipeline_and_plain_reads_raise_no_alert() {
     std::thread::sleep(Duration::from_secs(2));
     barrier(d);
     let ours = |v: &Value| {
-        [num(v, "proc.pid"), num(v, "proc.ppid")].iter().flatten().any(|p| pids.contains(&(*p as u32)))
-            || text(v, "proc.cmdline").contains(&dir_name)
+        [field_u64(v, "proc.pid"), field_u64(v, "proc.ppid")]
+            .iter()
+            .flatten()
+            .any(|p| pids.contains(&(*p as u32)))
+            || field_str(v, "proc.cmdline").contains(&dir_name)
     };
     let found = d.matching(ours);
     assert!(found.is_empty(), "everyday commands raised alerts:\n{}", show(&found));

@@ -1,0 +1,170 @@
+//! The event types the monitor reports, under Falco's `evt.type` names: the kernel writes the
+//! type into each record, and rules are indexed by the types they can match.
+
+/// Every event type the monitor reports. The kernel programs write it into records as a u8.
+#[repr(u8)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    Execve = 0,
+    Execveat = 1,
+    Clone = 2,
+    Procexit = 3,
+    Open = 4,
+    Openat = 5,
+    Openat2 = 6,
+    Creat = 7,
+    Connect = 8,
+    Sendto = 9,
+    Sendmsg = 10,
+}
+
+/// What an event is about, for everything that depends on its kind rather than its syscall.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EventClass {
+    /// A new program image (execve, execveat).
+    Exec,
+    Fork,
+    Exit,
+    /// A file opened (open, openat, openat2, creat).
+    Open,
+    /// A connection or a datagram naming its destination (connect, sendto, sendmsg).
+    Net,
+}
+
+impl EventType {
+    /// In index order.
+    pub const ALL: [EventType; 11] = [
+        Self::Execve,
+        Self::Execveat,
+        Self::Clone,
+        Self::Procexit,
+        Self::Open,
+        Self::Openat,
+        Self::Openat2,
+        Self::Creat,
+        Self::Connect,
+        Self::Sendto,
+        Self::Sendmsg,
+    ];
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        if (v as usize) < Self::ALL.len() { Some(Self::ALL[v as usize]) } else { None }
+    }
+
+    /// Falco's name (`evt.type`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Execve => "execve",
+            Self::Execveat => "execveat",
+            Self::Clone => "clone",
+            Self::Procexit => "procexit",
+            Self::Open => "open",
+            Self::Openat => "openat",
+            Self::Openat2 => "openat2",
+            Self::Creat => "creat",
+            Self::Connect => "connect",
+            Self::Sendto => "sendto",
+            Self::Sendmsg => "sendmsg",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|t| t.name() == name)
+    }
+
+    pub const fn class(self) -> EventClass {
+        match self {
+            Self::Execve | Self::Execveat => EventClass::Exec,
+            Self::Clone => EventClass::Fork,
+            Self::Procexit => EventClass::Exit,
+            Self::Open | Self::Openat | Self::Openat2 | Self::Creat => EventClass::Open,
+            Self::Connect | Self::Sendto | Self::Sendmsg => EventClass::Net,
+        }
+    }
+}
+
+/// A set of event types.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TypeSet(u64);
+
+impl TypeSet {
+    pub const EMPTY: Self = Self(0);
+    pub const ALL: Self = Self((1 << EventType::ALL.len()) - 1);
+
+    pub const fn single(t: EventType) -> Self {
+        Self(1 << t.index())
+    }
+
+    /// The types of one class.
+    pub fn of_class(class: EventClass) -> Self {
+        EventType::ALL.iter().filter(|t| t.class() == class).fold(Self::EMPTY, |s, t| s.with(*t))
+    }
+
+    pub const fn with(self, t: EventType) -> Self {
+        Self(self.0 | 1 << t.index())
+    }
+
+    pub fn insert(&mut self, t: EventType) {
+        *self = self.with(t);
+    }
+
+    pub const fn contains(self, t: EventType) -> bool {
+        self.0 & (1 << t.index()) != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub const fn union(self, o: Self) -> Self {
+        Self(self.0 | o.0)
+    }
+
+    pub const fn intersect(self, o: Self) -> Self {
+        Self(self.0 & o.0)
+    }
+
+    pub const fn complement(self) -> Self {
+        Self(!self.0 & Self::ALL.0)
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = EventType> {
+        EventType::ALL.into_iter().filter(move |t| self.contains(*t))
+    }
+}
+
+impl core::fmt::Display for TypeSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if *self == Self::ALL {
+            return f.write_str("all");
+        }
+        for (i, t) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(t.name())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_codes_and_classes_agree() {
+        for (i, t) in EventType::ALL.iter().enumerate() {
+            assert_eq!(t.index(), i);
+            assert_eq!(EventType::from_u8(i as u8), Some(*t));
+            assert_eq!(EventType::from_name(t.name()), Some(*t));
+            assert!(TypeSet::of_class(t.class()).contains(*t));
+        }
+        assert_eq!(EventType::from_u8(EventType::ALL.len() as u8), None);
+        assert_eq!(TypeSet::ALL.iter().count(), EventType::ALL.len());
+    }
+}
