@@ -2,7 +2,6 @@
 //! records, with the values rules see), and as one line of text.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use super::fields::{ArgKind, FIELDS, Field, FieldContext, FieldDef, Record, Scope};
@@ -10,47 +9,58 @@ use super::format::{connection_name, errno_name, open_flags};
 use super::{Detail, Event};
 use crate::process::ProcessRef;
 
-/// The fields the events stream carries, in the registry's order, with their lookups.
-fn recorded() -> impl Iterator<Item = (&'static FieldDef, Field)> {
-    static RECORDED: std::sync::OnceLock<Vec<(&'static FieldDef, Field)>> = std::sync::OnceLock::new();
-    RECORDED
-        .get_or_init(|| {
-            FIELDS
-                .iter()
-                .filter(|d| !matches!(d.record, Record::None))
-                .map(|d| (d, Field::lookup(d.name, None).expect("a registry name looks up")))
-                .collect()
-        })
-        .iter()
-        .cloned()
+/// The fields the events stream carries, in the registry's order, with their lookups: those
+/// of the event, and those that depend only on its process (rendered once per process).
+struct Recorded {
+    event: Vec<(&'static FieldDef, Field)>,
+    process: Vec<(&'static FieldDef, Field)>,
 }
 
-/// Writes `"name":value` pairs of the fields of `scope` that have a value, each preceded by a
-/// comma. An ancestor field is written once per ancestor (`proc.aname[1]`, ...).
-fn write_fields(ev: &Event, cx: &FieldContext, process_scope: bool, out: &mut Vec<u8>) {
-    let mut put = |name: &str, f: &Field| {
+fn recorded() -> &'static Recorded {
+    static RECORDED: std::sync::OnceLock<Recorded> = std::sync::OnceLock::new();
+    RECORDED.get_or_init(|| {
+        let all = FIELDS
+            .iter()
+            .filter(|d| !matches!(d.record, Record::None))
+            .map(|d| (d, Field::lookup(d.name, None).expect("a registry name looks up")));
+        let (process, event) = all.partition(|(d, _)| d.scope == Scope::Process);
+        Recorded { event, process }
+    })
+}
+
+/// Appends `,"name":value` for each field of `fields` that has a value. An ancestor field is
+/// written once per ancestor (`proc.aname[1]`, ...). `scratch` is reused for escaping.
+fn write_fields(
+    ev: &Event,
+    cx: &FieldContext,
+    fields: &[(&'static FieldDef, Field)],
+    out: &mut Vec<u8>,
+    scratch: &mut String,
+) {
+    let mut put = |name: &str, index: Option<usize>, f: &Field| {
         let v = f.extract(ev, cx);
         if v.is_null() {
             return;
         }
-        out.push(b',');
         // Names are ours: plain ASCII, nothing to escape.
-        out.push(b'"');
+        out.extend_from_slice(b",\"");
         out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        let _ = serde_json::to_writer(&mut *out, &v.to_json());
-    };
-    for (def, f) in recorded() {
-        if (def.scope == Scope::Process) != process_scope {
-            continue;
+        if let Some(i) = index {
+            out.push(b'[');
+            out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+            out.push(b']');
         }
+        out.extend_from_slice(b"\":");
+        v.write_json(out, scratch);
+    };
+    for (def, f) in fields {
         match def.arg {
             ArgKind::OptionalIndex => {
                 for i in 1..=ev.ancestors.len() {
-                    put(&format!("{}[{i}]", def.name), &f.with_index(i));
+                    put(def.name, Some(i), &f.with_index(i));
                 }
             }
-            _ => put(def.name, &f),
+            _ => put(def.name, None, f),
         }
     }
 }
@@ -69,26 +79,29 @@ const FRAGMENT_CACHE_MAX: usize = 4096;
 #[derive(Default)]
 pub struct JsonRenderer {
     fragments: HashMap<u32, ProcessFields>,
+    scratch: String,
 }
 
 impl JsonRenderer {
-    /// Writes `ev` as one JSON object keyed by field names.
-    pub fn write<W: Write + ?Sized>(
-        &mut self,
-        ev: &Event,
-        cx: &FieldContext,
-        out: &mut W,
-    ) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(2048);
-        write_fields(ev, cx, false, &mut buf);
+    /// Appends `ev` as one JSON object keyed by field names.
+    pub fn write(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) {
+        let start = out.len();
+        let fields = recorded();
+        write_fields(ev, cx, &fields.event, out, &mut self.scratch);
         match &ev.process {
-            Some(p) => buf.extend_from_slice(self.process_fields(p, ev, cx)),
+            Some(p) => {
+                let fragment = self.process_fields(p, ev, cx);
+                out.extend_from_slice(fragment);
+            }
             // Without a process, its fields are the event's own (user.uid from the record).
-            None => write_fields(ev, cx, true, &mut buf),
+            None => write_fields(ev, cx, &fields.process, out, &mut self.scratch),
         }
-        buf[0] = b'{';
-        buf.push(b'}');
-        out.write_all(&buf)
+        // Every field wrote a leading comma: the first becomes the opening brace.
+        match out.get_mut(start) {
+            Some(first) => *first = b'{',
+            None => out.push(b'{'),
+        }
+        out.push(b'}');
     }
 
     fn process_fields(&mut self, p: &ProcessRef, ev: &Event, cx: &FieldContext) -> &[u8] {
@@ -99,7 +112,7 @@ impl JsonRenderer {
         });
         if !fresh {
             let mut json = Vec::with_capacity(1024);
-            write_fields(ev, cx, true, &mut json);
+            write_fields(ev, cx, &recorded().process, &mut json, &mut self.scratch);
             if self.fragments.len() >= FRAGMENT_CACHE_MAX {
                 self.fragments.clear();
             }

@@ -111,11 +111,12 @@ impl Draft {
             Arc::new(p)
         });
         for (a, (argv0, cmdline)) in self.ancestors.iter_mut().zip(self.ancestor_argv) {
-            // cmdline is the name followed by the arguments; argv[0] comes on its own.
+            // cmdline is the name followed by the arguments; argv[0] comes on its own (the name
+            // stands in for it when the stream does not carry it).
             let args = cmdline.as_deref().and_then(|c| c.strip_prefix(a.comm.as_str())).unwrap_or("");
             let args = args.strip_prefix(' ');
-            a.argv = argv0
-                .into_iter()
+            let argv0 = argv0.unwrap_or_else(|| a.comm.clone());
+            a.argv = std::iter::once(argv0)
                 .chain(args.into_iter().flat_map(|s| s.split(' ')).map(str::to_owned))
                 .collect();
         }

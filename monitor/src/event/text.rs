@@ -93,6 +93,11 @@ fn escape_char(c: char, out: &mut String) -> bool {
 /// A value from an event, escaped for any alert format: nothing in it can end a line, start
 /// one, drive a terminal, or read as something else (a backslash is doubled).
 pub fn escape(s: &str, out: &mut String) {
+    // Most values are printable ASCII without a backslash: nothing to escape.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         if c == '\\' {
             out.push_str("\\\\");
@@ -113,6 +118,10 @@ pub fn escaped(s: &str) -> String {
 /// monitor's own messages): controls and separators escaped, backslashes kept as written.
 /// Escaping text that went through [`escape`] changes nothing.
 pub fn escape_controls(s: &str, out: &mut String) {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         if !escape_char(c, out) {
             out.push(c);

@@ -18,12 +18,13 @@ pub struct EventStream {
 
 impl Stage for EventStream {
     fn on_event(&mut self, ev: &Event, cx: &FieldContext, out: &mut Vec<u8>) -> u64 {
-        // Writing into a Vec cannot fail.
-        let _ = if self.json {
-            self.renderer.write(ev, cx, &mut *out).and_then(|()| out.write_all(b"\n"))
+        if self.json {
+            self.renderer.write(ev, cx, out);
+            out.push(b'\n');
         } else {
-            writeln!(out, "{}", ev.to_text())
-        };
+            // Writing into a Vec cannot fail.
+            let _ = writeln!(out, "{}", ev.to_text());
+        }
         1
     }
 

@@ -257,6 +257,35 @@ impl FieldValue<'_> {
         }
     }
 
+    /// [`FieldValue::to_json`] written straight out, without building a JSON value; `scratch`
+    /// is reused for escaping.
+    pub fn write_json(&self, out: &mut Vec<u8>, scratch: &mut String) {
+        match self {
+            Self::Null => out.extend_from_slice(b"null"),
+            Self::Str(s) => {
+                scratch.clear();
+                super::text::escape(s, scratch);
+                // Writing a string into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, scratch.as_str());
+            }
+            Self::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            Self::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Self::Ip(ip) => {
+                let _ = serde_json::to_writer(&mut *out, &ip.to_string());
+            }
+            Self::List(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    v.write_json(out, scratch);
+                }
+                out.push(b']');
+            }
+        }
+    }
+
     /// As alerts and the events stream carry it: strings escaped as in the output text
     /// ([`super::text::escape`]), so raw JSON shown on a terminal cannot drive it either, and
     /// `monitor replay` can read the exact value back.

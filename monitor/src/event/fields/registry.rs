@@ -553,6 +553,7 @@ registry! {
     ProcPExe {
         name: "proc.pexe", scope: Scope::Process, doc: "The parent's argv[0]",
         extract: |_, ev, _| ancestor(ev, 1).map_or(V::Null, |a| s(a.exe_arg0())),
+        record: Record::Kept(|d, _, v| d.ancestor_argv0(Some(1), json_text(v))),
     }
     // The parent's exe path and command line are ancestor 1's; read back too, for recordings
     // that carry only these.
@@ -581,8 +582,9 @@ registry! {
     ProcAExe {
         name: "proc.aexe", arg: ArgKind::OptionalIndex, scope: Scope::Process,
         doc: "argv[0] of ancestor N; without N, every ancestor's",
+        // The stream carries the parent's (proc.pexe); further ancestors' would make every
+        // event kilobytes longer.
         extract: |f, ev, _| ancestors(f, ev, |a| s(a.exe_arg0())),
-        record: Record::Kept(|d, i, v| d.ancestor_argv0(i, json_text(v))),
     }
     ProcAExePath {
         name: "proc.aexepath", arg: ArgKind::OptionalIndex, scope: Scope::Process,
@@ -593,8 +595,8 @@ registry! {
     ProcACmdline {
         name: "proc.acmdline", arg: ArgKind::OptionalIndex, scope: Scope::Process,
         doc: "The name and arguments of ancestor N; without N, every ancestor's",
+        // As proc.aexe: the stream carries the parent's (proc.pcmdline).
         extract: |f, ev, _| ancestors(f, ev, |a| s(a.cmdline())),
-        record: Record::Kept(|d, i, v| d.ancestor_cmdline(i, json_text(v))),
     }
 
     // Users and groups.
