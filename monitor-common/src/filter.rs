@@ -170,12 +170,17 @@ pub struct FileId {
     pub _pad: u32,
 }
 
-/// Whether an open of this class and result can matter to some rule, before the file is
-/// looked at.
+/// An open's result as [`OpenFilter::results`] sees it.
+pub const fn open_result(ret: i64) -> u32 {
+    if ret >= 0 { RESULT_OK } else { RESULT_FAILED }
+}
+
+/// Whether an open of this class can matter to some rule, before the file is looked at.
+/// `results`: the open's result class ([`open_result`]), or [`RESULTS`] while it is unknown
+/// (an io_uring open at submission).
 #[inline(always)]
-pub fn open_wanted(f: &OpenFilter, class: u32, ret: i64) -> bool {
-    let result = if ret >= 0 { RESULT_OK } else { RESULT_FAILED };
-    f.classes & class != 0 && f.results & result != 0
+pub fn open_wanted(f: &OpenFilter, class: u32, results: u32) -> bool {
+    f.classes & class != 0 && f.results & results != 0
 }
 
 /// The verdict of one open class (an OPEN_CLASS_* bit) in a directory's verdict.
@@ -203,10 +208,11 @@ pub fn verdict_dismisses(verdict: u8, named_file: bool, listed: impl FnOnce() ->
 }
 
 /// Whether a connect or send with this family, result and destination port can matter.
+/// `results`: the result's class ([`result_class`]), or [`RESULTS`] while it is unknown.
 /// `port_listed` asks whether the port is in PORTS, called only when the filter narrows by port.
 #[inline(always)]
-pub fn net_wanted(f: &NetFilter, family: u16, ret: i64, port_listed: impl FnOnce() -> bool) -> bool {
-    if f.families & family_class(family) == 0 || f.results & result_class(ret) == 0 {
+pub fn net_wanted(f: &NetFilter, family: u16, results: u32, port_listed: impl FnOnce() -> bool) -> bool {
+    if f.families & family_class(family) == 0 || f.results & results == 0 {
         return false;
     }
     f.by_port == 0 || port_listed()

@@ -11,12 +11,14 @@ pub mod fd;
 pub mod filter;
 pub mod offsets;
 pub mod records;
+pub mod via;
 
 pub use event_type::{EventClass, EventType, TypeSet};
 pub use fd::*;
 pub use filter::*;
-pub use offsets::{KernelOffsets, SyscallNumbers};
+pub use offsets::{KernelOffsets, NO_OFFSET, SyscallNumbers};
 pub use records::*;
+pub use via::{Call, Via, iouring_op};
 
 /// Name of the ring buffer map.
 pub const EVENTS_MAP: &str = "EVENTS";

@@ -22,6 +22,10 @@ pub struct KernelOffsets {
     pub task_loginuid: u32,
     pub task_cgroups: u32,
     pub task_exit_code: u32,
+    pub task_flags: u32,
+    /// `thread_info.status`, which holds TS_COMPAT during a 32-bit syscall (x86);
+    /// [`NO_OFFSET`] where the architecture has none.
+    pub task_ti_status: u32,
 
     pub cred_euid: u32,
     pub cred_egid: u32,
@@ -33,6 +37,7 @@ pub struct KernelOffsets {
     pub file_f_path: u32,
     pub file_f_inode: u32,
     pub file_private_data: u32,
+    pub file_f_flags: u32,
     pub path_mnt: u32,
     pub path_dentry: u32,
 
@@ -107,9 +112,48 @@ pub struct KernelOffsets {
     pub regs_arg3: u32,
     pub regs_arg4: u32,
     pub regs_arg5: u32,
+    /// The syscall number in pt_regs (x86: orig_ax).
+    pub regs_nr: u32,
+    /// Where a 32-bit syscall's arguments 0-5 sit (x86: bx, cx, dx, si, di, bp).
+    pub regs_ia32_arg0: u32,
+    pub regs_ia32_arg1: u32,
+    pub regs_ia32_arg2: u32,
+    pub regs_ia32_arg3: u32,
+    pub regs_ia32_arg4: u32,
+    pub regs_ia32_arg5: u32,
+
+    /// io_uring's request and its operations' data (io_uring/*.h); all [`NO_OFFSET`] when the
+    /// kernel's BTF lacks them, and then the io_uring programs are not attached.
+    pub iou_req_opcode: u32,
+    pub iou_req_flags: u32,
+    pub iou_req_fd: u32,
+    pub iou_req_ctx: u32,
+    pub iou_req_async_data: u32,
+    /// struct io_open, at the start of the request (its `cmd`).
+    pub iou_open_dfd: u32,
+    pub iou_open_file_slot: u32,
+    pub iou_open_filename: u32,
+    pub iou_open_how_flags: u32,
+    pub iou_open_how_mode: u32,
+    pub filename_name: u32,
+    /// struct io_connect, at the start of the request: the address's length.
+    pub iou_connect_addr_len: u32,
+    /// struct io_async_msghdr: the kernel's copy of the destination, and the msghdr naming it.
+    pub iou_msg_addr: u32,
+    pub iou_msg_name: u32,
+    pub iou_msg_namelen: u32,
+    /// The ring's fixed-file table (`file_table.data`) and a node's file pointer.
+    pub iou_ctx_files_nr: u32,
+    pub iou_ctx_files_nodes: u32,
+    pub iou_rsrc_node_file_ptr: u32,
+    /// 1: io_uring_complete's third argument is the CQE (6.13+); 0: its fourth is the result.
+    pub iou_complete_has_cqe: u32,
 }
 
-/// This architecture's numbers of the syscalls whose exits share a program (-1: it has none).
+/// An offset the running kernel does not have.
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// This architecture's numbers of the syscalls the programs tell apart (-1: it has none).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyscallNumbers {
@@ -120,5 +164,9 @@ pub struct SyscallNumbers {
     pub connect: i32,
     pub sendto: i32,
     pub sendmsg: i32,
+    pub sendmmsg: i32,
+    pub open_by_handle_at: i32,
+    pub pidfd_getfd: i32,
+    pub io_uring_enter: i32,
     pub _pad: i32,
 }

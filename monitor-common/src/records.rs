@@ -27,11 +27,13 @@ pub enum EventKind {
     Open = 4,
     /// connect, and sends naming their destination ([`NetEvent`]).
     Net = 5,
+    /// A system call reported by its result and arguments ([`SyscallEvent`]).
+    Syscall = 6,
     /// The path of a cgroup id the kernel side had not announced yet.
     Cgroup = 7,
 }
 
-/// Number of slots in the drop-counter map (index = EventKind as u32; slots 0 and 6 unused).
+/// Number of slots in the drop-counter map (index = EventKind as u32; slot 0 unused).
 pub const KIND_SLOTS: u32 = 8;
 
 impl EventKind {
@@ -42,6 +44,7 @@ impl EventKind {
             3 => Self::Exit,
             4 => Self::Open,
             5 => Self::Net,
+            6 => Self::Syscall,
             7 => Self::Cgroup,
             _ => return None,
         })
@@ -54,6 +57,7 @@ impl EventKind {
             Self::Exit => "exit",
             Self::Open => "open",
             Self::Net => "net",
+            Self::Syscall => "syscall",
             Self::Cgroup => "cgroup",
         }
     }
@@ -70,9 +74,13 @@ pub trait RecordType: Copy {
 #[derive(Copy, Clone, Debug, Default)]
 pub struct EventHeader {
     pub kind: u16,
-    /// Kind-specific flag bits (`EXEC_*`, `OPEN_*`).
+    /// Flag bits: kind-specific ones (`EXEC_*`, `OPEN_*`) from bit 0, `REC_*` from bit 15 down.
     pub flags: u16,
-    pub cpu: u32,
+    pub cpu: u16,
+    /// The door the event came through ([`Via`](crate::Via) as a u8).
+    pub via: u8,
+    /// What made the event when it is not the syscall its type names ([`Call`](crate::Call)).
+    pub call: u8,
     /// CLOCK_BOOTTIME nanoseconds.
     pub ts_ns: u64,
     pub pid: u32,
@@ -83,6 +91,15 @@ pub struct EventHeader {
     /// cgroup v2 id (inode of the task's cgroup directory in the unified hierarchy).
     pub cgroup_id: u64,
 }
+
+/// The kernel did not see the result: the record reports the attempt (an io_uring request that
+/// posts no completion, a connect seen only by the TCP state backstop). Its `ret` is 0.
+pub const REC_RESULT_UNKNOWN: u16 = 1 << 15;
+/// An io_uring request's submission, whose result follows in a record with
+/// [`REC_IOU_COMPLETION`] and the same `iou_req`.
+pub const REC_IOU_AWAITS_COMPLETION: u16 = 1 << 14;
+/// The completion of an io_uring request announced by a [`REC_IOU_AWAITS_COMPLETION`] record.
+pub const REC_IOU_COMPLETION: u16 = 1 << 13;
 
 /// The exec'd file was a #! script: the script's path section is present.
 pub const EXEC_SCRIPT: u16 = 1 << 0;
@@ -159,7 +176,8 @@ pub const OPEN_PATH_TRUNCATED: u16 = 1 << 2;
 /// `dir` names the resolved path's directory (not set for a mount's root).
 pub const OPEN_HAS_DIR: u16 = 1 << 3;
 
-/// open/openat/openat2/creat at syscall exit. Sections: path, then base directory when
+/// An open at syscall exit (open, openat, openat2, creat, open_by_handle_at, pidfd_getfd), or
+/// an io_uring open's submission or completion. Sections: path, then base directory when
 /// [`OPEN_HAS_BASE`] is set.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default)]
@@ -182,6 +200,8 @@ pub struct OpenEvent {
     pub dir: DirKey,
     /// PATH_GEN when the path was walked.
     pub path_gen: u64,
+    /// The io_uring request (its kernel address), joining a submission to its completion.
+    pub iou_req: u64,
 }
 
 /// connect, and sendto/sendmsg naming a destination on an unconnected datagram socket, at
@@ -206,6 +226,20 @@ pub struct NetEvent {
     pub saddr: [u8; 16],
     pub unix_len: u16,
     pub _pad: [u16; 3],
+    /// The io_uring request (its kernel address), joining a submission to its completion.
+    pub iou_req: u64,
+}
+
+/// A system call reported by its result and arguments (io_uring_setup: entries, flags).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct SyscallEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    pub args: [u64; 2],
+    /// The [`EventType`](crate::EventType) as a u8.
+    pub evt_type: u8,
+    pub _pad: [u8; 7],
 }
 
 /// The cgroup v2 path of `header.cgroup_id`, sent before the first event of each cgroup the
@@ -233,6 +267,9 @@ impl RecordType for OpenEvent {
 }
 impl RecordType for NetEvent {
     const KIND: EventKind = EventKind::Net;
+}
+impl RecordType for SyscallEvent {
+    const KIND: EventKind = EventKind::Syscall;
 }
 impl RecordType for CgroupEvent {
     const KIND: EventKind = EventKind::Cgroup;

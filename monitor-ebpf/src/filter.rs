@@ -104,8 +104,9 @@ fn leaf_listed(dentry: u64) -> bool {
     }
 }
 
-/// Whether a connect or send with this family, result and destination port can matter.
+/// Whether a connect or send with this family, results (RESULT_* bits) and destination port
+/// can matter.
 #[inline(always)]
-pub fn net_wanted(f: &NetFilter, family: u16, ret: i64, dport: u16) -> bool {
-    monitor_common::net_wanted(f, family, ret, || unsafe { PORTS.get(dport) }.is_some())
+pub fn net_wanted(f: &NetFilter, family: u16, results: u32, dport: u16) -> bool {
+    monitor_common::net_wanted(f, family, results, || unsafe { PORTS.get(dport) }.is_some())
 }

@@ -1,7 +1,9 @@
 //! Reading kernel structures through probe reads, at offsets from the running kernel's BTF.
 
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel};
-use monitor_common::{FdKind, KernelOffsets, StdioFd, SyscallNumbers};
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
+};
+use monitor_common::{FdKind, KernelOffsets, NO_OFFSET, StdioFd, SyscallNumbers};
 
 /// Filled in by the loader from BTF (see monitor-common's KernelOffsets).
 #[unsafe(no_mangle)]
@@ -25,6 +27,12 @@ pub(crate) use off;
 #[inline(always)]
 pub fn rd<T: Copy>(addr: u64) -> T {
     unsafe { bpf_probe_read_kernel(addr as *const T).unwrap_or(core::mem::zeroed()) }
+}
+
+/// A value in the current task's user memory; zero when it cannot be read.
+#[inline(always)]
+pub fn user<T: Copy>(addr: u64) -> T {
+    unsafe { bpf_probe_read_user(addr as *const T).unwrap_or(core::mem::zeroed()) }
 }
 
 /// This architecture's syscall numbers (see SYSCALLS).
@@ -61,6 +69,27 @@ pub fn read_path(addr: u64) -> (u64, u64) {
     ((p[(off!(path_mnt) / 8) as usize & 1]), p[(off!(path_dentry) / 8) as usize & 1])
 }
 
+/// x86's thread_info.status bit for a task inside a 32-bit syscall (arch/x86/include/asm/
+/// thread_info.h); set from entry until just before the return to user mode.
+const TS_COMPAT: u32 = 0x0002;
+/// task_struct.flags (include/linux/sched.h).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+/// An io_uring worker or SQPOLL thread: a thread of the process whose requests it runs.
+pub const PF_IO_WORKER: u32 = 0x0000_0010;
+
+/// Whether `task` is inside a 32-bit syscall.
+#[inline(always)]
+pub fn in_ia32_syscall(task: Task) -> bool {
+    let o = unsafe { core::ptr::read_volatile(&raw const OFFSETS.task_ti_status) };
+    o != NO_OFFSET && rd::<u32>(task.0 + o as u64) & TS_COMPAT != 0
+}
+
+/// The number of the syscall `task` is in, from its saved registers.
+#[inline(always)]
+pub fn current_syscall_nr() -> i64 {
+    rd::<i64>(syscall_regs() + off!(regs_nr))
+}
+
 #[inline(always)]
 pub fn is_daemon() -> bool {
     let daemon = unsafe { core::ptr::read_volatile(&raw const DAEMON_TGID) };
@@ -74,6 +103,11 @@ impl Task {
     #[inline(always)]
     pub fn current() -> Self {
         Task(unsafe { bpf_get_current_task() })
+    }
+
+    #[inline(always)]
+    pub fn flags(self) -> u32 {
+        rd(self.0 + off!(task_flags))
     }
 
     #[inline(always)]
@@ -179,6 +213,28 @@ const S_IFIFO: u16 = 0o010000;
 fn file_mode(file: u64) -> u16 {
     let inode: u64 = rd(file + off!(file_f_inode));
     rd(inode + off!(inode_i_mode))
+}
+
+/// The file's open flags (f_flags: O_ACCMODE, O_PATH, ...).
+#[inline(always)]
+pub fn file_flags(file: u64) -> u32 {
+    if file == 0 { 0 } else { rd(file + off!(file_f_flags)) }
+}
+
+/// The file in slot `index` of an io_uring ring's fixed-file table, or 0.
+#[inline(always)]
+pub fn iou_fixed_file(ctx: u64, index: u32) -> u64 {
+    let nr: u32 = rd(ctx + off!(iou_ctx_files_nr));
+    if index >= nr {
+        return 0;
+    }
+    let nodes: u64 = rd(ctx + off!(iou_ctx_files_nodes));
+    let node: u64 = rd(nodes + index as u64 * 8);
+    if node == 0 {
+        return 0;
+    }
+    // The low bits of file_ptr are io_uring's flags (FFS_NOWAIT, FFS_ISREG).
+    rd::<u64>(node + off!(iou_rsrc_node_file_ptr)) & !3
 }
 
 /// The struct sock behind a socket file, or 0 when the file is not a socket.

@@ -3,14 +3,17 @@
 //! socket's addresses, credentials) and leaves formatting, joining and lookups to userspace.
 //!
 //! One module per hook family: [`process`] (exec, fork, exit), [`files`] (opens, and the path
-//! changes that void directory verdicts), [`sockets`] (connects and sends), [`cgroups`]
-//! (announcing a cgroup's path before its first event).
+//! changes that void directory verdicts), [`sockets`] (connects and sends, and the TCP
+//! backstop), [`ia32`] (the same for 32-bit syscalls), [`iouring`] (io_uring requests and
+//! rings), [`cgroups`] (announcing a cgroup's path before its first event).
 #![no_std]
 #![no_main]
 
 mod cgroups;
 mod files;
 mod filter;
+mod ia32;
+mod iouring;
 mod kernel;
 mod process;
 mod record;

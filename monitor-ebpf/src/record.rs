@@ -123,7 +123,9 @@ impl<T: RecordType> Record<T> {
             *(rec as *mut EventHeader) = EventHeader {
                 kind: T::KIND as u16,
                 flags: 0,
-                cpu: bpf_get_smp_processor_id(),
+                cpu: bpf_get_smp_processor_id() as u16,
+                via: 0,
+                call: 0,
                 ts_ns: bpf_ktime_get_boot_ns(),
                 pid: (pid_tgid >> 32) as u32,
                 tid: pid_tgid as u32,
@@ -171,7 +173,7 @@ impl<T: RecordType> Record<T> {
 
     /// Appends kernel bytes (e.g. from the walk buffer); returns the length written.
     #[inline(always)]
-    fn append_kernel_bytes(&mut self, src: u64, len: u64) -> u16 {
+    pub fn append_kernel_bytes(&mut self, src: u64, len: u64) -> u16 {
         let Some((off, len)) = self.room(len) else { return 0 };
         let ret = unsafe {
             bpf_probe_read_kernel(self.rec.add(off as usize) as *mut c_void, len as u32, src as *const c_void)
@@ -213,6 +215,14 @@ impl<T: RecordType> Record<T> {
         let len = (n as u64 - 1) & SECTION_MASK;
         self.set_off(off + len);
         len as u16
+    }
+
+    /// Appends a NUL-terminated kernel string, without its NUL; also returns its first byte.
+    #[inline(always)]
+    pub fn append_kernel_str_first(&mut self, src: u64) -> (u16, u8) {
+        let Some((off, _)) = self.room(0) else { return (0, 0) };
+        let len = self.append_kernel_str(src);
+        (len, if len == 0 { 0 } else { unsafe { *self.rec.add(off as usize) } })
     }
 
     /// Appends the caller's NUL-terminated string, without its NUL; also returns its first byte.

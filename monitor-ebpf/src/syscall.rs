@@ -1,9 +1,11 @@
-//! What a program on a syscall's exit tracepoint needs: which syscall it was, its result, and
-//! its arguments, read from the task's saved registers (pt_regs) where they still are at the
-//! exit, so no entry program and no map entry per syscall is needed.
+//! What a program at a syscall's exit needs: which syscall it was, its result, and its
+//! arguments, read from the task's saved registers (pt_regs) where they still are at the exit,
+//! so no entry program and no map entry per syscall is needed. Native and 32-bit (ia32)
+//! syscalls keep their arguments in different registers; [`Args`] knows which.
 
-use crate::kernel;
+use crate::kernel::{self, off, rd};
 use aya_ebpf::programs::TracePointContext;
+use monitor_common::Via;
 
 // Offsets in the syscalls:sys_enter_* / sys_exit_* records (see their format files).
 pub const ARG2: usize = 32;
@@ -27,19 +29,76 @@ pub fn nr(ctx: &TracePointContext) -> i32 {
     field(ctx, SYSCALL_NR)
 }
 
-/// The saved user registers of the current syscall.
+/// The saved user registers of the current syscall, and which ABI put its arguments there.
 #[derive(Copy, Clone)]
-pub struct Args(u64);
+pub struct Args {
+    regs: u64,
+    ia32: bool,
+}
 
 impl Args {
+    /// The current native syscall's.
     #[inline(always)]
     pub fn current() -> Self {
-        Self(kernel::syscall_regs())
+        Self { regs: kernel::syscall_regs(), ia32: false }
     }
 
-    /// Argument `n` (0-5).
+    /// A 32-bit syscall's, from its pt_regs.
+    #[inline(always)]
+    pub fn ia32(regs: u64) -> Self {
+        Self { regs, ia32: true }
+    }
+
+    /// Argument `n` (0-5). A 32-bit syscall's arguments are 32 bits wide: pointers among them
+    /// point below 4 GiB, and a negative int comes sign-extended.
     #[inline(always)]
     pub fn get(self, n: u32) -> u64 {
-        kernel::syscall_arg(self.0, n)
+        if !self.ia32 {
+            return kernel::syscall_arg(self.regs, n);
+        }
+        let o = match n {
+            0 => off!(regs_ia32_arg0),
+            1 => off!(regs_ia32_arg1),
+            2 => off!(regs_ia32_arg2),
+            3 => off!(regs_ia32_arg3),
+            4 => off!(regs_ia32_arg4),
+            _ => off!(regs_ia32_arg5),
+        };
+        rd::<u32>(self.regs + o) as u64
+    }
+
+    /// Argument `n` as a C int.
+    #[inline(always)]
+    pub fn int(self, n: u32) -> i32 {
+        self.get(n) as i32
+    }
+
+    #[inline(always)]
+    pub fn via(self) -> Via {
+        if self.ia32 { Via::Ia32 } else { Via::Syscall }
+    }
+}
+
+/// Where the fields of the user structures syscalls take sit, per ABI: a 32-bit process passes
+/// compat layouts (include/linux/compat.h) with 4-byte pointers.
+#[derive(Copy, Clone)]
+pub struct Abi {
+    /// Size of a pointer in user memory.
+    pub ptr: u64,
+    /// struct msghdr: msg_namelen (msg_name is at 0).
+    pub msg_namelen: u64,
+    /// struct mmsghdr: its size (the msghdr is at 0), and msg_len, the bytes sent.
+    pub mmsghdr_size: u64,
+    pub mmsg_len: u64,
+}
+
+impl Abi {
+    pub const NATIVE: Abi = Abi { ptr: 8, msg_namelen: 8, mmsghdr_size: 64, mmsg_len: 56 };
+    pub const IA32: Abi = Abi { ptr: 4, msg_namelen: 4, mmsghdr_size: 32, mmsg_len: 28 };
+
+    /// A pointer in user memory.
+    #[inline(always)]
+    pub fn read_ptr(self, addr: u64) -> u64 {
+        if self.ptr == 4 { kernel::user::<u32>(addr) as u64 } else { kernel::user::<u64>(addr) }
     }
 }

@@ -4,10 +4,12 @@
 use std::time::Instant;
 
 use monitor_common::{
-    EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventHeader,
-    EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
+    Call, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
+    EventHeader, EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
+    REC_IOU_AWAITS_COMPLETION, REC_IOU_COMPLETION, REC_RESULT_UNKNOWN, Via,
 };
 
+use super::completions::{AwaitedCompletions, Completion, CompletionStats};
 use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, stdio_info};
 use super::{Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
@@ -21,6 +23,7 @@ pub const MAX_ANCESTORS: usize = 16;
 pub struct EnricherStats {
     pub processes: TableStats,
     pub cgroups: CgroupStats,
+    pub completions: CompletionStats,
 }
 
 pub struct Enricher {
@@ -29,6 +32,7 @@ pub struct Enricher {
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall-clock time.
     boot_to_wall_ns: i128,
     events: u64,
+    completions: AwaitedCompletions,
 }
 
 pub(super) fn clock_ns(clock: nix::time::ClockId) -> i128 {
@@ -71,11 +75,22 @@ impl Enricher {
             boot_to_wall_ns: clock_ns(nix::time::ClockId::CLOCK_REALTIME)
                 - clock_ns(nix::time::ClockId::CLOCK_BOOTTIME),
             events: 0,
+            completions: AwaitedCompletions::default(),
         }
     }
 
     pub fn stats(&self) -> EnricherStats {
-        EnricherStats { processes: self.processes.stats(), cgroups: self.cgroups.stats() }
+        EnricherStats {
+            processes: self.processes.stats(),
+            cgroups: self.cgroups.stats(),
+            completions: self.completions.stats,
+        }
+    }
+
+    /// io_uring events whose completion has not come in time (all of them when `all`, at
+    /// shutdown), with their result unknown.
+    pub fn unanswered(&mut self, now: Instant, all: bool, out: &mut Vec<Event>) {
+        self.completions.expired(now, all, out);
     }
 
     /// Periodic upkeep: forget processes that exited a while ago.
@@ -88,14 +103,17 @@ impl Enricher {
         self.events += 1;
         Event {
             evt_type,
+            via: Via::from_u8(h.via).unwrap_or_default(),
+            call: Call::from_u8(h.call).unwrap_or_default(),
             num: self.events,
             time_ns: i128::from(h.ts_ns) + self.boot_to_wall_ns,
-            cpu: h.cpu,
+            cpu: u32::from(h.cpu),
             pid: h.pid,
             tid: h.tid,
             uid: h.uid,
             gid: h.gid,
             res,
+            result_unknown: h.flags & REC_RESULT_UNKNOWN != 0,
             cgroup_id: h.cgroup_id,
             cgroup_path: cg.as_ref().map(|c| c.path.clone()),
             container: cg.and_then(|c| c.container.clone()),
@@ -126,8 +144,47 @@ impl Enricher {
         ev.process = p;
     }
 
-    /// The enriched event for a record; None for records that only inform the enricher.
+    /// The enriched event for a record; None for records that only inform the enricher, and
+    /// for an io_uring submission, whose event waits for its completion.
     pub fn enrich(&mut self, raw: &RawEvent<'_>) -> Option<Event> {
+        let h = raw.header();
+        if h.flags & REC_IOU_COMPLETION != 0 {
+            return self.complete(raw);
+        }
+        let ev = self.event(raw)?;
+        if h.flags & REC_IOU_AWAITS_COMPLETION != 0 {
+            let req = match raw {
+                RawEvent::Open { ev, .. } => ev.iou_req,
+                RawEvent::Net { ev, .. } => ev.iou_req,
+                _ => return Some(ev),
+            };
+            return self.completions.wait(req, ev, Instant::now());
+        }
+        Some(ev)
+    }
+
+    /// The completion of an io_uring request: its submission's event with the result. An open
+    /// whose submission already left is reported on its own when it tells what it opened.
+    fn complete(&mut self, raw: &RawEvent<'_>) -> Option<Event> {
+        match raw {
+            RawEvent::Open { ev, .. } => {
+                let (req, res) = (ev.iou_req, ev.ret);
+                let own = self.event(raw).filter(|e| matches!(&e.detail, Detail::Open(o) if o.resolved));
+                let opened = own.as_ref().and_then(|e| match &e.detail {
+                    Detail::Open(o) => Some(o.clone()),
+                    _ => None,
+                });
+                self.completions.complete(req, Completion::Open { res, opened }).or(own)
+            }
+            RawEvent::Net { ev, .. } => {
+                self.completions.complete(ev.iou_req, Completion::Net { res: ev.ret })
+            }
+            _ => None,
+        }
+    }
+
+    /// A record's event, as the kernel reported it.
+    fn event(&mut self, raw: &RawEvent<'_>) -> Option<Event> {
         Some(match raw {
             RawEvent::Cgroup { ev, path } => {
                 self.learn_cgroup(ev.header.cgroup_id, path);
@@ -242,6 +299,12 @@ impl Enricher {
                     from_socket: ev.from_socket != 0,
                 };
                 let mut out = self.base_event(h, *evt_type, ev.ret, Detail::Net(info));
+                self.attach_process(&mut out);
+                out
+            }
+            RawEvent::Syscall { ev, evt_type } => {
+                let mut out =
+                    self.base_event(&ev.header, *evt_type, ev.ret, Detail::Syscall { args: ev.args });
                 self.attach_process(&mut out);
                 out
             }

@@ -150,9 +150,16 @@ impl Event {
                     errno_name(self.res)
                 ),
             },
+            Detail::Syscall { args } => {
+                format!("res={} entries={} flags={:#x}", errno_name(self.res), args[0], args[1])
+            }
+        };
+        let door = match (self.via, self.call.name()) {
+            (monitor_common::Via::Syscall, None) => String::new(),
+            (via, call) => format!(" via={}:{}", via.name(), call.unwrap_or(self.evt_type.name())),
         };
         format!(
-            "{time} {} pid={} tid={} name={name:?} container={container} {what}",
+            "{time} {} pid={} tid={} name={name:?} container={container} {what}{door}",
             self.evt_type.name(),
             self.pid,
             self.tid

@@ -1,6 +1,7 @@
 //! The enriched event: what the kernel reported, joined with the process table and the cgroup's
 //! container, under Falco's field names.
 
+mod completions;
 mod enrich;
 mod exe_identity;
 pub mod fields;
@@ -10,6 +11,7 @@ pub mod replay;
 pub mod text;
 mod users;
 
+pub use completions::CompletionStats;
 pub use enrich::{Enricher, EnricherStats};
 pub use fields::nix_hostname;
 pub use fields::{Field, FieldContext, FieldError, FieldId, FieldType, FieldValue};
@@ -20,7 +22,7 @@ pub use users::Users;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use monitor_common::{EventType, FdType, L4Proto};
+use monitor_common::{Call, EventType, FdType, L4Proto, Via};
 
 use crate::container::ContainerId;
 use crate::process::ProcessRef;
@@ -28,6 +30,10 @@ use crate::process::ProcessRef;
 #[derive(Clone, Debug)]
 pub struct Event {
     pub evt_type: EventType,
+    /// The door it came through (native syscall, ia32, io_uring).
+    pub via: Via,
+    /// What made it, when not the syscall `evt_type` names.
+    pub call: Call,
     /// Sequence number of the event since the daemon started (Falco's evt.num).
     pub num: u64,
     /// Wall-clock time, ns since the Unix epoch.
@@ -37,8 +43,10 @@ pub struct Event {
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
-    /// Syscall result (evt.rawres): fd, 0, or -errno. 0 for process lifecycle events.
+    /// Syscall result (evt.rawres): fd, 0, or -errno. 0 for process lifecycle events, and for
+    /// an attempt whose result the kernel did not report (`result_unknown`).
     pub res: i64,
+    pub result_unknown: bool,
     pub cgroup_id: u64,
     pub cgroup_path: Option<Arc<str>>,
     pub container: Option<ContainerId>,
@@ -51,11 +59,19 @@ pub struct Event {
 
 #[derive(Clone, Debug)]
 pub enum Detail {
-    Exec { filename: String },
+    Exec {
+        filename: String,
+    },
     Fork,
-    Exit { code: i32 },
+    Exit {
+        code: i32,
+    },
     Open(OpenInfo),
     Net(NetInfo),
+    /// A syscall reported by its result and two arguments (io_uring_setup: entries, flags).
+    Syscall {
+        args: [u64; 2],
+    },
 }
 
 #[derive(Clone, Debug, Default)]

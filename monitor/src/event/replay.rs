@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use monitor_common::{EventClass, EventType, FdType};
+use monitor_common::{Call, EventClass, EventType, FdType, Via};
 use serde_json::Value;
 
 use super::fields::{ArgKind, FIELDS, Record};
@@ -45,6 +45,9 @@ pub fn json_int(v: &Value) -> i64 {
 #[derive(Default)]
 pub struct Draft {
     pub evt_type: String,
+    pub via: Via,
+    pub call: Call,
+    pub result_unknown: bool,
     pub num: u64,
     pub time_ns: i128,
     pub cpu: u32,
@@ -134,6 +137,7 @@ impl Draft {
                 }
                 Detail::Net(net)
             }
+            EventClass::Syscall => Detail::Syscall { args: [0; 2] },
         };
         let container =
             self.container_full.filter(|id| id != "host" && crate::container::is_hex64(id)).map(|full| {
@@ -145,6 +149,8 @@ impl Draft {
             });
         Ok(Event {
             evt_type,
+            via: self.via,
+            call: self.call,
             num: self.num,
             time_ns: self.time_ns,
             cpu: self.cpu,
@@ -153,6 +159,7 @@ impl Draft {
             uid,
             gid,
             res: self.res,
+            result_unknown: self.result_unknown,
             cgroup_id: self.cgroup_id,
             cgroup_path: self.cgroup_path.map(Arc::from),
             container,

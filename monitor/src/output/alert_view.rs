@@ -13,7 +13,7 @@ use crate::alert::Priority;
 /// ECS's event.category of an event type; `host` for the monitor's own alerts (no event).
 fn ecs_category(t: Option<EventType>) -> &'static str {
     match t.map(EventType::class) {
-        Some(EventClass::Exec | EventClass::Fork | EventClass::Exit) => "process",
+        Some(EventClass::Exec | EventClass::Fork | EventClass::Exit | EventClass::Syscall) => "process",
         Some(EventClass::Open) => "file",
         Some(EventClass::Net) => "network",
         None => "host",
@@ -224,8 +224,17 @@ mod tests {
     #[test]
     fn every_event_type_has_its_ecs_category() {
         let want = |t: EventType| match t {
-            EventType::Execve | EventType::Execveat | EventType::Clone | EventType::Procexit => "process",
-            EventType::Open | EventType::Openat | EventType::Openat2 | EventType::Creat => "file",
+            EventType::Execve
+            | EventType::Execveat
+            | EventType::Clone
+            | EventType::Procexit
+            | EventType::IoUringSetup => "process",
+            EventType::Open
+            | EventType::Openat
+            | EventType::Openat2
+            | EventType::Creat
+            | EventType::OpenByHandleAt
+            | EventType::PidfdGetfd => "file",
             EventType::Connect | EventType::Sendto | EventType::Sendmsg => "network",
         };
         for t in EventType::ALL {

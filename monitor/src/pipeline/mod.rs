@@ -22,7 +22,7 @@ use anyhow::Result;
 use monitor_common::EventType;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::event::{Enricher, FieldContext};
+use crate::event::{Enricher, Event, FieldContext};
 use crate::process::ProcessTable;
 use crate::sensor::filter::{KernelFilter, SetSizes};
 use crate::sensor::{KernelDrops, RawEvent, Reader, Sensor, SensorConfig, decode::decode};
@@ -76,6 +76,7 @@ impl Counters {
             process_evictions: s.processes.evictions,
             cgroups: s.cgroups.entries,
             cgroups_unresolved: s.cgroups.unresolved,
+            io_uring: s.completions,
         }
     }
 }
@@ -129,7 +130,8 @@ fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher, f: &Ke
     let kinds: Vec<String> = filtered.per_kind().iter().map(|(k, n)| format!("{k}={n}")).collect();
     format!(
         "{drops}; events: {} read, {}; filtered in the kernel: {} ({}; {} directory verdicts); decode errors: {}; \
-         process table: {} entries, {} evictions; cgroups: {} known, {} unresolved",
+         process table: {} entries, {} evictions; cgroups: {} known, {} unresolved; io_uring results unknown: {}, \
+         late: {}",
         c.events,
         stage,
         filtered.total(),
@@ -139,7 +141,9 @@ fn report(drops: &KernelDrops, c: &Counters, stage: String, e: &Enricher, f: &Ke
         s.processes.live + s.processes.exited,
         s.processes.evictions,
         s.cgroups.entries,
-        s.cgroups.unresolved
+        s.cgroups.unresolved,
+        s.completions.unanswered,
+        s.completions.late
     )
 }
 
@@ -167,9 +171,7 @@ impl Pipeline {
                 {
                     self.filter.observe_open(open, &info.path);
                 }
-                self.counters.events += 1;
-                self.counters.by_type[ev.evt_type.index()] += 1;
-                self.batch_records += stage.on_event(&ev, &self.cx, &mut self.batch);
+                self.emit(&ev, stage);
             }
             Err(e) => {
                 if self.counters.decode_errors == 0 {
@@ -177,6 +179,21 @@ impl Pipeline {
                 }
                 self.counters.decode_errors += 1;
             }
+        }
+    }
+
+    fn emit(&mut self, ev: &Event, stage: &mut impl Stage) {
+        self.counters.events += 1;
+        self.counters.by_type[ev.evt_type.index()] += 1;
+        self.batch_records += stage.on_event(ev, &self.cx, &mut self.batch);
+    }
+
+    /// Hands on the io_uring events whose completion did not come in time (all at shutdown).
+    fn flush_unanswered(&mut self, stage: &mut impl Stage, all: bool) {
+        let mut out = Vec::new();
+        self.enricher.unanswered(Instant::now(), all, &mut out);
+        for ev in &out {
+            self.emit(ev, stage);
         }
     }
 
@@ -307,6 +324,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
                 r?;
             }
             _ = flush_timer.tick(), if p.batch.is_empty() => {
+                p.flush_unanswered(stage, false);
                 p.batch_records += stage.flush(&p.cx, &mut p.batch, false);
             }
             _ = upkeep.tick() => {
@@ -347,6 +365,7 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
     drop(sensor);
     let _ = tokio::time::timeout(Duration::from_millis(50), reader.drain(usize::MAX, |b| p.handle(b, stage)))
         .await;
+    p.flush_unanswered(stage, true);
     p.batch_records += stage.flush(&p.cx, &mut p.batch, true);
     // The probes are detached: these are the final counts.
     let drops = drop_counters.read()?;

@@ -392,9 +392,11 @@ fn complement(bits: u32, all: u32) -> u32 {
 }
 
 /// The filter for a ruleset: what every enabled rule, specialised per event type, can match.
+/// Types the kernel never filters ([`EventType::kernel_filtered`]) do not take part.
 pub fn plan(rs: &Ruleset) -> FilterPlan {
     let per_rule: Vec<Need> = TypeSet::of_class(EventClass::Open)
         .iter()
+        .filter(|t| t.kernel_filtered())
         .flat_map(|t| rs.matchers_for_type(t).map(|m| need_of(m, Kind::Open)))
         .filter(|n| !n.is_none())
         .collect();

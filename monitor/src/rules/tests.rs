@@ -40,6 +40,9 @@ fn event(evt_type: &str, detail: Detail) -> Event {
     let grandparent = Arc::new(Process { pid: 0, comm: "systemd".into(), ..Default::default() });
     Event {
         evt_type,
+        via: monitor_common::Via::Syscall,
+        call: monitor_common::Call::Same,
+        result_unknown: false,
         num: 7,
         time_ns: 1_700_000_000_000_000_000,
         cpu: 0,
@@ -227,7 +230,7 @@ fn rules_are_indexed_by_event_type() {
     // fd.name is never set on exec, clone and exit events: those types fold away.
     assert_eq!(
         r.rules.iter().find(|x| x.name == "not exec").unwrap().types.to_string(),
-        "open,openat,openat2,creat,connect,sendto,sendmsg"
+        "open,openat,openat2,creat,connect,sendto,sendmsg,open_by_handle_at,pidfd_getfd"
     );
     assert_eq!(r.skipped.len(), 1);
     assert!(r.skipped[0].reason.contains("(setuid)"), "{}", r.skipped[0].reason);

@@ -3,7 +3,7 @@
 
 use monitor_common::{
     CgroupEvent, EventClass, EventHeader, EventKind, EventType, ExecEvent, ExitEvent, ForkEvent, NetEvent,
-    OpenEvent,
+    OpenEvent, SyscallEvent,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -21,10 +21,6 @@ pub enum DecodeError {
 }
 
 /// One record, borrowing its variable-length sections from the ring buffer.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "lives on the stack for one record and is never stored: the exec variant's size costs a copy, not memory"
-)]
 #[derive(Debug)]
 pub enum RawEvent<'a> {
     Exec { ev: ExecEvent, exe: &'a [u8], filename: &'a [u8], cwd: &'a [u8], cgroup: &'a [u8], argv: &'a [u8] },
@@ -32,6 +28,7 @@ pub enum RawEvent<'a> {
     Exit(ExitEvent),
     Open { ev: OpenEvent, evt_type: EventType, path: &'a [u8], base: &'a [u8] },
     Net { ev: NetEvent, evt_type: EventType, unix_path: &'a [u8] },
+    Syscall { ev: SyscallEvent, evt_type: EventType },
     Cgroup { ev: CgroupEvent, path: &'a [u8] },
 }
 
@@ -43,6 +40,7 @@ impl RawEvent<'_> {
             RawEvent::Exit(ev) => &ev.header,
             RawEvent::Open { ev, .. } => &ev.header,
             RawEvent::Net { ev, .. } => &ev.header,
+            RawEvent::Syscall { ev, .. } => &ev.header,
             RawEvent::Cgroup { ev, .. } => &ev.header,
         }
     }
@@ -113,6 +111,11 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
             let [unix_path] = sections(rest, [ev.unix_len], name)?;
             let evt_type = event_type(ev.evt_type, EventClass::Net, name)?;
             RawEvent::Net { ev, evt_type, unix_path }
+        }
+        EventKind::Syscall => {
+            let ev: SyscallEvent = read_fixed(bytes, name)?;
+            let evt_type = event_type(ev.evt_type, EventClass::Syscall, name)?;
+            RawEvent::Syscall { ev, evt_type }
         }
         EventKind::Cgroup => {
             let ev: CgroupEvent = read_fixed(bytes, name)?;

@@ -1,6 +1,7 @@
 //! Loading and attaching the kernel programs, and reading what they report.
 
 pub mod decode;
+pub mod doors;
 pub mod filter;
 pub mod offsets;
 pub mod prereq;
@@ -81,7 +82,7 @@ impl std::fmt::Display for KernelDrops {
     }
 }
 
-/// This architecture's numbers of the syscalls whose exits share a program.
+/// This architecture's numbers of the syscalls the programs tell apart.
 fn syscall_numbers() -> SyscallNumbers {
     #[cfg(target_arch = "x86_64")]
     let (open, creat) = (libc::SYS_open as i32, libc::SYS_creat as i32);
@@ -95,19 +96,24 @@ fn syscall_numbers() -> SyscallNumbers {
         connect: libc::SYS_connect as i32,
         sendto: libc::SYS_sendto as i32,
         sendmsg: libc::SYS_sendmsg as i32,
+        sendmmsg: libc::SYS_sendmmsg as i32,
+        open_by_handle_at: libc::SYS_open_by_handle_at as i32,
+        pidfd_getfd: libc::SYS_pidfd_getfd as i32,
+        io_uring_enter: libc::SYS_io_uring_enter as i32,
         _pad: 0,
     }
 }
 
-fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, name: &str) -> Result<()> {
+fn attach_btf_tracepoint(ebpf: &mut Ebpf, btf: &aya::Btf, p: &programs::BtfProgram) -> Result<()> {
+    let name = p.program;
     let prog: &mut BtfTracePoint = ebpf
         .program_mut(name)
         .ok_or_else(|| anyhow!("program {name} missing from the object"))?
         .try_into()?;
     let started = std::time::Instant::now();
-    prog.load(name, btf).map_err(|e| verifier_error(name, e))?;
+    prog.load(p.tracepoint, btf).map_err(|e| verifier_error(name, e))?;
     tracing::debug!(program = name, verify_ms = started.elapsed().as_millis() as u64, "loaded");
-    prog.attach().with_context(|| format!("attaching BTF tracepoint {name}"))?;
+    prog.attach().with_context(|| format!("attaching {name} to BTF tracepoint {}", p.tracepoint))?;
     Ok(())
 }
 
@@ -200,7 +206,10 @@ impl Sensor {
             }
         }
 
-        let offsets = offsets::BtfOffsets::from_sys()?.kernel_offsets()?;
+        let btf_offsets = offsets::BtfOffsets::from_sys()?;
+        let mut offsets = btf_offsets.kernel_offsets()?;
+        let doors = doors::Doors::detect(&btf_offsets, &mut offsets);
+        doors.log();
         let btf = aya::Btf::from_sys_fs().context("loading kernel BTF for the loader")?;
         let daemon_tgid = std::process::id();
         // Wake the reader early only when a quarter of the ring is full; otherwise its 10 ms
@@ -222,8 +231,8 @@ impl Sensor {
         // Every program is tried, so one start-up reports every rejected program at once.
         let mut attached = 0;
         let mut failures = Vec::new();
-        for name in programs::BTF_TRACEPOINTS {
-            match attach_btf_tracepoint(&mut ebpf, &btf, name) {
+        for p in programs::BTF_TRACEPOINTS.iter().filter(|p| doors.admit(p.needs)) {
+            match attach_btf_tracepoint(&mut ebpf, &btf, p) {
                 Ok(()) => attached += 1,
                 Err(e) => failures.push(format!("{e:#}")),
             }

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use btf_rs::{Btf, Type};
-use monitor_common::KernelOffsets;
+use monitor_common::{KernelOffsets, NO_OFFSET};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -133,9 +133,80 @@ impl BtfOffsets {
         }
     }
 
+    /// The syscall number's place in pt_regs, and where a 32-bit syscall's arguments are
+    /// (x86_64 only; [`NO_OFFSET`] elsewhere).
+    fn syscall_nr_regs(&self) -> Result<(u32, [u32; 6])> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut ia32 = [0; 6];
+            for (o, n) in ia32.iter_mut().zip(["bx", "cx", "dx", "si", "di", "bp"]) {
+                *o = self.offset("pt_regs", n)?;
+            }
+            Ok((self.offset("pt_regs", "orig_ax")?, ia32))
+        }
+        #[cfg(target_arch = "aarch64")]
+        return Ok((self.offset("pt_regs", "syscallno")?, [NO_OFFSET; 6]));
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        bail!("syscall numbers in pt_regs are only known for x86_64 and aarch64")
+    }
+
+    /// Whether io_uring_complete passes the CQE (6.13 and later) rather than its fields.
+    fn iou_complete_has_cqe(&self) -> Result<bool> {
+        let name = "btf_trace_io_uring_complete";
+        let t = self
+            .btf
+            .resolve_types_by_name(name)
+            .map_err(|e| anyhow!("kernel BTF has no {name}: {e}"))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("kernel BTF has no {name}"))?;
+        let mut t = self.strip(t)?;
+        if let Type::Ptr(p) = &t {
+            t = self.btf.resolve_chained_type(p).map_err(|e| anyhow!("BTF: {e}"))?;
+        }
+        match t {
+            // The first parameter is the tracepoint's own data pointer.
+            Type::FuncProto(f) => match f.parameters.len() {
+                4 => Ok(true),
+                8 => Ok(false),
+                n => bail!("{name} takes {n} parameters, not the 4 or 8 the sensor knows"),
+            },
+            _ => bail!("{name} is not a function pointer"),
+        }
+    }
+
+    /// What the io_uring programs read; Err when this kernel's io_uring is not the one they
+    /// know (or it has none), and then they are not attached.
+    pub fn fill_io_uring(&self, k: &mut KernelOffsets) -> Result<()> {
+        let o = |ty: &str, path: &str| self.offset(ty, path);
+        let r = "io_kiocb";
+        k.iou_req_opcode = o(r, "opcode")?;
+        k.iou_req_flags = o(r, "flags")?;
+        k.iou_req_fd = o(r, "cqe.fd")?;
+        k.iou_req_ctx = o(r, "ctx")?;
+        k.iou_req_async_data = o(r, "async_data")?;
+        k.iou_open_dfd = o("io_open", "dfd")?;
+        k.iou_open_file_slot = o("io_open", "file_slot")?;
+        k.iou_open_filename = o("io_open", "filename")?;
+        k.iou_open_how_flags = o("io_open", "how.flags")?;
+        k.iou_open_how_mode = o("io_open", "how.mode")?;
+        k.filename_name = o("filename", "name")?;
+        k.iou_connect_addr_len = o("io_connect", "addr_len")?;
+        k.iou_msg_addr = o("io_async_msghdr", "addr")?;
+        let msg = o("io_async_msghdr", "msg")?;
+        k.iou_msg_name = msg + o("msghdr", "msg_name")?;
+        k.iou_msg_namelen = msg + o("msghdr", "msg_namelen")?;
+        k.iou_ctx_files_nr = o("io_ring_ctx", "file_table.data.nr")?;
+        k.iou_ctx_files_nodes = o("io_ring_ctx", "file_table.data.nodes")?;
+        k.iou_rsrc_node_file_ptr = o("io_rsrc_node", "file_ptr")?;
+        k.iou_complete_has_cqe = u32::from(self.iou_complete_has_cqe()?);
+        Ok(())
+    }
+
     pub fn kernel_offsets(&self) -> Result<KernelOffsets> {
         let o = |ty: &str, path: &str| self.offset(ty, path);
         let regs = self.syscall_arg_regs()?;
+        let (regs_nr, ia32) = self.syscall_nr_regs()?;
         let t = "task_struct";
         Ok::<_, anyhow::Error>(KernelOffsets {
             task_pid: o(t, "pid")?,
@@ -153,6 +224,9 @@ impl BtfOffsets {
             task_loginuid: o(t, "loginuid")?,
             task_cgroups: o(t, "cgroups")?,
             task_exit_code: o(t, "exit_code")?,
+            task_flags: o(t, "flags")?,
+            // x86 only: other architectures' thread_info has no status.
+            task_ti_status: o(t, "thread_info.status").unwrap_or(NO_OFFSET),
             cred_euid: o("cred", "euid")?,
             cred_egid: o("cred", "egid")?,
             files_fdt: o("files_struct", "fdt")?,
@@ -161,6 +235,7 @@ impl BtfOffsets {
             file_f_path: o("file", "f_path")?,
             file_f_inode: o("file", "f_inode")?,
             file_private_data: o("file", "private_data")?,
+            file_f_flags: o("file", "f_flags")?,
             path_mnt: o("path", "mnt")?,
             path_dentry: o("path", "dentry")?,
             dentry_d_parent: o("dentry", "d_parent")?,
@@ -222,6 +297,32 @@ impl BtfOffsets {
             regs_arg3: regs[3],
             regs_arg4: regs[4],
             regs_arg5: regs[5],
+            regs_nr,
+            regs_ia32_arg0: ia32[0],
+            regs_ia32_arg1: ia32[1],
+            regs_ia32_arg2: ia32[2],
+            regs_ia32_arg3: ia32[3],
+            regs_ia32_arg4: ia32[4],
+            regs_ia32_arg5: ia32[5],
+            iou_req_opcode: NO_OFFSET,
+            iou_req_flags: NO_OFFSET,
+            iou_req_fd: NO_OFFSET,
+            iou_req_ctx: NO_OFFSET,
+            iou_req_async_data: NO_OFFSET,
+            iou_open_dfd: NO_OFFSET,
+            iou_open_file_slot: NO_OFFSET,
+            iou_open_filename: NO_OFFSET,
+            iou_open_how_flags: NO_OFFSET,
+            iou_open_how_mode: NO_OFFSET,
+            filename_name: NO_OFFSET,
+            iou_connect_addr_len: NO_OFFSET,
+            iou_msg_addr: NO_OFFSET,
+            iou_msg_name: NO_OFFSET,
+            iou_msg_namelen: NO_OFFSET,
+            iou_ctx_files_nr: NO_OFFSET,
+            iou_ctx_files_nodes: NO_OFFSET,
+            iou_rsrc_node_file_ptr: NO_OFFSET,
+            iou_complete_has_cqe: 0,
         })
         .context("reading kernel struct offsets from BTF")
     }
@@ -246,6 +347,29 @@ mod tests {
         assert!(off.upid_size >= 16);
         // x86_64's pt_regs: r15 .. di; di is the 15th slot, si the 14th.
         #[cfg(target_arch = "x86_64")]
-        assert_eq!((off.regs_arg0, off.regs_arg1), (112, 104));
+        {
+            assert_eq!((off.regs_arg0, off.regs_arg1), (112, 104));
+            // orig_ax is the 16th slot; bx the 6th, bp the 5th.
+            assert_eq!((off.regs_nr, off.regs_ia32_arg0, off.regs_ia32_arg5), (120, 40, 32));
+            assert_ne!(off.task_ti_status, NO_OFFSET);
+        }
+    }
+
+    #[test]
+    fn io_uring_offsets_resolve_on_this_kernel() {
+        if !std::path::Path::new(VMLINUX_BTF).exists() {
+            eprintln!("SKIPPED: no {VMLINUX_BTF} on this machine");
+            return;
+        }
+        let btf = BtfOffsets::from_sys().unwrap();
+        let mut off = btf.kernel_offsets().unwrap();
+        if let Err(e) = btf.fill_io_uring(&mut off) {
+            eprintln!("SKIPPED: this kernel's io_uring is not the one the sensor knows: {e:#}");
+            return;
+        }
+        // The operation's data (struct io_open) overlays the request's start.
+        assert!(off.iou_open_dfd < off.iou_req_opcode, "{off:?}");
+        assert_eq!(off.iou_msg_name + 8, off.iou_msg_namelen);
+        assert_ne!(off.iou_ctx_files_nodes, off.iou_ctx_files_nr);
     }
 }

@@ -35,6 +35,7 @@ pub struct PipelineMetrics {
     pub process_evictions: u64,
     pub cgroups: usize,
     pub cgroups_unresolved: u64,
+    pub io_uring: crate::event::CompletionStats,
 }
 
 /// One rule's counters, summed over every ruleset that had a rule of that name.
@@ -282,6 +283,18 @@ impl Collector for Exposition {
             "monitor_cgroup_unresolved",
             "Cgroup ids that could not be resolved to a path",
             p.cgroups_unresolved,
+        )?;
+        counter(
+            &mut enc,
+            "monitor_io_uring_results_unknown",
+            "io_uring events reported without their result (its completion came late or never)",
+            p.io_uring.unanswered,
+        )?;
+        counter(
+            &mut enc,
+            "monitor_io_uring_late_completions",
+            "io_uring completions whose submission had been reported already",
+            p.io_uring.late,
         )?;
 
         if let Some(dir) = &t.containers {

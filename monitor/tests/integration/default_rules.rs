@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::raw::nr32::*;
+use common::raw::{self, AT_FDCWD, Low, MSG_FASTOPEN, O_RDONLY, Ring, Sqe, check, in_child, int80, steps};
 use common::{Daemon, FakeContainer, alert_for, field_str, field_u64, rule, shared_alert_daemon};
 use serde_json::Value;
 
@@ -45,6 +47,8 @@ const SUSPICIOUS_PORT: &str = "Connection to a port used by miners or reverse sh
 const SHELL_CONNECT: &str = "Shell opened a network connection";
 const INTERPRETER_CONNECT: &str = "Interpreter in a container connected outside the private networks";
 const UNEXPECTED_DESTINATION: &str = "Container connected to an unexpected destination";
+const OPEN_BY_HANDLE: &str = "File opened by handle in a container";
+const IO_URING: &str = "io_uring set up in a container";
 
 /// The rules this file has a trigger and a benign twin for.
 const TESTED_RULES: &[&str] = &[
@@ -71,6 +75,8 @@ const TESTED_RULES: &[&str] = &[
     SHELL_CONNECT,
     INTERPRETER_CONNECT,
     UNEXPECTED_DESTINATION,
+    OPEN_BY_HANDLE,
+    IO_URING,
 ];
 
 /// monitor_suspicious_ports, as the rules file has it.
@@ -876,4 +882,381 @@ fn compiler_pipeline_and_plain_reads_raise_no_alert() {
     };
     let found = d.matching(ours);
     assert!(found.is_empty(), "everyday commands raised alerts:\n{}", show(&found));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same rules through the side doors: io_uring, 32-bit syscalls, file handles, descriptors
+// taken from another process, sendmmsg and TCP Fast Open. Each door is gone through from a
+// child of its own (see common::raw), which the alert must name.
+
+/// The child's cgroup.procs path in `c`, for raw::enter_cgroup.
+fn procs(c: &FakeContainer) -> std::ffi::CString {
+    std::ffi::CString::new(format!("{}/cgroup.procs", c.scope)).unwrap()
+}
+
+fn open_sqe(path: &std::ffi::CStr) -> Sqe {
+    Sqe { opcode: raw::IORING_OP_OPENAT, fd: AT_FDCWD, addr: path.as_ptr() as u64, ..Sqe::default() }
+}
+
+/// A child's io_uring ring, or its exit code.
+macro_rules! ring {
+    () => {
+        match Ring::new() {
+            Ok(r) => r,
+            Err(step) => return Err(step),
+        }
+    };
+}
+
+#[test]
+fn sensitive_reads_through_the_side_doors_raise_the_rule() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let dir = tempdir();
+    let link = dir.path().join("innocent");
+    symlink(Path::new("/etc/shadow"), &link);
+    let link = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
+    let shadow = c"/etc/shadow";
+    let mut handle = [0u32; 34];
+    handle[0] = 128;
+    let mut mount_id = 0i32;
+    let held = std::fs::File::open("/etc/shadow").unwrap();
+    let held_fd = std::os::fd::AsRawFd::as_raw_fd(&held);
+    let parent = std::process::id();
+    let mut doors: Vec<(&str, u32)> = vec![
+        (
+            "io_uring openat through a symlink",
+            in_child(|| {
+                steps(|| {
+                    let ring = ring!();
+                    check(1, ring.run(open_sqe(&link)).into())
+                })
+            }),
+        ),
+        (
+            "io_uring openat with CQE_SKIP_SUCCESS",
+            in_child(|| {
+                steps(|| {
+                    let ring = ring!();
+                    check(1, ring.run_skipping_success(open_sqe(shadow)).into())
+                })
+            }),
+        ),
+        (
+            "open_by_handle_at",
+            in_child(|| {
+                steps(|| {
+                    let at = AT_FDCWD as u64;
+                    check(
+                        1,
+                        raw::syscall(
+                            libc::SYS_name_to_handle_at,
+                            &[
+                                at,
+                                shadow.as_ptr() as u64,
+                                handle.as_mut_ptr() as u64,
+                                (&raw mut mount_id) as u64,
+                                0,
+                            ],
+                        ),
+                    )?;
+                    let root = raw::syscall(libc::SYS_open, &[c"/".as_ptr() as u64, 0]);
+                    check(
+                        2,
+                        raw::syscall(libc::SYS_open_by_handle_at, &[root as u64, handle.as_ptr() as u64, 0]),
+                    )
+                })
+            }),
+        ),
+        (
+            "pidfd_getfd of another process's descriptor",
+            in_child(|| {
+                steps(|| {
+                    let pidfd = raw::syscall(libc::SYS_pidfd_open, &[u64::from(parent), 0]);
+                    check(1, pidfd)?;
+                    check(2, raw::syscall(libc::SYS_pidfd_getfd, &[pidfd as u64, held_fd as u64, 0]))
+                })
+            }),
+        ),
+    ];
+    if raw::ia32_works() {
+        let low = Low::new();
+        let shadow32 = low.cstr("/etc/shadow");
+        doors.push((
+            "ia32 open through int 0x80",
+            in_child(|| steps(|| check(1, int80(IA32_OPEN, &[shadow32, O_RDONLY]).into()))),
+        ));
+    }
+    for (door, pid) in doors {
+        let a = expect_alert(d, SENSITIVE_READ, pid);
+        assert_eq!(field_str(&a, "fd.name"), "/etc/shadow", "{door}: {a}");
+        assert_host(&a);
+    }
+    drop(held);
+}
+
+/// An ordinary program that reads an ordinary file through io_uring raises nothing.
+#[test]
+fn a_benign_io_uring_read_raises_nothing() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let dir = tempdir();
+    let file = dir.path().join("data.txt");
+    std::fs::write(&file, "hello").unwrap();
+    let path = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 16];
+    let pid = in_child(|| {
+        steps(|| {
+            let ring = ring!();
+            let fd = ring.run(open_sqe(&path));
+            check(1, fd.into())?;
+            let read = Sqe {
+                opcode: raw::IORING_OP_READ,
+                fd,
+                addr: buf.as_mut_ptr() as u64,
+                len: 16,
+                ..Sqe::default()
+            };
+            if ring.run(read) != 5 {
+                return Err(2);
+            }
+            Ok(())
+        })
+    });
+    barrier(d);
+    let found = d.matching(|v| involves(v, pid));
+    assert!(found.is_empty(), "an io_uring read of an ordinary file raised:\n{}", show(&found));
+}
+
+#[test]
+fn metadata_service_reached_through_the_side_doors_raises_the_rule() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let into = procs(&c);
+    let metadata = LoopbackAddress::add("169.254.169.254");
+    let (_listener, port) = metadata.listen();
+    let udp = std::net::UdpSocket::bind("169.254.169.254:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let tcp = raw::sockaddr_in(std::net::SocketAddrV4::new([169, 254, 169, 254].into(), port));
+    let dgram = raw::sockaddr_in(std::net::SocketAddrV4::new([169, 254, 169, 254].into(), udp_port));
+    let payload = *b"x";
+    let iov = libc::iovec { iov_base: payload.as_ptr() as *mut _, iov_len: 1 };
+    // SAFETY: a zeroed mmsghdr is a valid empty one.
+    let mut mmsg: [libc::mmsghdr; 1] = unsafe { std::mem::zeroed() };
+    mmsg[0].msg_hdr.msg_name = (&raw const dgram) as *mut _;
+    mmsg[0].msg_hdr.msg_namelen = 16;
+    mmsg[0].msg_hdr.msg_iov = (&raw const iov) as *mut _;
+    mmsg[0].msg_hdr.msg_iovlen = 1;
+    let socket = |ty: i32| raw::syscall(libc::SYS_socket, &[libc::AF_INET as u64, ty as u64, 0]);
+    let mut doors: Vec<(&str, &str, u32)> = vec![
+        (
+            "io_uring connect",
+            "connect",
+            in_child(|| {
+                steps(|| {
+                    raw::enter_cgroup(&into)?;
+                    let ring = ring!();
+                    let t = socket(libc::SOCK_STREAM);
+                    check(1, t)?;
+                    let sqe = Sqe {
+                        opcode: raw::IORING_OP_CONNECT,
+                        fd: t as i32,
+                        addr: (&raw const tcp) as u64,
+                        off: 16,
+                        ..Sqe::default()
+                    };
+                    check(2, ring.run(sqe).into())
+                })
+            }),
+        ),
+        (
+            "TCP Fast Open",
+            "connect",
+            in_child(|| {
+                steps(|| {
+                    raw::enter_cgroup(&into)?;
+                    let t = socket(libc::SOCK_STREAM);
+                    check(1, t)?;
+                    check(
+                        2,
+                        raw::syscall(
+                            libc::SYS_sendto,
+                            &[
+                                t as u64,
+                                payload.as_ptr() as u64,
+                                1,
+                                u64::from(MSG_FASTOPEN),
+                                (&raw const tcp) as u64,
+                                16,
+                            ],
+                        ),
+                    )
+                })
+            }),
+        ),
+        (
+            "sendmmsg",
+            "sendmsg",
+            in_child(|| {
+                steps(|| {
+                    raw::enter_cgroup(&into)?;
+                    let u = socket(libc::SOCK_DGRAM);
+                    check(1, u)?;
+                    check(2, raw::syscall(libc::SYS_sendmmsg, &[u as u64, mmsg.as_mut_ptr() as u64, 1, 0]))
+                })
+            }),
+        ),
+    ];
+    if raw::ia32_works() {
+        let low = Low::new();
+        let (tcp32, dgram32, payload32) = (low.put(tcp), low.put(dgram), low.bytes(b"x"));
+        let args = low.put([0u32, tcp32, 16]);
+        doors.push((
+            "ia32 connect",
+            "connect",
+            in_child(|| {
+                steps(|| {
+                    raw::enter_cgroup(&into)?;
+                    let t = int80(IA32_SOCKET, &[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0]);
+                    check(1, int80(IA32_CONNECT, &[t as u32, tcp32, 16]).into())
+                })
+            }),
+        ));
+        doors.push((
+            "ia32 socketcall connect",
+            "connect",
+            in_child(|| {
+                steps(|| {
+                    raw::enter_cgroup(&into)?;
+                    let t = int80(IA32_SOCKET, &[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0]);
+                    // SAFETY: socketcall's argument array, put in low memory before the fork.
+                    unsafe { (args as usize as *mut u32).write(t as u32) };
+                    check(1, int80(IA32_SOCKETCALL, &[SYS_CONNECT, args]).into())
+                })
+            }),
+        ));
+        doors.push((
+            "ia32 sendto",
+            "sendto",
+            in_child(|| {
+                steps(|| {
+                    raw::enter_cgroup(&into)?;
+                    let u = int80(IA32_SOCKET, &[libc::AF_INET as u32, libc::SOCK_DGRAM as u32, 0]);
+                    check(1, int80(IA32_SENDTO, &[u as u32, payload32, 1, 0, dgram32, 16]).into())
+                })
+            }),
+        ));
+    }
+    for (door, evt_type, pid) in doors {
+        let a = expect_alert(d, METADATA, pid);
+        assert_eq!(field_str(&a, "fd.sip"), "169.254.169.254", "{door}: {a}");
+        assert_eq!(field_str(&a, "evt.type"), evt_type, "{door}: {a}");
+        assert_in(&a, &c);
+    }
+}
+
+#[test]
+fn an_io_uring_connect_to_an_unexpected_destination_raises_the_rule() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let into = procs(&c);
+    let public = LoopbackAddress::add("192.0.2.30");
+    let (_listener, port) = public.listen();
+    let addr = raw::sockaddr_in(std::net::SocketAddrV4::new([192, 0, 2, 30].into(), port));
+    let pid = in_child(|| {
+        steps(|| {
+            raw::enter_cgroup(&into)?;
+            let ring = ring!();
+            let t = raw::syscall(libc::SYS_socket, &[libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0]);
+            check(1, t)?;
+            let sqe = Sqe {
+                opcode: raw::IORING_OP_CONNECT,
+                fd: t as i32,
+                addr: (&raw const addr) as u64,
+                off: 16,
+                ..Sqe::default()
+            };
+            check(2, ring.run(sqe).into())
+        })
+    });
+    let a = expect_alert(d, UNEXPECTED_DESTINATION, pid);
+    assert_eq!(field_str(&a, "fd.sip"), "192.0.2.30", "{a}");
+    assert_eq!(field_u64(&a, "fd.sport"), Some(u64::from(port)), "{a}");
+    assert_in(&a, &c);
+}
+
+#[test]
+fn file_opened_by_handle_in_a_container() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let into = procs(&c);
+    let dir = tempdir();
+    let file = dir.path().join("outside");
+    std::fs::write(&file, "x").unwrap();
+    let path = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    let by_handle = |container: bool| {
+        let mut handle = [0u32; 34];
+        handle[0] = 128;
+        let mut mount_id = 0i32;
+        in_child(|| {
+            steps(|| {
+                if container {
+                    raw::enter_cgroup(&into)?;
+                }
+                let at = AT_FDCWD as u64;
+                check(
+                    1,
+                    raw::syscall(
+                        libc::SYS_name_to_handle_at,
+                        &[
+                            at,
+                            path.as_ptr() as u64,
+                            handle.as_mut_ptr() as u64,
+                            (&raw mut mount_id) as u64,
+                            0,
+                        ],
+                    ),
+                )?;
+                let root = raw::syscall(libc::SYS_open, &[c"/".as_ptr() as u64, 0]);
+                check(2, raw::syscall(libc::SYS_open_by_handle_at, &[root as u64, handle.as_ptr() as u64, 0]))
+            })
+        })
+    };
+    let host = by_handle(false);
+    let pid = by_handle(true);
+    let a = expect_alert(d, OPEN_BY_HANDLE, pid);
+    assert_eq!(field_str(&a, "fd.name"), canonical_str(&file), "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, OPEN_BY_HANDLE, host, "open_by_handle_at on the host");
+}
+
+#[test]
+fn io_uring_set_up_in_a_container() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let into = procs(&c);
+    let setup = |container: bool| {
+        in_child(|| {
+            steps(|| {
+                if container {
+                    raw::enter_cgroup(&into)?;
+                }
+                let _ring = ring!();
+                Ok(())
+            })
+        })
+    };
+    let host = setup(false);
+    let pid = setup(true);
+    let a = expect_alert(d, IO_URING, pid);
+    assert_in(&a, &c);
+    assert_no_alert(d, IO_URING, host, "io_uring set up on the host");
+}
+
+fn canonical_str(p: &Path) -> String {
+    common::canonical(p.to_str().unwrap())
 }

@@ -14,5 +14,6 @@ mod reload;
 mod rules_cli;
 mod self_alerts;
 mod sensors;
+mod side_doors;
 mod sinks;
 mod systemd;

@@ -51,7 +51,7 @@ pub enum ArgKind {
 pub struct Classes(u8);
 
 impl Classes {
-    pub const ALL: Self = Self(0x1f);
+    pub const ALL: Self = Self(0x3f);
 
     const fn bit(c: EventClass) -> u8 {
         match c {
@@ -60,6 +60,7 @@ impl Classes {
             EventClass::Exit => 4,
             EventClass::Open => 8,
             EventClass::Net => 16,
+            EventClass::Syscall => 32,
         }
     }
 

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use monitor_common::{EventClass, FdType};
+use monitor_common::{Call, EventClass, FdType, Via};
 
 use super::{ArgKind, Classes, Field, FieldContext, FieldType, FieldValue as V, Record, Scope};
 use crate::event::format::{
@@ -171,6 +171,7 @@ fn evt_args(ev: &Event) -> String {
         Detail::Net(n) => format!("res={} tuple={} fd={}", ev.res, connection_name(n), n.fd),
         Detail::Exit { code } => format!("status={code}"),
         Detail::Fork => format!("res={}", ev.res),
+        Detail::Syscall { args } => format!("res={} entries={} flags={:#x}", ev.res, args[0], args[1]),
     }
 }
 
@@ -201,6 +202,29 @@ registry! {
         name: "evt.type", doc: "The event's type: execve, openat, connect, ...",
         extract: |_, ev, _| s(ev.evt_type.name()),
         record: Record::Kept(|d, _, v| d.evt_type = json_text(v)),
+    }
+    EvtVia {
+        name: "evt.via",
+        doc: "The way into the kernel the event came through: syscall (the native syscall), ia32 (a \
+              32-bit syscall: a 32-bit program, or int 0x80 from a 64-bit one) or io_uring (a request)",
+        extract: |_, ev, _| s(ev.via.name()),
+        record: Record::Kept(|d, _, v| d.via = Via::from_name(&json_text(v)).unwrap_or_default()),
+    }
+    EvtCall {
+        name: "evt.call",
+        doc: "What made the event: the syscall evt.type names, or socketcall, sendmmsg (each message a \
+              sendmsg), sendto or sendmsg (a TCP Fast Open, reported as the connect it makes), an io_uring \
+              operation (IORING_OP_OPENAT, ...), or unknown (a TCP connect only the TCP state backstop saw)",
+        extract: |_, ev, _| s(ev.call.name().unwrap_or(ev.evt_type.name())),
+        record: Record::Kept(|d, _, v| d.call = Call::from_name(&json_text(v)).unwrap_or_default()),
+    }
+    EvtResultUnknown {
+        name: "evt.result_unknown", ty: FieldType::Bool,
+        doc: "The kernel did not report the result, only the attempt (evt.rawres is then 0): an io_uring \
+              request that posts no completion or whose completion came late, a connect seen only by the \
+              TCP state backstop",
+        extract: |_, ev, _| V::Bool(ev.result_unknown),
+        record: Record::Kept(|d, _, v| d.result_unknown = v.as_bool().unwrap_or(false)),
     }
     EvtDir {
         name: "evt.dir", doc: "The event's direction: always `<` (events are reported at the syscall's exit)",

@@ -60,6 +60,9 @@ mod registry_walk {
         let full = "0123456789abcdef".repeat(4);
         Event {
             evt_type,
+            via: monitor_common::Via::Syscall,
+            call: monitor_common::Call::Same,
+            result_unknown: false,
             num: 42,
             time_ns: 1_795_435_200_123_456_789,
             cpu: 1,

@@ -490,7 +490,7 @@ impl FilterPlan {
     ) -> bool {
         let c = self.config(0);
         let class = open_class(flags);
-        if !open_wanted(&c.open, class, ret) {
+        if !open_wanted(&c.open, class, monitor_common::open_result(ret)) {
             return false;
         }
         let (Some(o), Some((dir, name))) =
@@ -513,7 +513,9 @@ impl FilterPlan {
     pub fn admits_net(&self, sendto: bool, family: u16, ret: i64, dport: u16) -> bool {
         let n = if sendto { &self.sendto } else { &self.connect };
         let ports = n.as_ref().and_then(|n| n.ports.as_ref());
-        monitor_common::net_wanted(&net_filter(n), family, ret, || ports.is_some_and(|p| p.contains(&dport)))
+        monitor_common::net_wanted(&net_filter(n), family, monitor_common::result_class(ret), || {
+            ports.is_some_and(|p| p.contains(&dport))
+        })
     }
 
     /// One line per kind, for logs and `monitor rules`.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[macro_use]
+pub mod raw;
 pub mod receivers;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -422,7 +424,7 @@ pub fn is(v: &Value, evt_type: &str, pid: u32) -> bool {
 }
 
 pub fn is_open_of(v: &Value, pid: u32, path: &str) -> bool {
-    matches!(s(v, "evt.type"), "open" | "openat" | "openat2" | "creat")
+    matches!(s(v, "evt.type"), "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" | "pidfd_getfd")
         && u(v, "proc.pid") == u64::from(pid)
         && s(v, "fd.name") == path
 }
