@@ -9,7 +9,7 @@ use monitor_common::{Call, EventType, Via, result_class};
 
 use crate::files::Memory;
 use crate::files::{self, AT_REMOVEDIR};
-use crate::kernel::{self, Task, off, rd};
+use crate::kernel::{self, off, rd};
 use crate::sockets::{self, Destination, NetCall};
 use crate::syscall::{Abi, Args};
 
@@ -45,7 +45,7 @@ const SYS_SENDMMSG: u32 = 20;
 #[btf_tracepoint(function = "sys_exit")]
 pub fn sys_exit_ia32(ctx: BtfTracePointContext) -> i32 {
     // Every syscall of the host passes here: a native one costs this test alone.
-    if !kernel::in_ia32_syscall(Task::current()) {
+    if !kernel::current_in_ia32_syscall() {
         return 0;
     }
     let regs: u64 = ctx.arg(0);

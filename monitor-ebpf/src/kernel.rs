@@ -84,6 +84,22 @@ pub fn in_ia32_syscall(task: Task) -> bool {
     o != NO_OFFSET && rd::<u32>(task.0 + o as u64) & TS_COMPAT != 0
 }
 
+/// Whether the current task is inside a 32-bit syscall, read straight from its task_struct
+/// (a BTF pointer, no helper call): the ia32 program asks this at every syscall's exit. The
+/// offset comes from frozen read-only data, so the verifier sees a constant and checks the load
+/// against task_struct's BTF.
+#[inline(always)]
+pub fn current_in_ia32_syscall() -> bool {
+    use aya_ebpf::helpers::generated::bpf_get_current_task_btf;
+    let o = unsafe { core::ptr::read_volatile(&raw const OFFSETS.task_ti_status) };
+    if o == NO_OFFSET {
+        return false;
+    }
+    let task = unsafe { bpf_get_current_task_btf() } as *const u8;
+    let status = unsafe { core::ptr::read_volatile(task.add(o as usize) as *const u32) };
+    status & TS_COMPAT != 0
+}
+
 /// The number of the syscall `task` is in, from its saved registers.
 #[inline(always)]
 pub fn current_syscall_nr() -> i64 {

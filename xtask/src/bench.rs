@@ -4,6 +4,8 @@
 //!
 //! - `syscalls` (bench_syscalls.rs): syscall loops under each configuration, alternating, with
 //!   medians and the spread of the per-round ratios;
+//! - `programs` (bench_programs.rs): each kernel program's runs and nanoseconds per run over the
+//!   same loops, from the kernel's BPF statistics;
 //! - `sweep` (bench_sweep.rs): the highest paced event rate the daemon takes with no kernel drop;
 //! - `rules`: the rule engine on recorded events (`monitor replay`) with no rules, the bundled
 //!   rules and Falco's stock rules;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-const PARTS: [&str; 5] = ["syscalls", "sweep", "rules", "rule-count", "sinks"];
+const PARTS: [&str; 6] = ["syscalls", "programs", "sweep", "rules", "rule-count", "sinks"];
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -41,7 +43,8 @@ pub struct BenchArgs {
     /// filter saves.
     #[arg(long, default_value = "run,run-unfiltered,events,bpftrace", value_delimiter = ',')]
     pub configs: Vec<String>,
-    /// Run only these parts, comma-separated: `syscalls`, `sweep` (highest event rate with no
+    /// Run only these parts, comma-separated: `syscalls`, `programs` (each kernel program's cost
+    /// per run, from the kernel's BPF statistics), `sweep` (highest event rate with no
     /// kernel drop, for `monitor events` on /etc/hostname opens and `monitor run` on /etc/shadow
     /// opens), `rules` (rulesets on recorded events), `rule-count` (10, 100 and 1,000 generated
     /// rules) and `sinks` (`rules` records events afresh; `rule-count` and `sinks` reuse the
@@ -69,6 +72,9 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
     let wanted = |part: &str| args.only.is_empty() || args.only.iter().any(|p| p == part);
     if wanted("syscalls") {
         crate::bench_syscalls::run(bin, args)?;
+    }
+    if wanted("programs") {
+        crate::bench_programs::run(bin, args)?;
     }
     if wanted("sweep") {
         crate::bench_sweep::run(bin, args.scale)?;

@@ -108,6 +108,109 @@ pub fn udp_sendto(n: usize) {
     }
 }
 
+/// A syscall no sensor watches: what every process on the host pays for the programs that run
+/// at every syscall's exit (the ia32 one, which returns at once for a native syscall).
+pub fn getppid(n: usize) {
+    for _ in 0..n {
+        // SAFETY: no preconditions.
+        unsafe { libc::getppid() };
+    }
+}
+
+/// Runs one io_uring request at a time to completion; returns its result.
+fn iou_run(ring: &mut io_uring::IoUring, sqe: &io_uring::squeue::Entry) -> i32 {
+    // SAFETY: what the entry points at (paths, addresses) outlives the wait below.
+    if unsafe { ring.submission().push(sqe) }.is_err() {
+        return -libc::EBUSY;
+    }
+    if ring.submit_and_wait(1).is_err() {
+        return -libc::EIO;
+    }
+    ring.completion().next().map_or(-libc::EIO, |c| c.result())
+}
+
+fn iou_ring() -> io_uring::IoUring {
+    io_uring::IoUring::new(8).expect("io_uring_setup (kernel.io_uring_disabled?)")
+}
+
+/// io_uring requests no sensor reports: what every request pays for the submission and
+/// completion programs.
+pub fn iou_nop(n: usize) {
+    let mut ring = iou_ring();
+    let nop = io_uring::opcode::Nop::new().build();
+    for _ in 0..n {
+        iou_run(&mut ring, &nop);
+    }
+}
+
+/// open+close /etc/hostname as io_uring requests.
+pub fn iou_open_close(n: usize) {
+    use io_uring::{opcode, types};
+    let mut ring = iou_ring();
+    let path = c"/etc/hostname";
+    let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr()).build();
+    for _ in 0..n {
+        let fd = iou_run(&mut ring, &open);
+        if fd >= 0 {
+            iou_run(&mut ring, &opcode::Close::new(types::Fd(fd)).build());
+        }
+    }
+}
+
+/// A TCP connect to a loopback listener as an io_uring request, then close with a reset.
+pub fn iou_connect(n: usize) {
+    use io_uring::{opcode, types};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    // SAFETY: as in tcp_connect.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096) };
+    let std::net::SocketAddr::V4(addr) = listener.local_addr().expect("local addr") else {
+        unreachable!("bound to an IPv4 address")
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acceptor_done = done.clone();
+    let acceptor = std::thread::spawn(move || {
+        while !acceptor_done.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = listener.accept();
+        }
+    });
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(addr.ip().octets()) },
+        sin_zero: [0; 8],
+    };
+    let mut ring = iou_ring();
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    for _ in 0..n {
+        // SAFETY: a new socket, set to close with a reset and closed below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        if fd < 0 {
+            continue;
+        }
+        let connect = opcode::Connect::new(
+            types::Fd(fd),
+            (&raw const sa).cast(),
+            size_of::<libc::sockaddr_in>() as u32,
+        )
+        .build();
+        iou_run(&mut ring, &connect);
+        // SAFETY: valid fd and option struct.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const linger).cast(),
+                size_of::<libc::linger>() as u32,
+            );
+            libc::close(fd);
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    drop(TcpStream::connect(addr));
+    let _ = acceptor.join();
+}
+
 pub fn workloads(scale: f64) -> Vec<Workload> {
     let n = |base: f64| ((base * scale) as usize).max(10);
     vec![
@@ -116,6 +219,10 @@ pub fn workloads(scale: f64) -> Vec<Workload> {
         Workload { name: "fork+exec /bin/true", iterations: n(1_000.0), run: fork_exec },
         Workload { name: "tcp connect+close loopback", iterations: n(5_000.0), run: tcp_connect },
         Workload { name: "udp sendto loopback", iterations: n(200_000.0), run: udp_sendto },
+        Workload { name: "getppid (unwatched)", iterations: n(2_000_000.0), run: getppid },
+        Workload { name: "io_uring nop (unwatched)", iterations: n(200_000.0), run: iou_nop },
+        Workload { name: "io_uring open+close", iterations: n(100_000.0), run: iou_open_close },
+        Workload { name: "io_uring tcp connect", iterations: n(5_000.0), run: iou_connect },
     ]
 }
 

@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_bpftrace;
+mod bench_programs;
 mod bench_sinks;
 mod bench_sweep;
 mod bench_syscalls;

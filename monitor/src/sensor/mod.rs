@@ -206,9 +206,14 @@ impl Sensor {
             }
         }
 
-        let btf_offsets = offsets::BtfOffsets::from_sys()?;
-        let mut offsets = btf_offsets.kernel_offsets()?;
-        let doors = doors::Doors::detect(&btf_offsets, &mut offsets);
+        // The parsed BTF is dropped before aya loads its own copy: both at once double the
+        // daemon's peak memory.
+        let (offsets, doors) = {
+            let btf_offsets = offsets::BtfOffsets::from_sys()?;
+            let mut offsets = btf_offsets.kernel_offsets()?;
+            let doors = doors::Doors::detect(&btf_offsets, &mut offsets);
+            (offsets, doors)
+        };
         doors.log();
         let btf = aya::Btf::from_sys_fs().context("loading kernel BTF for the loader")?;
         let daemon_tgid = std::process::id();

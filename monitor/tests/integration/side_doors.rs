@@ -325,6 +325,13 @@ fn io_uring_opens_report_the_resolved_file() {
             if ring.run(open_sqe(raw::IORING_OP_OPENAT, &missing, O_RDONLY)) != -libc::ENOENT {
                 return Err(7);
             }
+            // Issued by an io-wq worker thread, not the submitter.
+            let forced =
+                Sqe { flags: raw::IOSQE_ASYNC, ..open_sqe(raw::IORING_OP_OPENAT, &marker, O_RDONLY) };
+            check(8, ring.run(forced).into())?;
+            // Submitted and issued by the ring's SQPOLL kernel thread.
+            let polled = Ring::polled()?;
+            check(9, polled.run(open_sqe(raw::IORING_OP_OPENAT, &link, O_RDONLY)).into())?;
             Ok(())
         })
     });
@@ -334,19 +341,21 @@ fn io_uring_opens_report_the_resolved_file() {
     assert_eq!(door(&marker_open), ("io_uring", "IORING_OP_OPENAT"), "{marker_open}");
     assert!(!common::b(&marker_open, "fd.unresolved"), "{marker_open}");
     assert!(!common::b(&marker_open, "evt.result_unknown"), "{marker_open}");
+    let markers = all_of(&d, pid, |v| opened(v, "openat", &f.marker));
+    assert_eq!(markers.len(), 2, "the plain and the io-wq open of the marker: {markers:#?}");
     let shadows = all_of(&d, pid, |v| s(v, "fd.name") == "/etc/shadow");
     let calls: Vec<(&str, &str, bool)> = shadows
         .iter()
         .map(|v| (s(v, "evt.type"), s(v, "evt.call"), common::b(v, "evt.result_unknown")))
         .collect();
-    // The open through the symlink, and the fixed-file one through it (resolved from the
-    // ring's file table).
+    // Through the symlink: plain, into a fixed-file slot (resolved from the ring's file table),
+    // and by the SQPOLL thread.
     let resolved = calls.iter().filter(|c| **c == ("openat", "IORING_OP_OPENAT", false)).count();
-    assert_eq!(resolved, 2, "symlink and fixed-file opens: {calls:?}");
+    assert_eq!(resolved, 3, "symlink, fixed-file and SQPOLL opens: {calls:?}");
     assert!(calls.contains(&("openat2", "IORING_OP_OPENAT2", false)), "openat2: {calls:?}");
     // The CQE_SKIP_SUCCESS open: reported at submission, its result unknown.
     assert!(calls.contains(&("openat", "IORING_OP_OPENAT", true)), "CQE_SKIP_SUCCESS open: {calls:?}");
-    assert_eq!(calls.len(), 4, "each open reported once: {shadows:#?}");
+    assert_eq!(calls.len(), 5, "each open reported once: {shadows:#?}");
     let failed = expect(&d, "failed io_uring open", pid, |v| opened(v, "openat", &f.missing));
     assert_eq!(s(&failed, "evt.res"), "ENOENT", "{failed}");
     assert!(common::b(&failed, "fd.unresolved"));
@@ -360,7 +369,13 @@ fn io_uring_connects_and_sends_report_their_destination_once() {
     let (_u1, p1) = udp_listener();
     let (_u2, p2) = udp_listener();
     let (_u3, p3) = udp_listener();
+    let (_u4, p4) = udp_listener();
+    let (_u5, p5) = udp_listener();
+    let (_tcp2, tcp2) = tcp_listener();
     let tcp_addr = raw::sockaddr_in(tcp);
+    let tcp2_addr = raw::sockaddr_in(tcp2);
+    let (a4, a5) = (raw::sockaddr_in(loopback(p4)), raw::sockaddr_in(loopback(p5)));
+    let slots = [-1i32; 2];
     let (a1, a2, a3) =
         (raw::sockaddr_in(loopback(p1)), raw::sockaddr_in(loopback(p2)), raw::sockaddr_in(loopback(p3)));
     let payload = *b"x";
@@ -371,6 +386,8 @@ fn io_uring_connects_and_sends_report_their_destination_once() {
     msg.msg_namelen = 16;
     msg.msg_iov = (&raw const iov) as *mut _;
     msg.msg_iovlen = 1;
+    let mut msg5 = msg;
+    msg5.msg_name = (&raw const a5) as *mut _;
     let d = Daemon::start();
     let pid = in_child(|| {
         let ring = match Ring::new() {
@@ -417,6 +434,26 @@ fn io_uring_connects_and_sends_report_their_destination_once() {
                 ..Sqe::default()
             };
             check(6, ring.run(udp_connect).into())?;
+            // Zero-copy sends post a second completion (the buffer's release) later.
+            let send_zc = Sqe { opcode: raw::IORING_OP_SEND_ZC, off: (&raw const a4) as u64, ..send };
+            check(7, ring.run(send_zc).into())?;
+            let sendmsg_zc =
+                Sqe { opcode: raw::IORING_OP_SENDMSG_ZC, addr: (&raw const msg5) as u64, ..sendmsg };
+            check(8, ring.run(sendmsg_zc).into())?;
+            // A socket made into a fixed-file slot and connected from there: neither is in the
+            // fd table.
+            check(9, ring.register_empty_files(&slots))?;
+            let socket = Sqe {
+                opcode: raw::IORING_OP_SOCKET,
+                fd: libc::AF_INET,
+                off: libc::SOCK_STREAM as u64,
+                file_index: 1,
+                ..Sqe::default()
+            };
+            check(10, ring.run(socket).into())?;
+            let fixed_connect =
+                Sqe { flags: raw::IOSQE_FIXED_FILE, fd: 0, addr: (&raw const tcp2_addr) as u64, ..connect };
+            check(11, ring.run(fixed_connect).into())?;
             Ok(())
         })
     });
@@ -430,6 +467,13 @@ fn io_uring_connects_and_sends_report_their_destination_once() {
     assert_eq!(door(&send), ("io_uring", "IORING_OP_SEND"), "{send}");
     let udp = expect(&d, "io_uring UDP connect", pid, |v| to(v, "connect", p3));
     assert_eq!(s(&udp, "fd.l4proto"), "udp", "{udp}");
+    let send_zc = expect(&d, "io_uring zero-copy send", pid, |v| to(v, "sendto", p4));
+    assert_eq!(door(&send_zc), ("io_uring", "IORING_OP_SEND_ZC"), "{send_zc}");
+    let sendmsg_zc = expect(&d, "io_uring zero-copy sendmsg", pid, |v| to(v, "sendmsg", p5));
+    assert_eq!(door(&sendmsg_zc), ("io_uring", "IORING_OP_SENDMSG_ZC"), "{sendmsg_zc}");
+    let fixed = expect(&d, "io_uring connect of a fixed-file socket", pid, |v| to(v, "connect", tcp2.port()));
+    assert_eq!(s(&fixed, "fd.l4proto"), "tcp", "the socket was found in the ring's table: {fixed}");
+    assert_eq!(s(&fixed, "evt.res"), "SUCCESS", "{fixed}");
     // The TCP state backstop saw the same connect: it must not report it again.
     let connects = all_of(&d, pid, |v| to(v, "connect", tcp.port()));
     assert_eq!(connects.len(), 1, "{connects:#?}");

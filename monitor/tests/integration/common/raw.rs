@@ -268,6 +268,13 @@ pub const IORING_OP_OPENAT2: u8 = 28;
 pub const IOSQE_IO_LINK: u8 = 1 << 2;
 pub const IOSQE_CQE_SKIP_SUCCESS: u8 = 1 << 6;
 const IORING_ENTER_GETEVENTS: u64 = 1;
+const IORING_ENTER_SQ_WAKEUP: u64 = 2;
+const IORING_SETUP_SQPOLL: u32 = 1 << 1;
+pub const IOSQE_FIXED_FILE: u8 = 1 << 0;
+pub const IOSQE_ASYNC: u8 = 1 << 4;
+pub const IORING_OP_SEND_ZC: u8 = 47;
+pub const IORING_OP_SENDMSG_ZC: u8 = 48;
+pub const IORING_OP_SOCKET: u8 = 45;
 const IORING_REGISTER_FILES: u64 = 2;
 const SYS_IO_URING_SETUP: i64 = 425;
 const SYS_IO_URING_ENTER: i64 = 426;
@@ -354,7 +361,17 @@ const RING_ENTRIES: u32 = 8;
 impl Ring {
     /// A ring of 8 entries; Err(the failing step) when a call fails.
     pub fn new() -> Result<Ring, i32> {
-        let mut p = Params::default();
+        Self::with_flags(0)
+    }
+
+    /// A ring whose submissions a kernel thread polls (IORING_SETUP_SQPOLL): requests are
+    /// submitted and issued by that thread, with no io_uring_enter to submit them.
+    pub fn polled() -> Result<Ring, i32> {
+        Self::with_flags(IORING_SETUP_SQPOLL)
+    }
+
+    fn with_flags(flags: u32) -> Result<Ring, i32> {
+        let mut p = Params { flags, sq_thread_idle: 1000, ..Params::default() };
         let fd = syscall(SYS_IO_URING_SETUP, &[u64::from(RING_ENTRIES), (&raw mut p) as u64]);
         check(101, fd)?;
         let fd = fd as i32;
@@ -399,7 +416,11 @@ impl Ring {
 
     /// Submits what was pushed and waits for `wait` completions.
     pub fn enter(&self, submit: u32, wait: u32) -> i64 {
-        let flags = if wait > 0 { IORING_ENTER_GETEVENTS } else { 0 };
+        let mut flags = if wait > 0 { IORING_ENTER_GETEVENTS } else { 0 };
+        if self.p.flags & IORING_SETUP_SQPOLL != 0 {
+            // The polling thread may have gone to sleep: wake it (harmless when awake).
+            flags |= IORING_ENTER_SQ_WAKEUP;
+        }
         syscall(SYS_IO_URING_ENTER, &[self.fd as u64, u64::from(submit), u64::from(wait), flags, 0, 0])
     }
 
