@@ -10,6 +10,7 @@
 
 use crate::common;
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Read as _;
 use std::net::TcpListener;
@@ -42,6 +43,7 @@ const SETUID: &str = "Setuid or setgid bit set, or capabilities granted";
 const PACKAGE_MANAGER: &str = "Package manager run in a container";
 const DISCOVERY: &str = "Discovery command run in a container";
 const OS_RELEASE: &str = "OS release read in a container";
+const ACCOUNT_DUMP: &str = "Account database dumped in a container";
 const METADATA: &str = "Container contacted the cloud metadata service";
 const SUSPICIOUS_PORT: &str = "Connection to a port used by miners or reverse shells";
 const SHELL_CONNECT: &str = "Shell opened a network connection";
@@ -70,6 +72,7 @@ const TESTED_RULES: &[&str] = &[
     PACKAGE_MANAGER,
     DISCOVERY,
     OS_RELEASE,
+    ACCOUNT_DUMP,
     METADATA,
     SUSPICIOUS_PORT,
     SHELL_CONNECT,
@@ -156,18 +159,32 @@ fn py_connect(ip: &str, port: u16) -> String {
 }
 
 /// An address on the loopback interface for the life of the value: connections to it stay on
-/// this machine, yet look like connections to that address.
+/// this machine, yet look like connections to that address. Tests run in parallel and two may
+/// want the same address, so the address is counted: added by the first holder, removed by the
+/// last.
 struct LoopbackAddress(&'static str);
+
+static LOOPBACK_HOLDERS: std::sync::Mutex<BTreeMap<&'static str, usize>> =
+    std::sync::Mutex::new(BTreeMap::new());
 
 impl LoopbackAddress {
     fn add(ip: &'static str) -> Self {
-        let out = Command::new("ip")
-            .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
-            .output()
-            .expect("run `ip` (iproute2)");
-        let err = String::from_utf8_lossy(&out.stderr);
-        // Left over from a run that was killed: ours all the same, removed on drop.
-        assert!(out.status.success() || err.contains("File exists"), "ip addr add {ip}/32 dev lo: {err}");
+        let mut holders = LOOPBACK_HOLDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = holders.entry(ip).or_insert(0);
+        if *count == 0 {
+            let out = Command::new("ip")
+                .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+                .output()
+                .expect("run `ip` (iproute2)");
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Left over from a run that was killed: ours all the same, removed on drop. Older
+            // iproute2 says "File exists", newer "Address already assigned".
+            assert!(
+                out.status.success() || err.contains("File exists") || err.contains("already assigned"),
+                "ip addr add {ip}/32 dev lo: {err}"
+            );
+        }
+        *count += 1;
         Self(ip)
     }
 
@@ -181,7 +198,13 @@ impl LoopbackAddress {
 
 impl Drop for LoopbackAddress {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"]).output();
+        let mut holders = LOOPBACK_HOLDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = holders.entry(self.0).or_insert(1);
+        *count -= 1;
+        if *count == 0 {
+            holders.remove(self.0);
+            let _ = Command::new("ip").args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"]).output();
+        }
     }
 }
 
@@ -465,6 +488,63 @@ fn sensitive_file_read_by_an_unexpected_program() {
 }
 
 #[test]
+fn credential_files_of_common_tools_read_by_an_unexpected_program() {
+    require_root!();
+    let unshare = require_tool!("unshare");
+    // The distribution's git, which the bundled rules name as a reader of its own credentials.
+    let git = PathBuf::from("/usr/bin/git");
+    if !git.exists() {
+        common::skip(&common::test_name(), "/usr/bin/git is not installed");
+        return;
+    }
+    let d = shared_alert_daemon();
+    // The files live on a tmpfs over /home and /root in a mount namespace of their own: the
+    // paths are the real ones, the host's are untouched.
+    let files = [
+        "/home/monitor-test/.netrc",
+        "/home/monitor-test/.git-credentials",
+        "/home/monitor-test/.pgpass",
+        "/home/monitor-test/.config/gh/hosts.yml",
+        "/home/monitor-test/.docker/config.json",
+        "/home/monitor-test/.azure/msal_token_cache.json",
+        "/root/.netrc",
+        "/root/.vault-token",
+    ];
+    let prepare = "mount -t tmpfs monitor-test /home && mount -t tmpfs monitor-test /root && \
+                   mkdir -p /home/monitor-test/.config/gh /home/monitor-test/.docker /home/monitor-test/.azure";
+    for file in files {
+        let script = format!("{prepare} && echo secret > {file} && exec cat {file}");
+        let pid = run_ok(cmd(&unshare).args(["--mount", "--propagation", "private", "sh", "-c", &script]));
+        let a = d.wait_for_or_show(
+            &format!("`{SENSITIVE_READ}` for {file}"),
+            |v| alert_for(v, SENSITIVE_READ, pid) && field_str(v, "fd.name") == file,
+            |v| involves(v, pid),
+        );
+        assert_eq!(field_str(&a, "proc.name"), "cat", "{a}");
+    }
+    assert!(!Path::new("/home/monitor-test").exists(), "/home/monitor-test was written on the host");
+    // Benign: git's credential helper reading the file it keeps credentials in.
+    let script = format!(
+        "{prepare} && printf 'https://u:p@example.com\\n' > /home/monitor-test/.git-credentials && \
+         printf 'protocol=https\\nhost=example.com\\n' | {} credential-store --file \
+         /home/monitor-test/.git-credentials get | grep -q password=p",
+        git.display()
+    );
+    let benign = run_ok(cmd(&unshare).args(["--mount", "--propagation", "private", "sh", "-c", &script]));
+    barrier(d);
+    let found = d.matching(|v| {
+        rule(v) == SENSITIVE_READ
+            && field_str(v, "proc.exepath") == common::canonical(&git.display().to_string())
+            && field_str(v, "fd.name") == "/home/monitor-test/.git-credentials"
+    });
+    assert!(
+        found.is_empty(),
+        "git credential-store (under pid {benign}) raised `{SENSITIVE_READ}`:\n{}",
+        show(&found)
+    );
+}
+
+#[test]
 fn environment_of_another_process_read() {
     require_root!();
     let d = shared_alert_daemon();
@@ -636,15 +716,55 @@ fn setuid_bit_set_in_a_container() {
 #[test]
 fn os_release_read_in_a_container() {
     require_root!();
+    let py = require_tool!("python3");
     let d = shared_alert_daemon();
     let c = FakeContainer::new();
     let host = run_ok(cmd("cat").arg("/etc/os-release"));
+    // Benign: a library reading it (Python's platform module does, as do package managers and
+    // OpenSSL-based tools); the assertion proves the file was read.
+    let library = run_ok(&mut in_container(
+        &c,
+        &py,
+        &["-c", "import platform; assert platform.freedesktop_os_release()['ID']"],
+    ));
     let pid = run_ok(&mut in_container(&c, "cat", &["/etc/os-release"]));
     let a = expect_alert(d, OS_RELEASE, pid);
     // /etc/os-release is usually a symlink: the file read is what it points to.
     assert_eq!(field_str(&a, "fd.name"), common::canonical("/etc/os-release"), "{a}");
     assert_in(&a, &c);
+    // A shell sourcing it, as install scripts and exploit kits do.
+    let shell = run_ok(&mut in_container(&c, "sh", &["-c", ". /etc/os-release; test -n \"$ID\""]));
+    let a = expect_alert(d, OS_RELEASE, shell);
+    assert_eq!(field_str(&a, "proc.name"), "sh", "{a}");
     assert_no_alert(d, OS_RELEASE, host, "cat /etc/os-release on the host");
+    assert_no_alert(d, OS_RELEASE, library, "Python's platform module in a container");
+}
+
+#[test]
+fn account_database_dumped_in_a_container() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let host = run_ok(cmd("cat").arg("/etc/passwd"));
+    // Benign: NSS lookups, which read /etc/passwd and /etc/group through the C library.
+    let lookup = run_ok(&mut in_container(
+        &c,
+        &py,
+        &["-c", "import pwd, grp; assert pwd.getpwnam('root').pw_uid == 0; grp.getgrgid(0)"],
+    ));
+    for (tool, args) in
+        [("cat", vec!["/etc/passwd"]), ("base64", vec!["/etc/group"]), ("head", vec!["-n1", "/etc/passwd"])]
+    {
+        let file = *args.last().unwrap();
+        let pid = run_ok(&mut in_container(&c, tool, &args));
+        let a = expect_alert(d, ACCOUNT_DUMP, pid);
+        assert_eq!(field_str(&a, "fd.name"), file, "{a}");
+        assert_eq!(field_str(&a, "proc.name"), tool, "{a}");
+        assert_in(&a, &c);
+    }
+    assert_no_alert(d, ACCOUNT_DUMP, host, "cat /etc/passwd on the host");
+    assert_no_alert(d, ACCOUNT_DUMP, lookup, "user and group lookups in a container");
 }
 
 // ---------------------------------------------------------------------------------------------
