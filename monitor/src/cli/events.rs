@@ -42,6 +42,8 @@ pub async fn run(args: EventsArgs) -> Result<()> {
         filter_sets: defaults.kernel_filter_sets,
         max_processes: args.sensor.max_processes.unwrap_or(defaults.max_processes),
         containers: None,
+        // The events stream carries addresses, not the names rules would give them.
+        host_names: crate::event::HostNames::default(),
         state_dir: None,
         output: OutputTarget::Stdout,
         telemetry: None,

@@ -6,6 +6,7 @@ mod enrich;
 mod exe_identity;
 pub mod fields;
 mod format;
+pub mod host_names;
 mod json;
 pub mod replay;
 pub mod text;
@@ -16,6 +17,7 @@ pub use enrich::{Enricher, EnricherStats};
 pub use fields::nix_hostname;
 pub use fields::{Field, FieldContext, FieldError, FieldId, FieldType, FieldValue};
 pub use format::{basename, dev_from_kernel, dev_to_kernel, errno_name, open_flags};
+pub use host_names::{HostNameStats, HostNames};
 pub use json::JsonRenderer;
 pub use users::Users;
 

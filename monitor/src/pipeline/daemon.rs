@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use super::alerter::{Alerter, AlerterOptions};
 use super::{OutputTarget, PipelineOptions, Progress, Reload, Stage};
@@ -49,6 +49,7 @@ struct AlertStage {
     telemetry: Arc<Telemetry>,
     self_alerts: SelfAlerts,
     reloader: Option<Reloader>,
+    host_names: crate::event::HostNames,
     /// A loaded set waiting for the pipeline to put it in force.
     pending: Option<Reloaded>,
     filter: Option<Arc<FilterPlan>>,
@@ -163,6 +164,7 @@ impl Reload for AlertStage {
         };
         self.filter = prefilter;
         ruleset.follow_identities();
+        self.host_names.watch(ruleset.host_names());
         self.alerter.replace(ruleset, alerter_options(&config, Some(OutputFormat::Json)));
         self.self_alerts.set_config(config.self_alerts.clone());
         self.telemetry.reload_succeeded();
@@ -195,7 +197,13 @@ pub async fn run(config: Config, source: ConfigSource, opts: DaemonOptions) -> R
             None
         }
     };
+    let host_names = crate::event::HostNames::default();
+    host_names.watch(ruleset.host_names());
+    host_names
+        .start_resolver(crate::event::host_names::REFRESH_EVERY)
+        .context("starting the thread that resolves the rules' host names")?;
     let opts = PipelineOptions {
+        host_names: host_names.clone(),
         output: OutputTarget::Sinks(router.clone()),
         ring_bytes,
         filter_sets: config.kernel_filter_sets,
@@ -216,6 +224,7 @@ pub async fn run(config: Config, source: ConfigSource, opts: DaemonOptions) -> R
         telemetry,
         self_alerts,
         reloader,
+        host_names,
     };
     let result = super::run(&opts, &mut stage).await;
     // The event path has stopped; the sinks get their deadline to deliver or spool what is left.

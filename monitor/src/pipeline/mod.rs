@@ -35,6 +35,8 @@ pub struct PipelineOptions {
     pub max_processes: usize,
     /// Container metadata from the runtimes, for stages that render it.
     pub containers: Option<crate::container::ContainerDirectory>,
+    /// The addresses of the host names the rules name (`fd.sip.name`).
+    pub host_names: crate::event::HostNames,
     /// Where the daemon's view of containers is written for `monitor containers`.
     pub state_dir: Option<std::path::PathBuf>,
     /// Where the stage's records go.
@@ -266,7 +268,11 @@ pub async fn run(opts: &PipelineOptions, stage: &mut impl Stage) -> Result<()> {
         enricher: Enricher::new(table),
         filter,
         counters: Counters::default(),
-        cx: FieldContext { containers: opts.containers.clone(), ..FieldContext::default() },
+        cx: FieldContext {
+            containers: opts.containers.clone(),
+            host_names: opts.host_names.clone(),
+            ..FieldContext::default()
+        },
         batch: Vec::with_capacity(256 * 1024),
         batch_records: 0,
     };

@@ -291,6 +291,8 @@ fn check_need(c: &CheckMatcher, kind: Kind) -> (Need, bool) {
         }
         FieldId::FdL4Proto
         | FieldId::FdSip
+        | FieldId::FdSipName
+        | FieldId::FdCipName
         | FieldId::FdSnet
         | FieldId::FdCip
         | FieldId::FdCnet

@@ -8,10 +8,10 @@ use monitor_common::{EventType, TypeSet};
 use super::compile::{Compiled, Compiler, Problem};
 use super::condition::Op;
 use super::loader::{Definitions, ExceptionDef, RuleDef};
-use super::matcher::{Matcher, PathIdentities};
+use super::matcher::{Constant, Constraint, Matcher, PathIdentities};
 use super::source::{Diagnostic, Node, Severity, Span, Value};
 use crate::alert::{OutputTemplate, Priority, RuleView};
-use crate::event::{Event, FieldContext};
+use crate::event::{Event, FieldContext, FieldId};
 
 pub struct CompiledRule {
     pub name: String,
@@ -231,6 +231,31 @@ impl Ruleset {
     /// The enabled rules' matchers specialised for type `t`.
     pub fn matchers_for_type(&self, t: EventType) -> impl Iterator<Item = &Matcher> {
         self.by_type[t.index()].iter().map(|(_, m)| m)
+    }
+
+    /// The host names the enabled rules compare `fd.sip.name` and `fd.cip.name` with: the
+    /// daemon resolves them, since an address has no name of its own.
+    pub fn host_names(&self) -> std::collections::BTreeSet<String> {
+        fn walk(m: &Matcher, out: &mut std::collections::BTreeSet<String>) {
+            match m {
+                Matcher::And(v) | Matcher::Or(v) => v.iter().for_each(|m| walk(m, out)),
+                Matcher::Not(m) => walk(m, out),
+                Matcher::Check(c) if matches!(c.field().id(), FieldId::FdSipName | FieldId::FdCipName) => {
+                    if let Constraint::OneOf(items) = c.constraint() {
+                        out.extend(items.iter().filter_map(|k| match k {
+                            Constant::Str(s) => Some((*s).to_owned()),
+                            _ => None,
+                        }));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for (_, m) in self.by_type.iter().flatten() {
+            walk(m, &mut out);
+        }
+        out
     }
 
     /// How many rule evaluations an event of type `t` costs.

@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod containers;
 mod default_rules;
+mod falco_rules;
 mod metrics;
 mod prefilter;
 mod reload;

@@ -1,6 +1,7 @@
 //! `monitor rules` and `monitor replay`, no root needed: Falco's stock rulesets load, errors are
 //! located and fail the check, and recorded events raise the alerts they should.
 
+use crate::common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -18,18 +19,6 @@ fn utf8(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Falco's stock rules (../shared/falco beside the project; MONITOR_FALCO_RULES overrides).
-fn falco_dir() -> PathBuf {
-    let candidates = [
-        std::env::var_os("MONITOR_FALCO_RULES").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco")),
-        Some(PathBuf::from("/work/shared/falco")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.join("falco_rules.yaml").is_file()).unwrap_or_else(|| {
-        panic!("Falco's stock rules not found: put them in ../shared/falco beside the project or set MONITOR_FALCO_RULES")
-    })
-}
-
 /// (loaded, skipped, errors) from `monitor rules check`'s summary line.
 fn check_counts(out: &Output) -> (u64, u64, u64) {
     let stdout = utf8(&out.stdout);
@@ -45,17 +34,17 @@ fn check_counts(out: &Output) -> (u64, u64, u64) {
 
 #[test]
 fn falco_stock_rulesets_load_without_errors() {
-    let dir = falco_dir();
+    let dir = common::falco_dir();
     let stable = dir.join("falco_rules.yaml");
     let incubating = dir.join("falco-incubating_rules.yaml");
     let sandbox = dir.join("falco-sandbox_rules.yaml");
     // What loads today (Falco rules 5.1.0); these may grow as the monitor learns fields and
     // event types, never shrink.
     let cases: [(&str, Vec<&PathBuf>, u64); 4] = [
-        ("falco_rules.yaml", vec![&stable], 14),
+        ("falco_rules.yaml", vec![&stable], 15),
         ("falco-incubating_rules.yaml", vec![&incubating], 22),
-        ("falco-sandbox_rules.yaml", vec![&sandbox], 25),
-        ("all three in Falco's order", vec![&stable, &incubating, &sandbox], 61),
+        ("falco-sandbox_rules.yaml", vec![&sandbox], 26),
+        ("all three in Falco's order", vec![&stable, &incubating, &sandbox], 63),
     ];
     for (name, files, at_least) in cases {
         let mut args = vec!["rules", "check"];
@@ -95,7 +84,7 @@ fn user_rules_on_top_of_falco_rules_use_its_macros_and_lists() {
          - rule: Terminal shell in container\n  enabled: false\n",
     )
     .unwrap();
-    let falco = falco_dir().join("falco_rules.yaml");
+    let falco = common::falco_dir().join("falco_rules.yaml");
     let out = monitor(&["rules", "list", "--json", falco.to_str().unwrap(), local.to_str().unwrap()]);
     assert!(out.status.success(), "{}", utf8(&out.stderr));
     let rules: Vec<Value> = utf8(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

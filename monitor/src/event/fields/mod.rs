@@ -89,6 +89,8 @@ pub enum Scope {
     Runtime,
     /// The time it is read.
     Clock,
+    /// The host names the daemon resolved for the rules.
+    HostNames,
 }
 
 /// How `monitor events --json` carries a field and `monitor replay` reads it back.
@@ -311,6 +313,8 @@ pub struct FieldContext {
     pub exe_identity: RefCell<super::exe_identity::ExeIdentity>,
     pub groups: RefCell<Users>,
     pub hostname: String,
+    /// The addresses of the host names rules compare addresses with.
+    pub host_names: super::HostNames,
 }
 
 impl Default for FieldContext {
@@ -321,6 +325,7 @@ impl Default for FieldContext {
             exe_identity: RefCell::new(Default::default()),
             groups: RefCell::new(Users::new("/etc/group")),
             hostname: nix_hostname(),
+            host_names: super::HostNames::default(),
         }
     }
 }

@@ -84,6 +84,14 @@ fn ip(v: Option<IpAddr>) -> V<'static> {
     v.map_or(V::Null, V::Ip)
 }
 
+/// A network event's names for `ip`: a list (several names may resolve to one address), empty
+/// when none does.
+fn names_of(ip: Option<IpAddr>, cx: &FieldContext) -> V<'static> {
+    ip.map_or(V::Null, |ip| {
+        V::List(cx.host_names.names_of(ip).iter().map(|n| owned(n.to_string())).collect())
+    })
+}
+
 fn proc<'e>(ev: &'e Event, f: impl FnOnce(&'e Process) -> V<'e>) -> V<'e> {
     ev.process.as_deref().map_or(V::Null, f)
 }
@@ -756,6 +764,16 @@ registry! {
         name: "fd.cip", aliases: &["fd.lip"], ty: FieldType::Ip, carried_by: NET, doc: "The client's (source's) address, when bound",
         extract: |_, ev, _| ip(net(ev).and_then(|n| n.cip)),
         record: Record::Kept(|d, _, v| d.net.cip = json_text(v).parse().ok()),
+    }
+    FdSipName {
+        name: "fd.sip.name", aliases: &["fd.rip.name"], scope: Scope::HostNames, carried_by: NET,
+        doc: "The host names, of those the rules compare this field with, that resolve to the server's address",
+        extract: |_, ev, cx| names_of(net(ev).and_then(|n| n.sip), cx),
+    }
+    FdCipName {
+        name: "fd.cip.name", aliases: &["fd.lip.name"], scope: Scope::HostNames, carried_by: NET,
+        doc: "The host names, of those the rules compare this field with, that resolve to the client's address",
+        extract: |_, ev, cx| names_of(net(ev).and_then(|n| n.cip), cx),
     }
     FdCport {
         name: "fd.cport", aliases: &["fd.lport"], ty: FieldType::Int, carried_by: NET, doc: "The client's (source's) port",

@@ -454,6 +454,18 @@ pub fn unified_cgroup_root() -> String {
         .expect("no cgroup2 mount")
 }
 
+/// Falco's stock rules (../shared/falco beside the project; MONITOR_FALCO_RULES overrides).
+pub fn falco_dir() -> std::path::PathBuf {
+    let candidates = [
+        std::env::var_os("MONITOR_FALCO_RULES").map(std::path::PathBuf::from),
+        Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco")),
+        Some(std::path::PathBuf::from("/work/shared/falco")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.join("falco_rules.yaml").is_file()).unwrap_or_else(|| {
+        panic!("Falco's stock rules not found: put them in ../shared/falco beside the project or set MONITOR_FALCO_RULES")
+    })
+}
+
 /// A unique cgroup named like a docker scope, removed on drop (also when an assertion fails).
 /// A process that writes its pid to `{scope}/cgroup.procs` is, to the daemon, in a container.
 pub struct FakeContainer {
