@@ -110,13 +110,15 @@ impl Call {
     }
 }
 
-/// io_uring operations the sensors report (`IORING_OP_*`, include/uapi/linux/io_uring.h).
+/// io_uring operations the sensors report or watch (`IORING_OP_*`, include/uapi/linux/io_uring.h).
 pub mod iouring_op {
     pub const SENDMSG: u8 = 9;
     pub const CONNECT: u8 = 16;
     pub const OPENAT: u8 = 18;
     pub const SEND: u8 = 26;
     pub const OPENAT2: u8 = 28;
+    pub const RENAMEAT: u8 = 35;
+    pub const UNLINKAT: u8 = 36;
     pub const SEND_ZC: u8 = 47;
     pub const SENDMSG_ZC: u8 = 48;
 }

@@ -30,6 +30,8 @@ const IORING_FILE_INDEX_ALLOC: u32 = !0;
 
 const PENDING_OPEN: u8 = 0;
 const PENDING_NET: u8 = 1;
+/// A rename or unlink, whose completion voids the kernel filter's directory verdicts.
+const PENDING_PATH_CHANGE: u8 = 2;
 
 /// A submitted request whose completion is awaited.
 #[repr(C)]
@@ -57,9 +59,25 @@ pub fn io_uring_submit_req(ctx: BtfTracePointContext) -> i32 {
         | iouring_op::SEND
         | iouring_op::SEND_ZC
         | iouring_op::SENDMSG_ZC => submit_net(req, opcode),
+        iouring_op::RENAMEAT | iouring_op::UNLINKAT => submit_path_change(req),
         _ => {}
     }
     0
+}
+
+/// A rename (or a directory's removal) through io_uring gives directories new paths just as
+/// rename(2) does, so directory verdicts are voided as for the syscalls: at submission, and
+/// again at completion, since an io-wq worker may run it later, after a verdict was made under
+/// the old path. Unlinks of files are counted too (the request's flags are not read): they are
+/// rare through io_uring, and voiding verdicts only costs re-judging directories.
+#[inline(always)]
+fn submit_path_change(req: u64) {
+    filter::bump_path_gen();
+    let (awaits, _) = submit_flags(req);
+    if awaits {
+        let p = Pending { kind: PENDING_PATH_CHANGE, evt_type: 0, call: 0, _pad: 0, file_slot: 0 };
+        let _ = IOU_PENDING.insert(req, p, 0);
+    }
 }
 
 /// The header bits of a submission: awaiting its completion, or final with its result unknown.
@@ -156,7 +174,7 @@ fn submit_net(req: u64, opcode: u8) {
         if sk != 0 {
             let _ = IOU_CONNECTS.insert(sk, 1, 0);
         }
-    } else if !sockets::send_names_destination(sk) {
+    } else if !sockets::send_names_destination(sk, true) {
         return;
     }
     let (awaits, rec_flags) = submit_flags(req);
@@ -216,6 +234,10 @@ pub fn io_uring_complete_res(ctx: BtfTracePointContext) -> i32 {
 fn complete(req: u64, res: impl FnOnce() -> i32) {
     let Some(p) = (unsafe { IOU_PENDING.get(req) }).copied() else { return };
     let _ = IOU_PENDING.remove(req);
+    if p.kind == PENDING_PATH_CHANGE {
+        filter::bump_path_gen();
+        return;
+    }
     let res = res();
     let (Some(evt_type), Some(call)) = (EventType::from_u8(p.evt_type), Call::from_u8(p.call)) else {
         return;

@@ -88,6 +88,41 @@ fn kernel_filter_dismisses_what_no_rule_needs_and_keeps_what_rules_need() {
     }
     assert_eq!(wait_count(&filtered, &moved, 5), 5, "a renamed directory's opens are judged afresh");
 
+    // The same through io_uring, run by an io-wq worker (IOSQE_ASYNC) as a slow rename would be.
+    let other3 = format!("{t}/other3");
+    std::fs::create_dir(&other3).unwrap();
+    std::fs::write(format!("{other3}/g"), "x").unwrap();
+    let before = format!("{other3}/g");
+    open(&before);
+    // The write that made the file and the first read: each class's first open is judged.
+    assert_eq!(wait_count(&filtered, &before, 2), 2, "the first opens in other3 are reported");
+    open(&before);
+    let moved3 = format!("{t}/watched/moved3");
+    let ring = common::raw::Ring::new().expect("io_uring_setup");
+    let from = std::ffi::CString::new(other3.clone()).unwrap();
+    let to = std::ffi::CString::new(moved3.clone()).unwrap();
+    let res = ring.run(common::raw::Sqe {
+        opcode: common::raw::IORING_OP_RENAMEAT,
+        flags: common::raw::IOSQE_ASYNC,
+        fd: common::raw::AT_FDCWD,
+        addr: from.as_ptr() as u64,
+        len: common::raw::AT_FDCWD as u32,
+        off: to.as_ptr() as u64,
+        ..Default::default()
+    });
+    assert_eq!(res, 0, "IORING_OP_RENAMEAT failed");
+    assert!(Path::new(&moved3).is_dir(), "the ring did not rename the directory");
+    let after = format!("{moved3}/g");
+    for _ in 0..5 {
+        open(&after);
+    }
+    assert_eq!(wait_count(&filtered, &after, 5), 5, "a directory renamed through io_uring is judged afresh");
+    assert_eq!(
+        count(&filtered, &before),
+        2,
+        "the second read in other3 was dismissed (its verdict was Drop)"
+    );
+
     // A hard link to a file a rule names by path, in a directory whose verdict is Drop.
     let x = format!("{t}/other2/x");
     open(&x);

@@ -334,6 +334,16 @@ fn connects_and_sends_report_destination_and_result() {
         d.matching(|v| matches!(s(v, "evt.type"), "sendto" | "sendmsg") && u(v, "fd.cport") == cport)
             .is_empty()
     );
+    // ... but a send that names a destination goes there, connected or not (UDP honours the
+    // address): `connect(harmless)` then `sendto(elsewhere)` must not hide elsewhere.
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ue = elsewhere.local_addr().unwrap().port();
+    connected.send_to(b"e", ("127.0.0.1", ue)).unwrap();
+    let mut got = [0u8; 1];
+    elsewhere.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    assert_eq!(elsewhere.recv(&mut got).unwrap(), 1, "the datagram went to the named address");
+    let ev = net_event(&d, "sendto naming a destination on a connected udp socket", "sendto", tid, ue);
+    assert_eq!(u(&ev, "fd.cport"), cport, "{ev}");
 
     // Unix sockets.
     let dir = tempfile::tempdir().unwrap();

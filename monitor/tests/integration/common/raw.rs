@@ -265,6 +265,7 @@ pub const IORING_OP_OPENAT: u8 = 18;
 pub const IORING_OP_READ: u8 = 22;
 pub const IORING_OP_SEND: u8 = 26;
 pub const IORING_OP_OPENAT2: u8 = 28;
+pub const IORING_OP_RENAMEAT: u8 = 35;
 pub const IOSQE_IO_LINK: u8 = 1 << 2;
 pub const IOSQE_CQE_SKIP_SUCCESS: u8 = 1 << 6;
 const IORING_ENTER_GETEVENTS: u64 = 1;
