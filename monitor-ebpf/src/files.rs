@@ -18,6 +18,8 @@ pub const AT_FDCWD: i32 = -100;
 const O_CREAT: u32 = 0o100;
 const O_WRONLY: u32 = 0o1;
 const O_TRUNC: u32 = 0o1000;
+const O_ACCMODE: u32 = 0o3;
+const O_PATH: u32 = monitor_common::O_PATH;
 
 /// An open's arguments, as its syscall took them.
 struct OpenArgs {
@@ -186,6 +188,18 @@ pub fn open_exit(evt_type: EventType, ret: i64, a: Args) -> u32 {
     let task = Task::current();
     let flags = if args.flags_from_file && ret >= 0 {
         kernel::file_flags(task.fd_file(ret as u32))
+    } else if evt_type == EventType::Openat2 && ret >= 0 {
+        // openat2's flags were read from user memory, which another thread (or a stalled
+        // page) can rewrite between the kernel's copy and this exit, say to O_PATH, which
+        // the filter dismisses: the access mode is the opened file's.
+        let file_flags = kernel::file_flags(task.fd_file(ret as u32));
+        if file_flags == 0 && args.flags & (O_ACCMODE | O_PATH) != 0 {
+            // The fd is gone already (closed by another thread): nothing to trust but the
+            // caller's flags, taken as a read.
+            args.flags & !(O_ACCMODE | O_PATH)
+        } else {
+            (args.flags & !(O_ACCMODE | O_PATH)) | (file_flags & (O_ACCMODE | O_PATH))
+        }
     } else {
         args.flags
     };

@@ -286,3 +286,87 @@ fn rules_that_overflow_the_kernel_sets_start_at_100k_names() {
     }
     d.stop();
 }
+
+/// struct open_how, as openat2 takes it; the flags word is rewritten by another thread.
+#[repr(C)]
+struct OpenHow {
+    flags: std::sync::atomic::AtomicU64,
+    mode: u64,
+    resolve: u64,
+}
+
+#[test]
+fn openat2_flags_rewritten_during_the_call_do_not_hide_a_read() {
+    require_root!();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::Builder::new().prefix("monitor-prefilter").tempdir().unwrap();
+    let t = canonical(tmp.path().to_str().unwrap());
+    let target = format!("{t}/target");
+    std::fs::write(&target, "x").unwrap();
+    let rules = Path::new(&t).join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: Target read\n  desc: d\n  condition: evt.type = openat2 and evt.is_open_read = true and fd.name = {target}\n  \
+             output: o\n  priority: WARNING\n"
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_with(Options {
+        command: &["events", "--json", "--filter", "--rules", rules.to_str().unwrap()],
+        ..Default::default()
+    });
+    // openat2 copies open_how at entry; the exit program reads it again from user memory. A
+    // thread flipping its flags between a read and O_PATH makes the two disagree: a real read
+    // must not be dismissed as an O_PATH open.
+    let how = OpenHow { flags: 0.into(), mode: 0, resolve: 0 };
+    let path = std::ffi::CString::new(target.clone()).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut reads = 0usize;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                how.flags.store(libc::O_PATH as u64, Ordering::Relaxed);
+                how.flags.store(libc::O_RDONLY as u64, Ordering::Relaxed);
+            }
+        });
+        for _ in 0..3000 {
+            // SAFETY: the path and open_how outlive the call.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    &how as *const OpenHow,
+                    24usize,
+                )
+            } as i32;
+            if fd >= 0 {
+                // What the kernel really opened, whatever the flags say now.
+                if unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_PATH == 0 {
+                    reads += 1;
+                }
+                unsafe { libc::close(fd) };
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(reads > 0, "no openat2 read the file");
+    let me = std::process::id();
+    let read_of = |v: &serde_json::Value| {
+        is_open_of(v, me, &target) && common::s(v, "evt.type") == "openat2" && v["evt.is_open_read"] == true
+    };
+    let deadline = Instant::now() + common::TIMEOUT;
+    let mut reported = 0;
+    while Instant::now() < deadline {
+        reported = d.matching(read_of).len();
+        if reported >= reads {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        reported, reads,
+        "every openat2 that read the file is reported as a read, however its flags were rewritten"
+    );
+}
