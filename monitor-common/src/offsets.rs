@@ -29,6 +29,9 @@ pub struct KernelOffsets {
 
     pub cred_euid: u32,
     pub cred_egid: u32,
+    pub cred_cap_inheritable: u32,
+    pub cred_cap_permitted: u32,
+    pub cred_cap_effective: u32,
 
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,

@@ -132,6 +132,10 @@ pub struct ExecEvent {
     /// Boot-time start of the process (its thread-group leader), in ns.
     pub start_ns: u64,
     pub parent_start_ns: u64,
+    /// The credentials' capability sets after the exec (kernel_cap_t bit masks).
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
     pub exe_ino: u64,
     pub exe_dev: u32,
     pub exe_nlink: u32,

@@ -37,6 +37,11 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     let cred: u64 = rd(task.0 + off!(task_real_cred));
     ev.euid = rd(cred + off!(cred_euid));
     ev.egid = rd(cred + off!(cred_egid));
+    // kernel_cap_t is one u64 since 6.3. The exec has committed its credentials by now, so
+    // these are the new image's (a setuid-root program's full set included).
+    ev.cap_effective = rd(cred + off!(cred_cap_effective));
+    ev.cap_permitted = rd(cred + off!(cred_cap_permitted));
+    ev.cap_inheritable = rd(cred + off!(cred_cap_inheritable));
     ev.loginuid = rd(task.0 + off!(task_loginuid));
     let (vpid, pidns) = task.vpid_and_pidns();
     ev.vpid = vpid;

@@ -13,7 +13,7 @@ use super::completions::{AwaitedCompletions, Completion, CompletionStats};
 use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, stdio_info};
 use super::{Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
-use crate::process::{ProcSource, Process, ProcessRef, ProcessTable, TableStats};
+use crate::process::{Capabilities, ProcSource, Process, ProcessRef, ProcessTable, TableStats};
 use crate::sensor::RawEvent;
 
 /// Ancestors attached to each event (proc.aname[1..N]).
@@ -227,6 +227,11 @@ impl Enricher {
                     gid: h.gid,
                     egid: ev.egid,
                     loginuid: ev.loginuid,
+                    caps: Capabilities {
+                        effective: ev.cap_effective,
+                        permitted: ev.cap_permitted,
+                        inheritable: ev.cap_inheritable,
+                    },
                     vpid: ev.vpid,
                     pidns: ev.pidns,
                     mntns: ev.mntns,

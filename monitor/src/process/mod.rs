@@ -41,6 +41,14 @@ impl ProcSource {
     }
 }
 
+/// Capability sets as the kernel holds them: bit n is capability n (`CAP_CHOWN` is 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
 /// One process (thread group). Identified by (pid, start_ns) so pid reuse cannot confuse it.
 #[derive(Clone, Debug, Default)]
 pub struct Process {
@@ -67,6 +75,9 @@ pub struct Process {
     pub gid: u32,
     pub egid: u32,
     pub loginuid: u32,
+    /// The credentials' capability sets, as of the last exec (or /proc for a process that was
+    /// running at start); capset(2) and set*id calls after it are not seen.
+    pub caps: Capabilities,
     pub vpid: u32,
     pub pidns: u32,
     pub mntns: u32,

@@ -124,6 +124,11 @@ impl Pass {
             gid,
             egid,
             loginuid: p.loginuid().unwrap_or(u32::MAX),
+            caps: status.as_ref().map_or_else(Default::default, |s| super::Capabilities {
+                effective: s.capeff,
+                permitted: s.capprm,
+                inheritable: s.capinh,
+            }),
             vpid: pid as u32,
             pidns: 0,
             mntns: 0,

@@ -291,15 +291,15 @@ fn exceptions_compile_into_the_condition() {
 #[test]
 fn unsupported_fields_skip_the_rule_with_a_located_reason() {
     let l = load(
-        "- macro: caps\n  condition: thread.cap_effective contains CAP_SYS_ADMIN\n\
-         - rule: r\n  desc: d\n  condition: evt.type = execve and caps\n  output: o %thread.cap_effective\n  priority: INFO\n\
-         - rule: ok\n  desc: d\n  condition: evt.type = execve\n  output: o %thread.cap_effective\n  priority: INFO\n",
+        "- macro: caps\n  condition: proc.env contains LD_PRELOAD\n\
+         - rule: r\n  desc: d\n  condition: evt.type = execve and caps\n  output: o %proc.env\n  priority: INFO\n\
+         - rule: ok\n  desc: d\n  condition: evt.type = execve\n  output: o %proc.env\n  priority: INFO\n",
     );
     assert!(errors(&l).is_empty());
     assert_eq!(l.ruleset.rules.len(), 1);
     let s = &l.ruleset.skipped[0];
     assert_eq!(s.name, "r");
-    assert!(s.reason.contains("`thread.cap_effective` (through macro `caps`)"), "{}", s.reason);
+    assert!(s.reason.contains("`proc.env` (through macro `caps`)"), "{}", s.reason);
     assert_eq!(s.span.to_string(), "test.yaml:2:14");
 }
 
@@ -351,14 +351,14 @@ fn errors_are_located_and_say_what_was_expected() {
 #[test]
 fn output_renders_fields_and_nulls() {
     let l = load(
-        "- rule: r\n  desc: d\n  condition: evt.type = openat\n  output: \"file=%fd.name by %proc.name[%proc.pid] caps=%thread.cap_effective\"\n  priority: INFO\n",
+        "- rule: r\n  desc: d\n  condition: evt.type = openat\n  output: \"file=%fd.name by %proc.name[%proc.pid] caps=%fd.nameraw\"\n  priority: INFO\n",
     );
     let rule = &l.ruleset.rules[0];
     let cx = FieldContext::default();
     let ev = open("/etc/shadow", 0);
     assert_eq!(rule.output.render(&ev, &cx), "file=/etc/shadow by bash[100] caps=<NA>");
     let alert = crate::alert::Alert::new(rule.view(), &ev, &cx, 0);
-    assert_eq!(alert.output_fields["thread.cap_effective"], serde_json::Value::Null);
+    assert_eq!(alert.output_fields["fd.nameraw"], serde_json::Value::Null);
     assert_eq!(alert.output_fields["fd.name"], "/etc/shadow");
     assert_eq!(alert.output_fields["proc.pname"], "nginx");
     assert!(

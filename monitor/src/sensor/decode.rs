@@ -22,6 +22,10 @@ pub enum DecodeError {
 
 /// One record, borrowing its variable-length sections from the ring buffer.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one lives at a time, on the stack of the read loop; boxing the exec would allocate per exec"
+)]
 pub enum RawEvent<'a> {
     Exec { ev: ExecEvent, exe: &'a [u8], filename: &'a [u8], cwd: &'a [u8], cgroup: &'a [u8], argv: &'a [u8] },
     Fork(ForkEvent),

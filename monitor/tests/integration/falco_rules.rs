@@ -149,3 +149,32 @@ fn server_names_in_rules_match_every_address_they_resolve_to() {
     let found = d.matching(|v| alert_for(v, "Pool contacted by its other name", first));
     assert!(found.is_empty(), "the first address does not carry the second name: {found:?}");
 }
+
+#[test]
+fn detect_release_agent_file_container_escapes() {
+    require_root!();
+    let Some(setpriv) = common::tool("setpriv") else {
+        common::skip(&common::test_name(), "`setpriv` (util-linux) is not installed");
+        return;
+    };
+    let setpriv = setpriv.to_str().unwrap().to_owned();
+    const RULE: &str = "Detect release_agent File Container Escapes";
+    let (d, _hosts) = daemon_with_hosts(&common::falco_dir().join("falco_rules.yaml"), &[]);
+    // Not a cgroup's release_agent: a file of that name, which is what the rule looks at.
+    let dir = tempfile::tempdir().unwrap();
+    let agent = format!("{}/release_agent", common::canonical(dir.path().to_str().unwrap()));
+    let write = format!("echo /payload > {agent}");
+    let c = FakeContainer::new();
+    // Benign: the host writing it, and a container process without CAP_SYS_ADMIN (dropped
+    // from the bounding set, so the exec of sh cannot have it).
+    let host = common::run(Command::new("sh").args(["-c", &write]));
+    let without = in_container(&c, &setpriv, &["--bounding-set", "-sys_admin", "sh", "-c", &write]);
+    let pid = in_container(&c, "sh", &["-c", &write]);
+    let a = d.wait_for(&format!("`{RULE}` for pid {pid}"), |v| alert_for(v, RULE, pid));
+    assert_eq!(field_str(&a, "fd.name"), agent, "{a}");
+    assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
+    let output = a["output"].as_str().unwrap();
+    assert!(output.contains("CAP_SYS_ADMIN") && output.contains("CAP_CHOWN"), "{output}");
+    let found = d.matching(|v| rule(v) == RULE && [host, without].iter().any(|p| alert_for(v, RULE, *p)));
+    assert!(found.is_empty(), "the host or a process without CAP_SYS_ADMIN raised `{RULE}`: {found:?}");
+}

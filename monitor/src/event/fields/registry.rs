@@ -11,7 +11,8 @@ use monitor_common::{Call, EventClass, FdType, Via};
 
 use super::{ArgKind, Classes, Field, FieldContext, FieldType, FieldValue as V, Record, Scope};
 use crate::event::format::{
-    basename, connection_name, dirname, errno_name, is_open_create, is_open_read, is_open_write, open_flags,
+    basename, capability_mask, capability_names, connection_name, dirname, errno_name, is_open_create,
+    is_open_read, is_open_write, open_flags,
 };
 use crate::event::replay::{json_int, json_text};
 use crate::event::{Detail, Event, NetInfo, OpenInfo};
@@ -487,6 +488,24 @@ registry! {
         name: "proc.ppid", ty: FieldType::Int, scope: Scope::Process, doc: "The parent's process id",
         extract: |_, ev, _| proc(ev, |p| int(p.ppid)),
         record: Record::Kept(|d, _, v| d.process().ppid = json_int(v) as u32),
+    }
+    ThreadCapEffective {
+        name: "thread.cap_effective", scope: Scope::Process,
+        doc: "The effective capabilities as of the exec, by name (CAP_SYS_ADMIN ...)",
+        extract: |_, ev, _| proc(ev, |p| owned(capability_names(p.caps.effective))),
+        record: Record::Kept(|d, _, v| d.process().caps.effective = capability_mask(&json_text(v))),
+    }
+    ThreadCapPermitted {
+        name: "thread.cap_permitted", scope: Scope::Process,
+        doc: "The permitted capabilities as of the exec, by name",
+        extract: |_, ev, _| proc(ev, |p| owned(capability_names(p.caps.permitted))),
+        record: Record::Kept(|d, _, v| d.process().caps.permitted = capability_mask(&json_text(v))),
+    }
+    ThreadCapInheritable {
+        name: "thread.cap_inheritable", scope: Scope::Process,
+        doc: "The inheritable capabilities as of the exec, by name",
+        extract: |_, ev, _| proc(ev, |p| owned(capability_names(p.caps.inheritable))),
+        record: Record::Kept(|d, _, v| d.process().caps.inheritable = capability_mask(&json_text(v))),
     }
     ProcVpid {
         name: "proc.vpid", ty: FieldType::Int, scope: Scope::Process, doc: "The process id in its own pid namespace",
