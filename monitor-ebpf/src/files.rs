@@ -186,29 +186,20 @@ pub fn open_exit(evt_type: EventType, ret: i64, a: Args) -> u32 {
     }
     let args = open_args(evt_type, a);
     let task = Task::current();
-    // Looked up before the class test only where the flags must come from the file; reused
-    // below, so no open looks its fd up twice.
-    let early_file = if ret >= 0 && (args.flags_from_file || evt_type == EventType::Openat2) {
-        task.fd_file(ret as u32)
-    } else {
-        0
-    };
-    let flags = if args.flags_from_file && ret >= 0 {
-        kernel::file_flags(early_file)
-    } else if evt_type == EventType::Openat2 && ret >= 0 {
-        // openat2's flags were read from user memory, which another thread (or a stalled
-        // page) can rewrite between the kernel's copy and this exit, say to O_PATH, which
-        // the filter dismisses: the access mode is the opened file's.
-        let file_flags = kernel::file_flags(early_file);
-        if file_flags == 0 && args.flags & (O_ACCMODE | O_PATH) != 0 {
-            // The fd is gone already (closed by another thread): nothing to trust but the
-            // caller's flags, taken as a read.
-            args.flags & !(O_ACCMODE | O_PATH)
-        } else {
-            (args.flags & !(O_ACCMODE | O_PATH)) | (file_flags & (O_ACCMODE | O_PATH))
-        }
-    } else {
+    // The opened file's flags are the truth where the caller's cannot be trusted: pidfd_getfd
+    // names none, and openat2's live in user memory that another thread (or a stalled page)
+    // can rewrite between the kernel's copy and this exit, say to O_PATH, which the filter
+    // dismisses. The file is then looked up before the class test, and only then.
+    let file_first = ret >= 0 && (args.flags_from_file || evt_type == EventType::Openat2);
+    let early_file = if file_first { task.fd_file(ret as u32) } else { 0 };
+    let flags = if !file_first {
         args.flags
+    } else if args.flags_from_file {
+        kernel::file_flags(early_file)
+    } else {
+        // openat2 keeps its other flags (O_CREAT, ...) from the call. A fd already closed by
+        // another thread has no flags: the access mode is then 0, taken as a read.
+        (args.flags & !(O_ACCMODE | O_PATH)) | (kernel::file_flags(early_file) & (O_ACCMODE | O_PATH))
     };
     let class = open_class(flags);
     // Dismissed before anything else is read: by the open's flags and result, then by what
@@ -221,7 +212,7 @@ pub fn open_exit(evt_type: EventType, ret: i64, a: Args) -> u32 {
     }
     let (root_mnt, root_dentry) = task.root();
     // Another thread may have closed the fd already; then only the caller's string is left.
-    let file = if early_file != 0 {
+    let file = if file_first {
         early_file
     } else if ret >= 0 {
         task.fd_file(ret as u32)

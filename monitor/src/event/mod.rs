@@ -17,7 +17,7 @@ pub use enrich::{Enricher, EnricherStats};
 pub use fields::nix_hostname;
 pub use fields::{Field, FieldContext, FieldError, FieldId, FieldType, FieldValue};
 pub use format::{basename, dev_from_kernel, dev_to_kernel, errno_name, open_flags};
-pub use host_names::{HostNameStats, HostNames};
+pub use host_names::HostNames;
 pub use json::JsonRenderer;
 pub use users::Users;
 

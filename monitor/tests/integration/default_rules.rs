@@ -11,17 +11,17 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::io::Read as _;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::raw::nr32::*;
 use common::raw::{self, AT_FDCWD, Low, MSG_FASTOPEN, O_RDONLY, Ring, Sqe, check, in_child, int80, steps};
-use common::{Daemon, FakeContainer, alert_for, field_str, field_u64, rule, shared_alert_daemon};
+use common::{
+    Daemon, FakeContainer, alert_for, cmd, field_str, field_u64, in_container, py_connect, rule, run_ok,
+    shared_alert_daemon,
+};
 use serde_json::Value;
 
 // Every rule of the bundled file, by name.
@@ -89,21 +89,6 @@ const SUSPICIOUS_PORTS: &[u16] =
 // ---------------------------------------------------------------------------------------------
 // Running things
 
-/// A command in a session of its own (no controlling terminal, so a test run from a terminal
-/// does not look interactive), with no input and quiet output.
-fn cmd(program: impl AsRef<OsStr>) -> Command {
-    let mut c = Command::new(program);
-    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        c.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    c
-}
-
 /// Runs `c` to the end, whatever its exit status; returns its pid (which a program it execs
 /// keeps).
 fn run(c: &mut Command) -> u32 {
@@ -113,49 +98,12 @@ fn run(c: &mut Command) -> u32 {
     pid
 }
 
-/// Like `run`, but `c` must succeed.
-fn run_ok(c: &mut Command) -> u32 {
-    let mut child = c.stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
-    let pid = child.id();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{c:?} failed ({status}):\n{err}");
-    pid
-}
-
-/// `program args...` run inside the container: a shell moves itself into the container's
-/// cgroup, then execs the program, which keeps the shell's pid.
-fn in_container(c: &FakeContainer, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
-    let mut sh = cmd("sh");
-    sh.arg("-c").arg(c.enter(r#"exec "$0" "$@""#)).arg(program).args(args);
-    sh
-}
-
-/// The path of an installed program, or the calling test is skipped, loudly.
-macro_rules! require_tool {
-    ($name:expr) => {
-        match common::tool($name) {
-            Some(p) => p,
-            None => {
-                common::skip(&common::test_name(), &format!("`{}` is not installed", $name));
-                return;
-            }
-        }
-    };
-}
-
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("monitor-rules-test").tempdir().unwrap()
 }
 
 fn symlink(target: &Path, link: &Path) {
     std::os::unix::fs::symlink(target, link).unwrap();
-}
-
-/// Python that connects to `ip:port` over TCP.
-fn py_connect(ip: &str, port: u16) -> String {
-    format!("import socket; socket.create_connection(('{ip}', {port})).close()")
 }
 
 /// An address on the loopback interface for the life of the value: connections to it stay on

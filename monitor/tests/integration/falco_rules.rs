@@ -4,9 +4,11 @@
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::common::{self, Daemon, FakeContainer, alert_for, field_str, rule};
+use crate::common::{
+    self, Daemon, FakeContainer, alert_for, field_str, in_container, py_connect, rule, run_ok,
+};
 
 /// A `monitor run` daemon with `rules`, in a mount namespace of its own whose /etc/hosts names
 /// `hosts` (name, address): names resolve as the rules need without touching the host's file.
@@ -31,36 +33,10 @@ fn daemon_with_hosts(rules: &Path, hosts: &[(&str, &str)]) -> (Daemon, tempfile:
     (d, file)
 }
 
-/// `program args` inside the container: a shell moves itself into its cgroup, then execs.
-fn in_container(c: &FakeContainer, program: &str, args: &[&str]) -> u32 {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(c.enter(r#"exec "$0" "$@""#))
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{program} {args:?} failed in the container: {status}");
-    pid
-}
-
-fn py_connect(ip: &str, port: u16) -> String {
-    format!("import socket; socket.create_connection(('{ip}', {port})).close()")
-}
-
 #[test]
 fn contact_k8s_api_server_from_container() {
     require_root!();
-    let Some(py) = common::tool("python3") else {
-        common::skip(&common::test_name(), "`python3` is not installed");
-        return;
-    };
-    let py = py.to_str().unwrap().to_owned();
+    let py = require_tool!("python3");
     const RULE: &str = "Contact K8S API Server From Container";
     // The API server's name resolves to a loopback address of the daemon's own choosing.
     let (d, _hosts) = daemon_with_hosts(
@@ -75,8 +51,8 @@ fn contact_k8s_api_server_from_container() {
     // Benign: the host reaching the API server (kubelets do), and the container reaching
     // another address.
     let host = common::run(Command::new(&py).args(["-c", &py_connect("127.0.0.77", port)]));
-    let elsewhere = in_container(&c, &py, &["-c", &py_connect("127.0.0.1", other_port)]);
-    let pid = in_container(&c, &py, &["-c", &py_connect("127.0.0.77", port)]);
+    let elsewhere = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("127.0.0.1", other_port)]));
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", &py_connect("127.0.0.77", port)]));
     let a = d.wait_for(&format!("`{RULE}` for pid {pid}"), |v| alert_for(v, RULE, pid));
     assert_eq!(field_str(&a, "fd.sip"), "127.0.0.77", "{a}");
     assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
@@ -92,11 +68,7 @@ fn contact_k8s_api_server_from_container() {
 #[test]
 fn server_names_in_rules_match_every_address_they_resolve_to() {
     require_root!();
-    let Some(py) = common::tool("python3") else {
-        common::skip(&common::test_name(), "`python3` is not installed");
-        return;
-    };
-    let py = py.to_str().unwrap().to_owned();
+    let py = require_tool!("python3");
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("names.yaml");
     std::fs::write(
@@ -153,11 +125,7 @@ fn server_names_in_rules_match_every_address_they_resolve_to() {
 #[test]
 fn detect_release_agent_file_container_escapes() {
     require_root!();
-    let Some(setpriv) = common::tool("setpriv") else {
-        common::skip(&common::test_name(), "`setpriv` (util-linux) is not installed");
-        return;
-    };
-    let setpriv = setpriv.to_str().unwrap().to_owned();
+    let setpriv = require_tool!("setpriv");
     const RULE: &str = "Detect release_agent File Container Escapes";
     let (d, _hosts) = daemon_with_hosts(&common::falco_dir().join("falco_rules.yaml"), &[]);
     // Not a cgroup's release_agent: a file of that name, which is what the rule looks at.
@@ -168,8 +136,9 @@ fn detect_release_agent_file_container_escapes() {
     // Benign: the host writing it, and a container process without CAP_SYS_ADMIN (dropped
     // from the bounding set, so the exec of sh cannot have it).
     let host = common::run(Command::new("sh").args(["-c", &write]));
-    let without = in_container(&c, &setpriv, &["--bounding-set", "-sys_admin", "sh", "-c", &write]);
-    let pid = in_container(&c, "sh", &["-c", &write]);
+    let without =
+        run_ok(&mut in_container(&c, &setpriv, &["--bounding-set", "-sys_admin", "sh", "-c", &write]));
+    let pid = run_ok(&mut in_container(&c, "sh", &["-c", &write]));
     let a = d.wait_for(&format!("`{RULE}` for pid {pid}"), |v| alert_for(v, RULE, pid));
     assert_eq!(field_str(&a, "fd.name"), agent, "{a}");
     assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");

@@ -26,6 +26,14 @@ fn wait_count(d: &Daemon, path: &str, n: usize) -> usize {
     }
 }
 
+/// A directory of the test's own, removed with the value, and its canonical path (what the
+/// kernel reports).
+fn test_dir(prefix: &str) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let path = canonical(tmp.path().to_str().unwrap());
+    (tmp, path)
+}
+
 fn count(d: &Daemon, path: &str) -> usize {
     d.matching(|v| is_open_of(v, std::process::id(), path)).len()
 }
@@ -33,8 +41,7 @@ fn count(d: &Daemon, path: &str) -> usize {
 #[test]
 fn kernel_filter_dismisses_what_no_rule_needs_and_keeps_what_rules_need() {
     require_root!();
-    let tmp = tempfile::Builder::new().prefix("monitor-prefilter").tempdir().unwrap();
-    let t = canonical(tmp.path().to_str().unwrap());
+    let (_tmp, t) = test_dir("monitor-prefilter");
     for d in ["watched", "other", "other2"] {
         std::fs::create_dir(Path::new(&t).join(d)).unwrap();
     }
@@ -200,8 +207,7 @@ fn wait_alert(d: &Daemon, rule: &str, dir: &str, i: usize) {
 #[test]
 fn rules_that_overflow_the_kernel_sets_widen_the_filter_at_start_and_on_reload() {
     require_root!();
-    let tmp = tempfile::Builder::new().prefix("monitor-bigsets").tempdir().unwrap();
-    let t = canonical(tmp.path().to_str().unwrap());
+    let (_tmp, t) = test_dir("monitor-bigsets");
     let dir = format!("{t}/names");
     std::fs::create_dir(&dir).unwrap();
     let rules = Path::new(&t).join("rules.yaml");
@@ -273,8 +279,7 @@ fn rules_that_overflow_the_kernel_sets_widen_the_filter_at_start_and_on_reload()
 #[test]
 fn rules_that_overflow_the_kernel_sets_start_at_100k_names() {
     require_root!();
-    let tmp = tempfile::Builder::new().prefix("monitor-bigsets").tempdir().unwrap();
-    let t = canonical(tmp.path().to_str().unwrap());
+    let (_tmp, t) = test_dir("monitor-bigsets");
     let dir = format!("{t}/names");
     std::fs::create_dir(&dir).unwrap();
     let rules = Path::new(&t).join("rules.yaml");
@@ -299,8 +304,7 @@ struct OpenHow {
 fn openat2_flags_rewritten_during_the_call_do_not_hide_a_read() {
     require_root!();
     use std::sync::atomic::{AtomicBool, Ordering};
-    let tmp = tempfile::Builder::new().prefix("monitor-prefilter").tempdir().unwrap();
-    let t = canonical(tmp.path().to_str().unwrap());
+    let (_tmp, t) = test_dir("monitor-prefilter");
     let target = format!("{t}/target");
     std::fs::write(&target, "x").unwrap();
     let rules = Path::new(&t).join("rules.yaml");

@@ -52,6 +52,59 @@ macro_rules! require_root {
     };
 }
 
+/// The path of an installed program, or the calling test is skipped, loudly.
+#[macro_export]
+macro_rules! require_tool {
+    ($name:expr) => {
+        match $crate::common::tool($name) {
+            Some(p) => p,
+            None => {
+                $crate::common::skip(&$crate::common::test_name(), &format!("`{}` is not installed", $name));
+                return;
+            }
+        }
+    };
+}
+
+/// A command in a session of its own (no controlling terminal, so a test run from a terminal
+/// does not look interactive), with no input and quiet output.
+pub fn cmd(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Runs `c` to the end, which must succeed; returns its pid (which a program it execs keeps).
+pub fn run_ok(c: &mut Command) -> u32 {
+    let mut child = c.stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    let pid = child.id();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{c:?} failed ({status}):\n{err}");
+    pid
+}
+
+/// `program args...` run inside the container: a shell moves itself into the container's
+/// cgroup, then execs the program, which keeps the shell's pid.
+pub fn in_container(c: &FakeContainer, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+    let mut sh = cmd("sh");
+    sh.arg("-c").arg(c.enter(r#"exec "$0" "$@""#)).arg(program).args(args);
+    sh
+}
+
+/// Python that connects to `ip:port` over TCP.
+pub fn py_connect(ip: &str, port: u16) -> String {
+    format!("import socket; socket.create_connection(('{ip}', {port})).close()")
+}
+
 /// Runs `cmd` to the end, whatever its exit status, its output discarded; returns its pid
 /// (which a program it execs keeps).
 pub fn run(cmd: &mut Command) -> u32 {
