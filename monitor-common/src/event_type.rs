@@ -19,6 +19,37 @@ pub enum EventType {
     OpenByHandleAt = 11,
     PidfdGetfd = 12,
     IoUringSetup = 13,
+    Ptrace = 14,
+    Symlink = 15,
+    Symlinkat = 16,
+    Link = 17,
+    Linkat = 18,
+    InitModule = 19,
+    FinitModule = 20,
+    Socket = 21,
+    Dup = 22,
+    Dup2 = 23,
+    Dup3 = 24,
+    Setns = 25,
+    Unshare = 26,
+    Setuid = 27,
+    Setgid = 28,
+    Setresuid = 29,
+    Setresgid = 30,
+    Chmod = 31,
+    Fchmod = 32,
+    Fchmodat = 33,
+    Unlink = 34,
+    Unlinkat = 35,
+    Rmdir = 36,
+    Rename = 37,
+    Renameat = 38,
+    Renameat2 = 39,
+    Mkdir = 40,
+    Mkdirat = 41,
+    Bpf = 42,
+    Userfaultfd = 43,
+    MemfdCreate = 44,
 }
 
 /// What an event is about, for everything that depends on its kind rather than its syscall.
@@ -33,13 +64,14 @@ pub enum EventClass {
     Open,
     /// A connection or a datagram naming its destination (connect, sendto, sendmsg).
     Net,
-    /// A system call reported by its result alone (io_uring_setup).
+    /// A system call reported by its result and arguments, paths among them (ptrace, link,
+    /// socket, dup, chmod, ...: [`crate::calls`]).
     Syscall,
 }
 
 impl EventType {
     /// In index order.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 45] = [
         Self::Execve,
         Self::Execveat,
         Self::Clone,
@@ -54,6 +86,37 @@ impl EventType {
         Self::OpenByHandleAt,
         Self::PidfdGetfd,
         Self::IoUringSetup,
+        Self::Ptrace,
+        Self::Symlink,
+        Self::Symlinkat,
+        Self::Link,
+        Self::Linkat,
+        Self::InitModule,
+        Self::FinitModule,
+        Self::Socket,
+        Self::Dup,
+        Self::Dup2,
+        Self::Dup3,
+        Self::Setns,
+        Self::Unshare,
+        Self::Setuid,
+        Self::Setgid,
+        Self::Setresuid,
+        Self::Setresgid,
+        Self::Chmod,
+        Self::Fchmod,
+        Self::Fchmodat,
+        Self::Unlink,
+        Self::Unlinkat,
+        Self::Rmdir,
+        Self::Rename,
+        Self::Renameat,
+        Self::Renameat2,
+        Self::Mkdir,
+        Self::Mkdirat,
+        Self::Bpf,
+        Self::Userfaultfd,
+        Self::MemfdCreate,
     ];
 
     pub const fn index(self) -> usize {
@@ -81,6 +144,37 @@ impl EventType {
             Self::OpenByHandleAt => "open_by_handle_at",
             Self::PidfdGetfd => "pidfd_getfd",
             Self::IoUringSetup => "io_uring_setup",
+            Self::Ptrace => "ptrace",
+            Self::Symlink => "symlink",
+            Self::Symlinkat => "symlinkat",
+            Self::Link => "link",
+            Self::Linkat => "linkat",
+            Self::InitModule => "init_module",
+            Self::FinitModule => "finit_module",
+            Self::Socket => "socket",
+            Self::Dup => "dup",
+            Self::Dup2 => "dup2",
+            Self::Dup3 => "dup3",
+            Self::Setns => "setns",
+            Self::Unshare => "unshare",
+            Self::Setuid => "setuid",
+            Self::Setgid => "setgid",
+            Self::Setresuid => "setresuid",
+            Self::Setresgid => "setresgid",
+            Self::Chmod => "chmod",
+            Self::Fchmod => "fchmod",
+            Self::Fchmodat => "fchmodat",
+            Self::Unlink => "unlink",
+            Self::Unlinkat => "unlinkat",
+            Self::Rmdir => "rmdir",
+            Self::Rename => "rename",
+            Self::Renameat => "renameat",
+            Self::Renameat2 => "renameat2",
+            Self::Mkdir => "mkdir",
+            Self::Mkdirat => "mkdirat",
+            Self::Bpf => "bpf",
+            Self::Userfaultfd => "userfaultfd",
+            Self::MemfdCreate => "memfd_create",
         }
     }
 
@@ -91,7 +185,8 @@ impl EventType {
     /// Whether the in-kernel filter may dismiss events of this type. Rare types (a file opened
     /// by handle, a descriptor taken from another process) always reach the daemon: a rule on
     /// them then costs nothing for the opens that happen a million times more often, which it
-    /// would widen the filter for otherwise.
+    /// would widen the filter for otherwise. The calls of [`crate::calls`] are dismissed by type
+    /// alone, when no rule in force can match their type.
     pub const fn kernel_filtered(self) -> bool {
         !matches!(self, Self::OpenByHandleAt | Self::PidfdGetfd | Self::IoUringSetup)
     }
@@ -108,7 +203,7 @@ impl EventType {
             | Self::OpenByHandleAt
             | Self::PidfdGetfd => EventClass::Open,
             Self::Connect | Self::Sendto | Self::Sendmsg => EventClass::Net,
-            Self::IoUringSetup => EventClass::Syscall,
+            _ => EventClass::Syscall,
         }
     }
 }
@@ -144,6 +239,11 @@ impl TypeSet {
 
     pub const fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// As the kernel filter holds it: bit `EventType as u8` per type.
+    pub const fn bits(self) -> u64 {
+        self.0
     }
 
     pub const fn union(self, o: Self) -> Self {

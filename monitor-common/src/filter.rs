@@ -71,7 +71,9 @@ pub struct OpenFilter {
     pub results: u32,
     /// 1: look the file's directory up in DIR_VERDICTS.
     pub by_directory: u32,
-    pub _pad: u32,
+    /// 1: a reported open whose path was resolved also carries the caller's string
+    /// (fd.nameraw), which costs a user-memory read only rules that name it should pay.
+    pub raw_names: u32,
 }
 
 /// What a connect or send must be for some rule to possibly match it.
@@ -96,6 +98,9 @@ pub struct FilterConfig {
     pub open: OpenFilter,
     pub connect: NetFilter,
     pub sendto: NetFilter,
+    /// The calls of [`crate::calls`] some rule can match, by event type bit
+    /// ([`crate::TypeSet`]'s); the others are dismissed by type alone.
+    pub calls: u64,
 }
 
 impl FilterConfig {
@@ -103,9 +108,10 @@ impl FilterConfig {
     pub const PASS_ALL: Self = Self {
         epoch: 0,
         active: 0,
-        open: OpenFilter { classes: OPEN_CLASSES, results: RESULTS, by_directory: 0, _pad: 0 },
+        open: OpenFilter { classes: OPEN_CLASSES, results: RESULTS, by_directory: 0, raw_names: 1 },
         connect: NetFilter { families: FAMILIES, results: RESULTS, by_port: 0, _pad: 0 },
         sendto: NetFilter { families: FAMILIES, results: RESULTS, by_port: 0, _pad: 0 },
+        calls: u64::MAX,
     };
 }
 
@@ -216,4 +222,10 @@ pub fn net_wanted(f: &NetFilter, family: u16, results: u32, port_listed: impl Fn
         return false;
     }
     f.by_port == 0 || port_listed()
+}
+
+/// Whether a call of this type ([`crate::calls`]) can matter to some rule.
+#[inline(always)]
+pub fn call_wanted(c: &FilterConfig, evt_type: u8) -> bool {
+    evt_type < 64 && c.calls & (1u64 << evt_type) != 0
 }

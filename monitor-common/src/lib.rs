@@ -6,6 +6,7 @@
 //! so a record is as long as what it carries.
 #![no_std]
 
+pub mod calls;
 pub mod event_type;
 pub mod fd;
 pub mod filter;
@@ -52,6 +53,11 @@ pub const PATH_GEN_MAP: &str = "PATH_GEN";
 /// Name of the per-CPU array counting events dismissed by the filters, indexed by
 /// [`EventType`] (as u8).
 pub const FILTERED_MAP: &str = "FILTERED";
+/// Name of the array from a native syscall number to the [`calls::CallShape`] the generic
+/// call program copies, filled by userspace from [`calls::CALLS`].
+pub const CALL_SHAPES_MAP: &str = "CALL_SHAPES";
+/// The same for ia32 syscall numbers.
+pub const IA32_CALL_SHAPES_MAP: &str = "IA32_CALL_SHAPES";
 /// Slots of FILTERED: room for every event type, present and to come.
 pub const TYPE_SLOTS: u32 = 64;
 
@@ -65,4 +71,5 @@ mod user {
     unsafe impl aya::Pod for super::DirVerdict {}
     unsafe impl aya::Pod for super::LeafName {}
     unsafe impl aya::Pod for super::FileId {}
+    unsafe impl aya::Pod for super::calls::CallShape {}
 }

@@ -56,6 +56,11 @@ pub struct KernelOffsets {
     pub inode_i_rdev: u32,
     pub inode_i_nlink: u32,
     pub super_block_s_dev: u32,
+    pub super_block_s_magic: u32,
+    /// Where an overlayfs inode's VFS inode sits in its `struct ovl_inode`, and the upper
+    /// (writable) layer's dentry beside it; [`NO_OFFSET`] without overlayfs in the kernel's BTF.
+    pub ovl_inode_vfs_inode: u32,
+    pub ovl_inode_upperdentry: u32,
 
     pub vfsmount_mnt_root: u32,
     /// Offset of the embedded `struct vfsmount mnt` inside `struct mount`.

@@ -111,6 +111,11 @@ pub const EXEC_EXE_UNLINKED: u16 = 1 << 2;
 pub const EXEC_EXECVEAT: u16 = 1 << 3;
 /// A path section hit the walk's depth limit or the record's size limit.
 pub const EXEC_PATH_TRUNCATED: u16 = 1 << 4;
+/// The executable is an overlayfs file whose upper (the container's writable) layer holds it:
+/// written or copied up since the image was unpacked.
+pub const EXEC_EXE_UPPER_LAYER: u16 = 1 << 5;
+/// The executable is an overlayfs file from a lower (image) layer only.
+pub const EXEC_EXE_LOWER_LAYER: u16 = 1 << 6;
 
 /// Successful execve/execveat, from sched_process_exec. Sections follow in order:
 /// exe path, script path, cwd, cgroup path, argv (NUL-separated).
@@ -182,7 +187,7 @@ pub const OPEN_HAS_DIR: u16 = 1 << 3;
 
 /// An open at syscall exit (open, openat, openat2, creat, open_by_handle_at, pidfd_getfd), or
 /// an io_uring open's submission or completion. Sections: path, then base directory when
-/// [`OPEN_HAS_BASE`] is set.
+/// [`OPEN_HAS_BASE`] is set, then the caller's string when `raw_len` is not 0.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct OpenEvent {
@@ -196,7 +201,10 @@ pub struct OpenEvent {
     pub dirfd: i32,
     /// The [`EventType`](crate::EventType) as a u8.
     pub evt_type: u8,
-    pub _pad: [u8; 3],
+    pub _pad: u8,
+    /// The caller's path string as written, when the path section is the resolved one and
+    /// the filter asks for it ([`OpenFilter::raw_names`](crate::OpenFilter)).
+    pub raw_len: u16,
     pub path_len: u16,
     pub base_len: u16,
     /// The opened file's directory, for a verdict on its later opens; valid with
@@ -234,16 +242,44 @@ pub struct NetEvent {
     pub iou_req: u64,
 }
 
-/// A system call reported by its result and arguments (io_uring_setup: entries, flags).
+/// A call's path section was cut at the walk's depth limit or the record's size.
+pub const CALL_PATH_TRUNCATED: u16 = 1 << 0;
+/// Path section 0's string is relative, and its base directory follows it.
+pub const CALL_PATH0_HAS_BASE: u16 = 1 << 1;
+pub const CALL_PATH1_HAS_BASE: u16 = 1 << 2;
+
+/// The socket a call's descriptor is ([`SyscallEvent::sock`]); `family` 0: not a socket.
+/// Addresses are network byte order, IPv4 in the first 4 bytes; ports host order.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct SockInfo {
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: [u16; 3],
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+/// A system call reported by its result and arguments ([`crate::calls`] says which argument
+/// sits in which slot), and io_uring_setup (entries, flags). Sections, in order: path 0, its
+/// base directory, path 1, its base directory, and the path of the call's descriptor's file
+/// (`lens` gives each length, 0 when absent).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct SyscallEvent {
     pub header: EventHeader,
     pub ret: i64,
-    pub args: [u64; 2],
+    pub args: [u64; 4],
+    /// The call's descriptor's socket, when it is one.
+    pub sock: SockInfo,
     /// The [`EventType`](crate::EventType) as a u8.
     pub evt_type: u8,
-    pub _pad: [u8; 7],
+    pub _pad: u8,
+    pub lens: [u16; 5],
+    pub _pad2: u32,
 }
 
 /// The cgroup v2 path of `header.cgroup_id`, sent before the first event of each cgroup the

@@ -234,7 +234,13 @@ pub fn open_exit(evt_type: EventType, ret: i64, a: Args) -> u32 {
     ev.dirfd = args.dfd;
     ev.evt_type = evt_type as u8;
     let flags = if file != 0 {
-        opened.write(&mut rec, file)
+        let flags = opened.write(&mut rec, file);
+        // The string as written, which the resolved path no longer shows (`../` climbs).
+        if args.filename != 0 && filter.is_none_or(|c| c.open.raw_names != 0) {
+            let (raw_len, _) = rec.append_user_str(args.filename);
+            rec.fixed().raw_len = raw_len;
+        }
+        flags
     } else {
         append_caller_path(&mut rec, args.filename, Memory::User, args.dfd)
     };

@@ -46,6 +46,12 @@ pub fn config() -> Option<&'static FilterConfig> {
 
 #[inline(always)]
 pub fn count_filtered(evt_type: EventType) {
+    count_filtered_code(evt_type as u8);
+}
+
+/// [`count_filtered`] for a type known by its code.
+#[inline(always)]
+pub fn count_filtered_code(evt_type: u8) {
     if let Some(n) = FILTERED.get_ptr_mut(evt_type as u32) {
         unsafe { *n += 1 };
     }

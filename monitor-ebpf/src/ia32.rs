@@ -4,9 +4,14 @@
 //! syscall of the host, picks them out by TS_COMPAT and reports them through the same code as
 //! the native ones, with the compat layouts of the structures they point at.
 
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, map},
+    maps::ProgramArray,
+    programs::BtfTracePointContext,
+};
 use monitor_common::{Call, EventType, Via, result_class};
 
+use crate::calls;
 use crate::files::Memory;
 use crate::files::{self, AT_REMOVEDIR};
 use crate::kernel::{self, off, rd};
@@ -51,7 +56,35 @@ pub fn sys_exit_ia32(ctx: BtfTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let nr: i64 = rd(regs + off!(regs_nr));
-    exit(nr, ret, Args::ia32(regs));
+    if exit(nr, ret, Args::ia32(regs)) == Next::Call && calls::ia32_is_call(nr) {
+        // The calls' code in this program would take it past the verifier's limit: it runs
+        // in its own program, which this one hands the same context to.
+        unsafe {
+            let _ = IA32_CALL.tail_call(&ctx, 0);
+        }
+    }
+    0
+}
+
+/// The program for the calls of monitor_common::calls (slot 0), set by userspace.
+#[map]
+static IA32_CALL: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// What is left to do after [`exit`].
+#[derive(PartialEq, Eq)]
+enum Next {
+    Done,
+    /// The syscall may be one of the calls reported by their arguments.
+    Call,
+}
+
+/// The tail of [`sys_exit_ia32`] for the calls of monitor_common::calls.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_ia32_call(ctx: BtfTracePointContext) -> i32 {
+    let regs: u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let nr: i64 = rd(regs + off!(regs_nr));
+    calls::ia32_call_exit(nr, ret, Args::ia32(regs));
     0
 }
 
@@ -78,7 +111,7 @@ impl SockCall {
 }
 
 #[inline(always)]
-fn exit(nr: i64, ret: i64, a: Args) {
+fn exit(nr: i64, ret: i64, a: Args) -> Next {
     let open_type = match nr {
         OPEN => Some(EventType::Open),
         CREAT => Some(EventType::Creat),
@@ -90,7 +123,7 @@ fn exit(nr: i64, ret: i64, a: Args) {
     };
     if let Some(t) = open_type {
         files::open_exit(t, ret, a);
-        return;
+        return Next::Done;
     }
     let s = match nr {
         CONNECT => SockCall::new(EventType::Connect, a.int(0), a.get(1), a.get(2), Call::Same),
@@ -98,24 +131,24 @@ fn exit(nr: i64, ret: i64, a: Args) {
         SENDMSG => SockCall::new(EventType::Sendmsg, a.int(0), a.get(1), 0, Call::Same),
         SENDMMSG => SockCall::many(a.int(0), a.get(1), a.get(2), Call::Sendmmsg),
         SOCKETCALL => {
-            let Some(s) = socketcall(a.get(0) as u32, a.get(1)) else { return };
+            let Some(s) = socketcall(a.get(0) as u32, a.get(1)) else { return Next::Done };
             s
         }
         RENAME | RENAMEAT | RENAMEAT2 | RMDIR | MOUNT | UMOUNT | UMOUNT2 | MOVE_MOUNT | PIVOT_ROOT => {
             files::path_changed(ret);
-            return;
+            return Next::Call;
         }
         UNLINKAT => {
             if a.get(2) & AT_REMOVEDIR != 0 {
                 files::path_changed(ret);
             }
-            return;
+            return Next::Call;
         }
-        _ => return,
+        _ => return Next::Call,
     };
     if s.many {
         sockets::sendmmsg_exit(ret, s.fd, s.p1, s.p2 as u32, Abi::IA32, Via::Ia32, s.call);
-        return;
+        return Next::Done;
     }
     let dest = if s.evt_type == EventType::Sendmsg {
         sockets::msghdr_destination(s.p1, Abi::IA32)
@@ -123,7 +156,7 @@ fn exit(nr: i64, ret: i64, a: Args) {
         Destination { addr: s.p1, len: s.p2 as u32, memory: Memory::User }
     };
     if s.evt_type != EventType::Connect && dest.addr == 0 {
-        return;
+        return Next::Done;
     }
     let c = NetCall {
         evt_type: s.evt_type,
@@ -136,6 +169,7 @@ fn exit(nr: i64, ret: i64, a: Args) {
         iou_req: 0,
     };
     sockets::sock_exit(&c, dest);
+    Next::Done
 }
 
 /// socketcall(call, args): the arguments are an array of u32 in the caller's memory.

@@ -295,7 +295,7 @@ pub fn io_uring_create(ctx: BtfTracePointContext) -> i32 {
     let ev = rec.fixed();
     ev.header.via = if ia32 { Via::Ia32 } else { Via::Syscall } as u8;
     ev.ret = fd as i64;
-    ev.args = [sq_entries as u64, flags as u64];
+    ev.args = [sq_entries as u64, flags as u64, 0, 0];
     ev.evt_type = EventType::IoUringSetup as u8;
     let _ = rec.submit();
     0

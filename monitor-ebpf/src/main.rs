@@ -4,11 +4,13 @@
 //!
 //! One module per hook family: [`process`] (exec, fork, exit), [`files`] (opens, and the path
 //! changes that void directory verdicts), [`sockets`] (connects and sends, and the TCP
-//! backstop), [`ia32`] (the same for 32-bit syscalls), [`iouring`] (io_uring requests and
+//! backstop), [`calls`] (the calls reported by their arguments: ptrace, link, chmod, socket,
+//! dup, ...), [`ia32`] (the same for 32-bit syscalls), [`iouring`] (io_uring requests and
 //! rings), [`cgroups`] (announcing a cgroup's path before its first event).
 #![no_std]
 #![no_main]
 
+mod calls;
 mod cgroups;
 mod files;
 mod filter;

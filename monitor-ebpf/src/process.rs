@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
-    EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT, ExecEvent,
-    ExitEvent, ForkEvent, MAX_ARGV,
+    EXEC_ARGV_TRUNCATED, EXEC_EXE_LOWER_LAYER, EXEC_EXE_UNLINKED, EXEC_EXE_UPPER_LAYER, EXEC_EXECVEAT,
+    EXEC_PATH_TRUNCATED, EXEC_SCRIPT, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV,
 };
 
 use crate::kernel::{self, Task, is_daemon, off, rd};
@@ -68,6 +68,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         if ev.exe_nlink == 0 {
             flags |= EXEC_EXE_UNLINKED;
         }
+        flags |= overlay_layer(inode, sb);
     }
     let (root_mnt, root_dentry) = task.root();
     // Sections, in the order ExecEvent documents.
@@ -169,4 +170,23 @@ pub fn sys_exit_execveat(_ctx: TracePointContext) -> u32 {
     let tid = bpf_get_current_pid_tgid() as u32;
     let _ = EXECVEAT_TIDS.remove(tid);
     0
+}
+
+const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
+
+/// Which overlayfs layer an executable's inode comes from: the upper (writable) one once it
+/// has an upper dentry, which a file written in the container, or copied up by a change to it,
+/// has; flags 0 for other filesystems.
+#[inline(always)]
+fn overlay_layer(inode: u64, sb: u64) -> u16 {
+    let vfs_inode = off!(ovl_inode_vfs_inode);
+    if vfs_inode == monitor_common::NO_OFFSET as u64 {
+        return 0;
+    }
+    let magic: u64 = rd(sb + off!(super_block_s_magic));
+    if magic != OVERLAYFS_SUPER_MAGIC {
+        return 0;
+    }
+    let upper: u64 = rd(inode - vfs_inode + off!(ovl_inode_upperdentry));
+    if upper != 0 { EXEC_EXE_UPPER_LAYER } else { EXEC_EXE_LOWER_LAYER }
 }

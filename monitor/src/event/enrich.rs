@@ -4,14 +4,15 @@
 use std::time::Instant;
 
 use monitor_common::{
-    Call, EXEC_ARGV_TRUNCATED, EXEC_EXE_UNLINKED, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT,
-    EventHeader, EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
-    REC_IOU_AWAITS_COMPLETION, REC_IOU_COMPLETION, REC_RESULT_UNKNOWN, Via,
+    CALL_PATH_TRUNCATED, CALL_PATH0_HAS_BASE, CALL_PATH1_HAS_BASE, Call, EXEC_ARGV_TRUNCATED,
+    EXEC_EXE_LOWER_LAYER, EXEC_EXE_UNLINKED, EXEC_EXE_UPPER_LAYER, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED,
+    EXEC_SCRIPT, EventHeader, EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
+    REC_IOU_AWAITS_COMPLETION, REC_IOU_COMPLETION, REC_RESULT_UNKNOWN, SyscallEvent, Via,
 };
 
 use super::completions::{AwaitedCompletions, Completion, CompletionStats};
 use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, stdio_info};
-use super::{Detail, Event, NetInfo, OpenInfo};
+use super::{CallInfo, CallPath, Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
 use crate::process::{Capabilities, ProcSource, Process, ProcessRef, ProcessTable, TableStats};
 use crate::sensor::RawEvent;
@@ -215,6 +216,8 @@ impl Enricher {
                     comm: comm(&ev.comm),
                     exe_from_memfd: exe_path.starts_with("/memfd:"),
                     exe_unlinked: h.flags & EXEC_EXE_UNLINKED != 0,
+                    exe_upper_layer: h.flags & EXEC_EXE_UPPER_LAYER != 0,
+                    exe_lower_layer: h.flags & EXEC_EXE_LOWER_LAYER != 0,
                     exe_path,
                     argv: argv_list,
                     argv_truncated: h.flags & EXEC_ARGV_TRUNCATED != 0,
@@ -262,16 +265,22 @@ impl Enricher {
                 self.processes.on_exit(h.pid, ev.start_ns, Instant::now());
                 out
             }
-            RawEvent::Open { ev, evt_type, path, base } => {
+            RawEvent::Open { ev, evt_type, path, base, raw } => {
                 let h = &ev.header;
                 let resolved = h.flags & OPEN_RESOLVED != 0;
                 let mut path = text(path);
+                let raw = if !raw.is_empty() {
+                    Some(text(raw))
+                } else {
+                    (!resolved && !path.is_empty()).then(|| path.clone())
+                };
                 if h.flags & OPEN_HAS_BASE != 0 {
                     path = join(&text(base), &path);
                 }
                 let info = OpenInfo {
                     path,
                     resolved,
+                    raw,
                     truncated: h.flags & OPEN_PATH_TRUNCATED != 0,
                     flags: ev.flags,
                     mode: ev.mode,
@@ -307,13 +316,50 @@ impl Enricher {
                 self.attach_process(&mut out);
                 out
             }
-            RawEvent::Syscall { ev, evt_type } => {
-                let mut out =
-                    self.base_event(&ev.header, *evt_type, ev.ret, Detail::Syscall { args: ev.args });
+            RawEvent::Syscall { ev, evt_type, sections } => {
+                let info = call_info(ev, sections);
+                let mut out = self.base_event(&ev.header, *evt_type, ev.ret, Detail::Call(info));
                 self.attach_process(&mut out);
                 out
             }
         })
+    }
+}
+
+/// A call's record as the event holds it.
+fn call_info(ev: &SyscallEvent, sections: &[&[u8]; 5]) -> CallInfo {
+    let flags = ev.header.flags;
+    let path = |i: usize, has_base: u16| {
+        let raw = sections[2 * i];
+        (ev.lens[2 * i] > 0).then(|| {
+            let raw = text(raw);
+            let path =
+                if flags & has_base != 0 { join(&text(sections[2 * i + 1]), &raw) } else { raw.clone() };
+            CallPath { raw, path }
+        })
+    };
+    let s = &ev.sock;
+    let sock = (s.family != 0).then(|| {
+        let sip = ip_from_kernel(s.family, &s.daddr).filter(|ip| !ip.is_unspecified() || s.dport != 0);
+        let cip = ip_from_kernel(s.family, &s.saddr).filter(|ip| !ip.is_unspecified() || s.sport != 0);
+        NetInfo {
+            fd_type: fd_type_of_ip(ip_from_kernel(s.family, &s.daddr), s.family),
+            l4proto: L4Proto::of_socket(s.protocol, s.sock_type),
+            fd: ev.ret as i32,
+            sip,
+            sport: s.dport,
+            cip,
+            cport: s.sport,
+            unix_path: None,
+            from_socket: true,
+        }
+    });
+    CallInfo {
+        args: ev.args,
+        paths: [path(0, CALL_PATH0_HAS_BASE), path(1, CALL_PATH1_HAS_BASE)],
+        fd_path: (!sections[4].is_empty()).then(|| text(sections[4])),
+        sock,
+        truncated: flags & CALL_PATH_TRUNCATED != 0,
     }
 }
 

@@ -150,9 +150,7 @@ impl Event {
                     errno_name(self.res)
                 ),
             },
-            Detail::Syscall { args } => {
-                format!("res={} entries={} flags={:#x}", errno_name(self.res), args[0], args[1])
-            }
+            Detail::Call(c) => super::calls::summary(self, c),
         };
         let door = match (self.via, self.call.name()) {
             (monitor_common::Via::Syscall, None) => String::new(),

@@ -1,6 +1,7 @@
 //! The enriched event: what the kernel reported, joined with the process table and the cgroup's
 //! container, under Falco's field names.
 
+pub mod calls;
 mod completions;
 mod enrich;
 mod exe_identity;
@@ -12,6 +13,7 @@ pub mod replay;
 pub mod text;
 mod users;
 
+pub use calls::{CallInfo, CallPath};
 pub use completions::CompletionStats;
 pub use enrich::{Enricher, EnricherStats};
 pub use fields::nix_hostname;
@@ -70,10 +72,8 @@ pub enum Detail {
     },
     Open(OpenInfo),
     Net(NetInfo),
-    /// A syscall reported by its result and two arguments (io_uring_setup: entries, flags).
-    Syscall {
-        args: [u64; 2],
-    },
+    /// A call reported by its result and arguments (ptrace, link, socket, ..., io_uring_setup).
+    Call(CallInfo),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -82,6 +82,8 @@ pub struct OpenInfo {
     pub path: String,
     /// true when `path` came from the opened struct file; false for a failed open's string.
     pub resolved: bool,
+    /// The path as the caller wrote it (fd.nameraw), when the kernel reported it.
+    pub raw: Option<String>,
     pub truncated: bool,
     pub flags: u32,
     pub mode: u32,

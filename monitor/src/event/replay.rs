@@ -137,7 +137,7 @@ impl Draft {
                 }
                 Detail::Net(net)
             }
-            EventClass::Syscall => Detail::Syscall { args: [0; 2] },
+            EventClass::Syscall => Detail::Call(Default::default()),
         };
         let container =
             self.container_full.filter(|id| id != "host" && crate::container::is_hex64(id)).map(|full| {

@@ -12,11 +12,33 @@ use crate::alert::Priority;
 
 /// ECS's event.category of an event type; `host` for the monitor's own alerts (no event).
 fn ecs_category(t: Option<EventType>) -> &'static str {
-    match t.map(EventType::class) {
-        Some(EventClass::Exec | EventClass::Fork | EventClass::Exit | EventClass::Syscall) => "process",
-        Some(EventClass::Open) => "file",
-        Some(EventClass::Net) => "network",
-        None => "host",
+    use EventType as T;
+    match (t, t.map(EventType::class)) {
+        (_, None) => "host",
+        (
+            Some(
+                T::Symlink
+                | T::Symlinkat
+                | T::Link
+                | T::Linkat
+                | T::Chmod
+                | T::Fchmod
+                | T::Fchmodat
+                | T::Unlink
+                | T::Unlinkat
+                | T::Rmdir
+                | T::Rename
+                | T::Renameat
+                | T::Renameat2
+                | T::Mkdir
+                | T::Mkdirat,
+            ),
+            _,
+        ) => "file",
+        (Some(T::Socket), _) => "network",
+        (_, Some(EventClass::Exec | EventClass::Fork | EventClass::Exit | EventClass::Syscall)) => "process",
+        (_, Some(EventClass::Open)) => "file",
+        (_, Some(EventClass::Net)) => "network",
     }
 }
 
@@ -234,8 +256,38 @@ mod tests {
             | EventType::Openat2
             | EventType::Creat
             | EventType::OpenByHandleAt
-            | EventType::PidfdGetfd => "file",
-            EventType::Connect | EventType::Sendto | EventType::Sendmsg => "network",
+            | EventType::PidfdGetfd
+            | EventType::Symlink
+            | EventType::Symlinkat
+            | EventType::Link
+            | EventType::Linkat
+            | EventType::Chmod
+            | EventType::Fchmod
+            | EventType::Fchmodat
+            | EventType::Unlink
+            | EventType::Unlinkat
+            | EventType::Rmdir
+            | EventType::Rename
+            | EventType::Renameat
+            | EventType::Renameat2
+            | EventType::Mkdir
+            | EventType::Mkdirat => "file",
+            EventType::Connect | EventType::Sendto | EventType::Sendmsg | EventType::Socket => "network",
+            EventType::Ptrace
+            | EventType::InitModule
+            | EventType::FinitModule
+            | EventType::Dup
+            | EventType::Dup2
+            | EventType::Dup3
+            | EventType::Setns
+            | EventType::Unshare
+            | EventType::Setuid
+            | EventType::Setgid
+            | EventType::Setresuid
+            | EventType::Setresgid
+            | EventType::Bpf
+            | EventType::Userfaultfd
+            | EventType::MemfdCreate => "process",
         };
         for t in EventType::ALL {
             let a = AlertView {

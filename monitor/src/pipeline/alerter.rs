@@ -55,12 +55,22 @@ const MAX_HELD_PER_CONTAINER: usize = 4096;
 
 /// Per-rule counters of the ruleset in force, indexed like its rules. Evaluations are not
 /// counted per rule and event: they follow from the events evaluated per type.
-#[derive(Default)]
 struct RuleTally {
     evaluated_per_type: [u64; EventType::ALL.len()],
     matches: Vec<u64>,
     alerts: Vec<u64>,
     suppressed: Vec<u64>,
+}
+
+impl Default for RuleTally {
+    fn default() -> Self {
+        Self {
+            evaluated_per_type: [0; EventType::ALL.len()],
+            matches: Vec::new(),
+            alerts: Vec::new(),
+            suppressed: Vec::new(),
+        }
+    }
 }
 
 impl RuleTally {

@@ -52,11 +52,16 @@ pub enum OutputTarget {
     Sinks(Arc<crate::output::Router>),
 }
 
-#[derive(Default)]
 struct Counters {
     events: u64,
     by_type: [u64; EventType::ALL.len()],
     decode_errors: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self { events: 0, by_type: [0; EventType::ALL.len()], decode_errors: 0 }
+    }
 }
 
 impl Counters {

@@ -69,6 +69,10 @@ pub struct Process {
     pub script: Option<String>,
     pub exe_from_memfd: bool,
     pub exe_unlinked: bool,
+    /// The executable is in an overlay's upper (writable) layer, or only in a lower one; both
+    /// false off overlayfs (and for processes found running at start).
+    pub exe_upper_layer: bool,
+    pub exe_lower_layer: bool,
     pub exe_ino: u64,
     pub uid: u32,
     pub euid: u32,

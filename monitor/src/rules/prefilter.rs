@@ -442,9 +442,17 @@ pub fn plan(rs: &Ruleset) -> FilterPlan {
             ports: need.ports,
         })
     };
+    // A call type is wanted when any rule can match it at all: its rules are few and its
+    // events rare next to opens, so what they ask beyond the type is judged in userspace.
+    let calls = TypeSet::of_class(EventClass::Syscall)
+        .iter()
+        .filter(|t| t.kernel_filtered() && rs.matchers_for_type(*t).next().is_some())
+        .fold(TypeSet::EMPTY, TypeSet::with);
     FilterPlan {
         open,
         connect: net(&[EventType::Connect]),
         sendto: net(&[EventType::Sendto, EventType::Sendmsg]),
+        calls,
+        raw_names: rs.uses_field(FieldId::FdNameRaw),
     }
 }

@@ -258,6 +258,19 @@ impl Ruleset {
         out
     }
 
+    /// Whether an enabled rule's condition reads this field.
+    pub fn uses_field(&self, id: FieldId) -> bool {
+        fn walk(m: &Matcher, id: FieldId) -> bool {
+            match m {
+                Matcher::And(v) | Matcher::Or(v) => v.iter().any(|m| walk(m, id)),
+                Matcher::Not(m) => walk(m, id),
+                Matcher::Check(c) => c.field().id() == id,
+                _ => false,
+            }
+        }
+        self.by_type.iter().flatten().any(|(_, m)| walk(m, id))
+    }
+
     /// How many rule evaluations an event of type `t` costs.
     pub fn rules_for_type(&self, t: EventType) -> usize {
         self.by_type[t.index()].len()

@@ -222,7 +222,8 @@ fn rules_are_indexed_by_event_type() {
         "- rule: opens\n  desc: d\n  condition: evt.type in (open, openat) and fd.name startswith /etc\n  output: o\n  priority: INFO\n\
          - rule: anything\n  desc: d\n  condition: proc.name = bash\n  output: o\n  priority: INFO\n\
          - rule: not exec\n  desc: d\n  condition: evt.type != execve and fd.name exists\n  output: o\n  priority: INFO\n\
-         - rule: setuid only\n  desc: d\n  condition: evt.type = setuid\n  output: o\n  priority: INFO\n",
+         - rule: setuid only\n  desc: d\n  condition: evt.type = setuid\n  output: o\n  priority: INFO\n\
+         - rule: mount only\n  desc: d\n  condition: evt.type = mount\n  output: o\n  priority: INFO\n",
     );
     let r = &l.ruleset;
     assert_eq!(r.rules.iter().find(|x| x.name == "opens").unwrap().types.to_string(), "open,openat");
@@ -230,10 +231,14 @@ fn rules_are_indexed_by_event_type() {
     // fd.name is never set on exec, clone and exit events: those types fold away.
     assert_eq!(
         r.rules.iter().find(|x| x.name == "not exec").unwrap().types.to_string(),
-        "open,openat,openat2,creat,connect,sendto,sendmsg,open_by_handle_at,pidfd_getfd"
+        "open,openat,openat2,creat,connect,sendto,sendmsg,open_by_handle_at,pidfd_getfd,io_uring_setup,ptrace,\
+         symlink,symlinkat,link,linkat,init_module,finit_module,socket,dup,dup2,dup3,setns,unshare,setuid,setgid,\
+         setresuid,setresgid,chmod,fchmod,fchmodat,unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,\
+         bpf,userfaultfd,memfd_create"
     );
+    assert_eq!(r.rules.iter().find(|x| x.name == "setuid only").unwrap().types.to_string(), "setuid");
     assert_eq!(r.skipped.len(), 1);
-    assert!(r.skipped[0].reason.contains("(setuid)"), "{}", r.skipped[0].reason);
+    assert!(r.skipped[0].reason.contains("(mount)"), "{}", r.skipped[0].reason);
     assert_eq!(r.rules_for_type(EventType::Execve), 1);
     assert_eq!(r.rules_for_type(EventType::Openat), 3);
 }

@@ -27,13 +27,38 @@ pub enum DecodeError {
     reason = "one lives at a time, on the stack of the read loop; boxing the exec would allocate per exec"
 )]
 pub enum RawEvent<'a> {
-    Exec { ev: ExecEvent, exe: &'a [u8], filename: &'a [u8], cwd: &'a [u8], cgroup: &'a [u8], argv: &'a [u8] },
+    Exec {
+        ev: ExecEvent,
+        exe: &'a [u8],
+        filename: &'a [u8],
+        cwd: &'a [u8],
+        cgroup: &'a [u8],
+        argv: &'a [u8],
+    },
     Fork(ForkEvent),
     Exit(ExitEvent),
-    Open { ev: OpenEvent, evt_type: EventType, path: &'a [u8], base: &'a [u8] },
-    Net { ev: NetEvent, evt_type: EventType, unix_path: &'a [u8] },
-    Syscall { ev: SyscallEvent, evt_type: EventType },
-    Cgroup { ev: CgroupEvent, path: &'a [u8] },
+    Open {
+        ev: OpenEvent,
+        evt_type: EventType,
+        path: &'a [u8],
+        base: &'a [u8],
+        raw: &'a [u8],
+    },
+    Net {
+        ev: NetEvent,
+        evt_type: EventType,
+        unix_path: &'a [u8],
+    },
+    /// `sections`: path 0, its base, path 1, its base, the descriptor's path.
+    Syscall {
+        ev: SyscallEvent,
+        evt_type: EventType,
+        sections: [&'a [u8]; 5],
+    },
+    Cgroup {
+        ev: CgroupEvent,
+        path: &'a [u8],
+    },
 }
 
 impl RawEvent<'_> {
@@ -105,9 +130,9 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
         EventKind::Open => {
             let ev: OpenEvent = read_fixed(bytes, name)?;
             let rest = &bytes[size_of::<OpenEvent>()..];
-            let [path, base] = sections(rest, [ev.path_len, ev.base_len], name)?;
+            let [path, base, raw] = sections(rest, [ev.path_len, ev.base_len, ev.raw_len], name)?;
             let evt_type = event_type(ev.evt_type, EventClass::Open, name)?;
-            RawEvent::Open { ev, evt_type, path, base }
+            RawEvent::Open { ev, evt_type, path, base, raw }
         }
         EventKind::Net => {
             let ev: NetEvent = read_fixed(bytes, name)?;
@@ -118,8 +143,9 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
         }
         EventKind::Syscall => {
             let ev: SyscallEvent = read_fixed(bytes, name)?;
+            let sections = sections(&bytes[size_of::<SyscallEvent>()..], ev.lens, name)?;
             let evt_type = event_type(ev.evt_type, EventClass::Syscall, name)?;
-            RawEvent::Syscall { ev, evt_type }
+            RawEvent::Syscall { ev, evt_type, sections }
         }
         EventKind::Cgroup => {
             let ev: CgroupEvent = read_fixed(bytes, name)?;
@@ -156,7 +182,7 @@ mod tests {
         let mut bytes = as_bytes(&ev);
         bytes.extend_from_slice(b"shadow/etc");
         match decode(&bytes).unwrap() {
-            RawEvent::Open { ev, evt_type, path, base } => {
+            RawEvent::Open { ev, evt_type, path, base, .. } => {
                 assert_eq!(evt_type, EventType::Openat);
                 assert_eq!(ev.ret, -2);
                 assert_eq!(ev.header.pid, 42);

@@ -1,5 +1,6 @@
 //! Loading and attaching the kernel programs, and reading what they report.
 
+mod calls;
 pub mod decode;
 pub mod doors;
 pub mod filter;
@@ -247,6 +248,26 @@ impl Sensor {
                 Ok(n) => attached += n,
                 Err(e) => failures.push(format!("{e:#}")),
             }
+        }
+        let ia32 = doors.admit(programs::Needs::Ia32);
+        if let Err(e) = calls::fill_shapes(&mut ebpf, ia32) {
+            failures.push(format!("{e:#}"));
+        }
+        if ia32 && let Err(e) = calls::load_ia32_tail(&mut ebpf, &btf) {
+            failures.push(format!("{e:#}"));
+        }
+        match calls::attach(&mut ebpf) {
+            Ok((n, missing)) => {
+                attached += n;
+                if !missing.is_empty() {
+                    let names: Vec<&str> = missing.iter().map(|t| t.name()).collect();
+                    tracing::warn!(
+                        "the kernel has no exit tracepoint for {}: those calls are not watched",
+                        names.join(", ")
+                    );
+                }
+            }
+            Err(e) => failures.push(format!("{e:#}")),
         }
         if !failures.is_empty() {
             bail!(

@@ -252,6 +252,11 @@ impl BtfOffsets {
             inode_i_rdev: o("inode", "i_rdev")?,
             inode_i_nlink: self.offset_any("inode", &["__i_nlink", "i_nlink"])?,
             super_block_s_dev: o("super_block", "s_dev")?,
+            super_block_s_magic: o("super_block", "s_magic")?,
+            // overlayfs built as a module has no types in vmlinux: then no exe is known to be
+            // from an upper layer.
+            ovl_inode_vfs_inode: o("ovl_inode", "vfs_inode").unwrap_or(NO_OFFSET),
+            ovl_inode_upperdentry: o("ovl_inode", "__upperdentry").unwrap_or(NO_OFFSET),
             vfsmount_mnt_root: o("vfsmount", "mnt_root")?,
             mount_mnt: o("mount", "mnt")?,
             mount_mnt_parent: o("mount", "mnt_parent")?,

@@ -517,3 +517,35 @@ fn containerd_pod_alert_carries_pod_namespace_labels_and_image_from_the_cri() {
     eprintln!("container alerts: {alerts}, {without} without container metadata (CRI)");
     assert!(alerts >= 1);
 }
+
+/// Falco's stable "Drop and execute new binary in container" on a real overlayfs container: a
+/// binary copied into the container's writable layer and run raises it; the image's own copy
+/// of the same binary does not.
+#[test]
+fn drop_and_execute_new_binary_in_container() {
+    require_root!();
+    require_podman!();
+    const RULE: &str = "Drop and execute new binary in container";
+    let image = test_image();
+    let rules = common::falco_dir().join("falco_rules.yaml");
+    let d = Daemon::start_run(&[
+        "--config",
+        "/dev/null",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--set",
+        "rate_limit.per_second=0",
+    ]);
+    // The image has no /tmp: the root is as writable. busybox runs the applet its name says.
+    let dir = format!("/dropped-{}", std::process::id());
+    let dropped = format!("{dir}/true");
+    let script = format!("/bin/busybox true && mkdir {dir} && cp /bin/busybox {dropped} && {dropped}");
+    let out = podman_run().arg("--rm").args([image, "sh", "-c", &script]).output().unwrap();
+    assert!(out.status.success(), "podman run: {}", String::from_utf8_lossy(&out.stderr));
+    let a = d.wait_for(&format!("`{RULE}` for {dropped}"), |v| {
+        rule(v) == RULE && field(v, "proc.exepath") == &Value::from(dropped.as_str())
+    });
+    assert_ne!(field(&a, "container.id"), &Value::from("host"), "{a}");
+    let found = d.matching(|v| rule(v) == RULE && field(v, "proc.exepath") == &Value::from("/bin/busybox"));
+    assert!(found.is_empty(), "the image's own busybox raised `{RULE}`: {found:?}");
+}

@@ -147,3 +147,159 @@ fn detect_release_agent_file_container_escapes() {
     let found = d.matching(|v| rule(v) == RULE && [host, without].iter().any(|p| alert_for(v, RULE, *p)));
     assert!(found.is_empty(), "the host or a process without CAP_SYS_ADMIN raised `{RULE}`: {found:?}");
 }
+
+/// One daemon with Falco's stable rules for the tests of the calls below, shared as the
+/// bundled-rules daemon is: each test picks out its own processes' alerts.
+fn stable_rules_daemon() -> &'static Daemon {
+    static DAEMON: std::sync::OnceLock<&'static Daemon> = std::sync::OnceLock::new();
+    DAEMON.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rules = common::falco_dir().join("falco_rules.yaml");
+            let d: &'static Daemon = Box::leak(Box::new(Daemon::start_run(&[
+                "--config",
+                "/dev/null",
+                "--rules",
+                rules.to_str().unwrap(),
+                "--set",
+                "rate_limit.per_second=0",
+            ])));
+            tx.send(d).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("stable-rules daemon started")
+    })
+}
+
+/// Waits for `rule`'s alert about `pid`, then asserts that none of `benign` raised it. The
+/// benign processes ran first: their events were judged before the alert's (one ring).
+fn alert_and_not(d: &Daemon, rule_name: &str, pid: u32, benign: &[u32]) -> serde_json::Value {
+    let a = d.wait_for(&format!("`{rule_name}` for pid {pid}"), |v| alert_for(v, rule_name, pid));
+    let found = d.matching(|v| benign.iter().any(|p| alert_for(v, rule_name, *p)));
+    assert!(found.is_empty(), "a benign twin raised `{rule_name}`: {found:?}");
+    a
+}
+
+#[test]
+fn directory_traversal_monitored_file_read() {
+    require_root!();
+    let py = require_tool!("python3");
+    const RULE: &str = "Directory traversal monitored file read";
+    let d = stable_rules_daemon();
+    let read = |path: &str| common::run(Command::new(&py).args(["-c", &format!("open({path:?}).read()")]));
+    // Benign: the same file by its plain path, and a climb that stays out of /etc.
+    let plain = read("/etc/passwd");
+    let elsewhere = read("/usr/share/../../usr/share/../lib/os-release");
+    let pid = read("/usr/share/../../etc/passwd");
+    let a = alert_and_not(d, RULE, pid, &[plain, elsewhere]);
+    assert_eq!(field_str(&a, "fd.name"), "/etc/passwd", "{a}");
+    assert_eq!(field_str(&a, "fd.nameraw"), "/usr/share/../../etc/passwd", "{a}");
+}
+
+#[test]
+fn create_symlink_and_hardlink_over_sensitive_files() {
+    require_root!();
+    let d = stable_rules_daemon();
+    let dir = tempfile::tempdir().unwrap();
+    // The directory resolved, not the links (canonical() would follow them to /etc).
+    let base = common::canonical(dir.path().to_str().unwrap());
+    let at = |name: &str| format!("{base}/{name}");
+    let ln = |args: &[&str]| common::run(Command::new("ln").args(args));
+    // Benign: links to a file no rule protects.
+    let soft_benign = ln(&["-s", "/etc/hostname", &at("s0")]);
+    let hard_benign = ln(&["/etc/hostname", &at("h0")]);
+    let soft = ln(&["-s", "/etc/shadow", &at("s1")]);
+    // A hard link across filesystems fails; the attempt is what the rule reports.
+    let hard = ln(&["/etc/shadow", &at("h1")]);
+    let a = alert_and_not(d, "Create Symlink Over Sensitive Files", soft, &[soft_benign]);
+    assert_eq!(field_str(&a, "evt.arg.target"), "/etc/shadow", "{a}");
+    assert_eq!(field_str(&a, "evt.arg.linkpath"), at("s1"), "{a}");
+    let a = alert_and_not(d, "Create Hardlink Over Sensitive Files", hard, &[hard_benign]);
+    assert_eq!(field_str(&a, "evt.arg.oldpath"), "/etc/shadow", "{a}");
+    assert_eq!(field_str(&a, "evt.arg.newpath"), at("h1"), "{a}");
+}
+
+#[test]
+fn packet_socket_created_in_container() {
+    require_root!();
+    let py = require_tool!("python3");
+    const RULE: &str = "Packet socket created in container";
+    let d = stable_rules_daemon();
+    let packet = "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)";
+    let inet = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 0)";
+    let c = FakeContainer::new();
+    // Benign: the host opening one, and the container opening an ordinary socket.
+    let host = common::run(Command::new(&py).args(["-c", packet]));
+    let ordinary = run_ok(&mut in_container(&c, &py, &["-c", inet]));
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", packet]));
+    let a = alert_and_not(d, RULE, pid, &[host, ordinary]);
+    assert!(a["output"].as_str().unwrap().contains("domain=AF_PACKET"), "{a}");
+    assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
+}
+
+#[test]
+fn redirect_stdout_to_network_connection_in_container() {
+    require_root!();
+    let py = require_tool!("python3");
+    const RULE: &str = "Redirect STDOUT/STDIN to Network Connection in Container";
+    let d = stable_rules_daemon();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let script = |target: u32| {
+        format!(
+            "import os, socket; s = socket.create_connection(('127.0.0.1', {port})); os.dup2(s.fileno(), {target})"
+        )
+    };
+    let file_to_stdout = "import os; os.dup2(os.open('/dev/null', os.O_WRONLY), 1)";
+    let c = FakeContainer::new();
+    // Benign: a socket moved to another descriptor, a file onto stdout, and the host's shell.
+    let other_fd = run_ok(&mut in_container(&c, &py, &["-c", &script(7)]));
+    let file = run_ok(&mut in_container(&c, &py, &["-c", file_to_stdout]));
+    let host = common::run(Command::new(&py).args(["-c", &script(1)]));
+    let pid = run_ok(&mut in_container(&c, &py, &["-c", &script(1)]));
+    let a = alert_and_not(d, RULE, pid, &[other_fd, file, host]);
+    assert_eq!(field_str(&a, "fd.sip"), "127.0.0.1", "{a}");
+    assert!(a["output"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{a}");
+}
+
+#[test]
+fn ptrace_attach_and_anti_debug() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = stable_rules_daemon();
+    let mut target = Command::new("sleep").arg("30").spawn().unwrap();
+    let ptrace = |request: u32, pid: u32| {
+        format!("import ctypes; ctypes.CDLL(None, use_errno=True).ptrace({request}, {pid}, 0, 0)")
+    };
+    // PTRACE_TRACEME = 0, PTRACE_PEEKDATA = 2 (reading is not injecting), PTRACE_ATTACH = 16.
+    let peek = common::run(Command::new(&py).args(["-c", &ptrace(2, target.id())]));
+    let attach = common::run(Command::new(&py).args(["-c", &ptrace(16, target.id())]));
+    let traceme = common::run(Command::new(&py).args(["-c", &ptrace(0, 0)]));
+    let a = alert_and_not(d, "PTRACE attached to process", attach, &[peek, traceme]);
+    assert_eq!(field_str(&a, "evt.type"), "ptrace", "{a}");
+    alert_and_not(d, "PTRACE anti-debug attempt", traceme, &[peek, attach]);
+    let _ = target.kill();
+    let _ = target.wait();
+}
+
+#[test]
+fn linux_kernel_module_injection_detected() {
+    require_root!();
+    // Without module support the kernel has no init_module or finit_module at all (no
+    // tracepoint, and the call fails with ENOSYS): nothing can be loaded, nor seen.
+    if !Path::new("/proc/modules").exists() {
+        common::skip(&common::test_name(), "the kernel is built without module support (CONFIG_MODULES=n)");
+        return;
+    }
+    let insmod = require_tool!("insmod");
+    const RULE: &str = "Linux Kernel Module Injection Detected";
+    let d = stable_rules_daemon();
+    let c = FakeContainer::new();
+    let module = tempfile::NamedTempFile::new().unwrap();
+    // Not a module: the kernel refuses it, after the call the rule looks at.
+    let pid = common::run(&mut in_container(&c, &insmod, &[module.path().to_str().unwrap()]));
+    let a = d.wait_for(&format!("`{RULE}` for pid {pid}"), |v| alert_for(v, RULE, pid));
+    assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
+}

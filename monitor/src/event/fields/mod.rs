@@ -114,6 +114,15 @@ pub struct Field {
     /// `[2]` of proc.aname[2]; None: the field itself (or, for ancestors, all of them).
     index: Option<usize>,
     key: Option<String>,
+    /// A call's parameter this name also stands for (`evt.arg.flags` is an open's flags and
+    /// a call's `flags`): on calls, the field reads it. `raw`: as a number (`evt.rawarg.*`).
+    call_param: Option<CallParam>,
+}
+
+#[derive(Clone, Debug)]
+struct CallParam {
+    name: String,
+    raw: bool,
 }
 
 /// Why a field name cannot be used.
@@ -131,11 +140,31 @@ impl Field {
         if let Some(key) = name.strip_prefix("k8s.pod.label.") {
             return Self::lookup("k8s.pod.label", Some(key));
         }
-        let (def, written) = FIELDS
+        let call_param =
+            [("evt.arg.", false), ("evt.rawarg.", true)].into_iter().find_map(|(prefix, raw)| {
+                let key = name.strip_prefix(prefix).filter(|k| super::calls::is_param_name(k))?;
+                Some(CallParam { name: key.to_owned(), raw })
+            });
+        let found = FIELDS
             .iter()
-            .find_map(|d| std::iter::once(&d.name).chain(d.aliases).find(|n| **n == name).map(|n| (d, *n)))
-            .ok_or(FieldError::Unsupported)?;
-        let mut field = Self { def, written, index: None, key: None };
+            .find_map(|d| std::iter::once(&d.name).chain(d.aliases).find(|n| **n == name).map(|n| (d, *n)));
+        let (def, written) = match (found, &call_param) {
+            (Some(f), _) => f,
+            // A parameter only calls have: the generic field, under the name as written.
+            (None, Some(p)) => {
+                let id = if p.raw { FieldId::EvtRawArgCall } else { FieldId::EvtArgCall };
+                let def = FIELDS.iter().find(|d| d.id == id).expect("the generic call fields are defined");
+                return Ok(Self {
+                    def,
+                    written: def.name,
+                    index: None,
+                    key: Some(p.name.clone()),
+                    call_param,
+                });
+            }
+            (None, None) => return Err(FieldError::Unsupported),
+        };
+        let mut field = Self { def, written, index: None, key: None, call_param };
         match (def.arg, arg) {
             (ArgKind::None, None) | (ArgKind::OptionalIndex, None) => {}
             (ArgKind::None, Some(_)) => {
@@ -158,7 +187,7 @@ impl Field {
     /// A field by its id, without argument.
     pub fn of(id: FieldId) -> Self {
         let def = FIELDS.iter().find(|d| d.id == id).expect("every id has its definition");
-        Self { def, written: def.name, index: None, key: None }
+        Self { def, written: def.name, index: None, key: None, call_param: None }
     }
 
     /// The same field for ancestor `index`.
@@ -184,6 +213,10 @@ impl Field {
     }
 
     pub fn name(&self) -> String {
+        // `evt.arg.request`, as Falco's outputs name it, rather than `evt.arg[request]`.
+        if let (Some(p), Some(_)) = (&self.call_param, &self.key) {
+            return format!("{}.{}", self.written, p.name);
+        }
         match (&self.index, &self.key) {
             (Some(i), _) => format!("{}[{i}]", self.written),
             (_, Some(k)) => format!("{}[{k}]", self.written),
@@ -194,11 +227,29 @@ impl Field {
     /// Whether events of `evt_type` can carry a value for this field; false lets the compiler
     /// fold checks away for that type.
     pub fn available_in(&self, evt_type: EventType) -> bool {
-        self.def.carried_by.contains(evt_type.class())
+        match &self.call_param {
+            Some(p) if evt_type.class() == EventClass::Syscall => {
+                super::calls::param(evt_type, &p.name).is_some()
+            }
+            _ => self.def.carried_by.contains(evt_type.class()),
+        }
     }
 
     pub fn extract<'e>(&self, ev: &'e Event, cx: &FieldContext) -> FieldValue<'e> {
+        if let (Some(p), super::Detail::Call(c)) = (&self.call_param, &ev.detail) {
+            let Some(param) = super::calls::param(ev.evt_type, &p.name) else { return FieldValue::Null };
+            return if p.raw {
+                super::calls::raw_value(ev, c, param).map_or(FieldValue::Null, FieldValue::Int)
+            } else {
+                super::calls::text(ev, c, param, Some(cx)).map_or(FieldValue::Null, FieldValue::Str)
+            };
+        }
         (self.def.extract)(self, ev, cx)
+    }
+
+    /// The `[key]` of a keyed field (`k8s.pod.label[app]`), or the parameter of `evt.arg.*`.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 }
 

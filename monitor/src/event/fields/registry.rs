@@ -15,7 +15,7 @@ use crate::event::format::{
     is_open_read, is_open_write, open_flags,
 };
 use crate::event::replay::{json_int, json_text};
-use crate::event::{Detail, Event, NetInfo, OpenInfo};
+use crate::event::{CallInfo, Detail, Event, NetInfo, OpenInfo, calls};
 use crate::process::Process;
 
 /// One field.
@@ -112,11 +112,26 @@ fn open(ev: &Event) -> Option<&OpenInfo> {
     }
 }
 
+/// A network event's connection, or the socket a call's descriptor is (socket, dup).
 fn net(ev: &Event) -> Option<&NetInfo> {
     match &ev.detail {
         Detail::Net(n) => Some(n),
+        Detail::Call(c) => c.sock.as_ref(),
         _ => None,
     }
+}
+
+fn call(ev: &Event) -> Option<&CallInfo> {
+    match &ev.detail {
+        Detail::Call(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// `evt.arg.<name>` of a call, as Falco writes it.
+fn call_arg<'e>(f: &Field, ev: &'e Event, cx: &FieldContext) -> V<'e> {
+    let (Some(c), Some(name)) = (call(ev), f.key()) else { return V::Null };
+    calls::param(ev.evt_type, name).and_then(|p| calls::text(ev, c, p, Some(cx))).map_or(V::Null, V::Str)
 }
 
 /// A network event's value, null for unix sockets (which have no ports).
@@ -129,6 +144,7 @@ fn fd_path(ev: &Event) -> Option<&str> {
     match &ev.detail {
         Detail::Open(o) => Some(&o.path),
         Detail::Net(n) => n.unix_path.as_deref(),
+        Detail::Call(c) => c.fd_path.as_deref(),
         _ => None,
     }
 }
@@ -152,12 +168,17 @@ fn fd_type(ev: &Event) -> Option<FdType> {
         Detail::Open(o) if o.flags & 0o200000 != 0 => Some(FdType::Directory),
         Detail::Open(_) => Some(FdType::File),
         Detail::Net(n) => Some(n.fd_type),
+        Detail::Call(c) => match (&c.sock, &c.fd_path) {
+            (Some(n), _) => Some(n.fd_type),
+            (None, Some(_)) => Some(FdType::File),
+            (None, None) => None,
+        },
         _ => None,
     }
 }
 
 /// Falco's evt.args: the event's parameters as `name=value` pairs.
-fn evt_args(ev: &Event) -> String {
+fn evt_args(ev: &Event, cx: &FieldContext) -> String {
     match &ev.detail {
         Detail::Open(o) => format!(
             "fd={} name={} flags={} mode=0{:o} dev={:x} ino={}",
@@ -180,7 +201,7 @@ fn evt_args(ev: &Event) -> String {
         Detail::Net(n) => format!("res={} tuple={} fd={}", ev.res, connection_name(n), n.fd),
         Detail::Exit { code } => format!("status={code}"),
         Detail::Fork => format!("res={}", ev.res),
-        Detail::Syscall { args } => format!("res={} entries={} flags={:#x}", ev.res, args[0], args[1]),
+        Detail::Call(c) => calls::args_text(ev, c, cx),
     }
 }
 
@@ -200,10 +221,12 @@ fn meta_str<'e>(v: &Option<String>) -> V<'e> {
 }
 
 const OPEN: Classes = Classes::of(EventClass::Open);
-const NET: Classes = Classes::of(EventClass::Net);
 const EXEC: Classes = Classes::of(EventClass::Exec);
 const EXIT: Classes = Classes::of(EventClass::Exit);
-const FD: Classes = OPEN.with(EventClass::Net);
+const CALL: Classes = Classes::of(EventClass::Syscall);
+/// Fields of a socket: connects and sends, and the calls whose descriptor is one.
+const NET: Classes = Classes::of(EventClass::Net).with(EventClass::Syscall);
+const FD: Classes = OPEN.with(EventClass::Net).with(EventClass::Syscall);
 
 registry! {
     // Events.
@@ -302,7 +325,7 @@ registry! {
     }
     EvtArgs {
         name: "evt.args", doc: "The event's parameters as name=value pairs",
-        extract: |_, ev, _| owned(evt_args(ev)),
+        extract: |_, ev, cx| owned(evt_args(ev, cx)),
     }
     EvtRawArgFlags {
         name: "evt.rawarg.flags", ty: FieldType::Int, carried_by: OPEN, doc: "The open's flags as a number",
@@ -397,6 +420,21 @@ registry! {
         name: "evt.arg.tuple", carried_by: NET, doc: "The connection as client:port->server:port",
         extract: |_, ev, _| net(ev).map_or(V::Null, |n| owned(connection_name(n))),
     }
+    EvtArgCall {
+        name: "evt.arg", arg: ArgKind::Key, carried_by: CALL,
+        doc: "A call's parameter by Falco's name (`evt.arg.request`, `evt.arg[oldpath]`), as Falco writes it",
+        extract: call_arg,
+    }
+    EvtRawArgCall {
+        name: "evt.rawarg", arg: ArgKind::Key, ty: FieldType::Int, carried_by: CALL,
+        doc: "A call's numeric parameter by Falco's name (`evt.rawarg.request`), as a number",
+        extract: |f, ev, _| match (call(ev), f.key()) {
+            (Some(c), Some(name)) => calls::param(ev.evt_type, name)
+                .and_then(|p| calls::raw_value(ev, c, p))
+                .map_or(V::Null, V::Int),
+            _ => V::Null,
+        },
+    }
     EvtArgStatus {
         name: "evt.arg.status", carried_by: EXIT, doc: "The exit status, as text",
         extract: |_, ev, _| match &ev.detail {
@@ -434,6 +472,18 @@ registry! {
         name: "proc.exe_ino", ty: FieldType::Int, scope: Scope::Process, doc: "The executable's inode",
         extract: |_, ev, _| proc(ev, |p| int(p.exe_ino as i64)),
         record: Record::Kept(|d, _, v| d.process().exe_ino = json_int(v) as u64),
+    }
+    ProcIsExeUpperLayer {
+        name: "proc.is_exe_upper_layer", ty: FieldType::Bool, scope: Scope::Process,
+        doc: "The executable is in the writable (upper) layer of the container's overlay filesystem: written or changed in the container, not part of its image",
+        extract: |_, ev, _| proc(ev, |p| V::Bool(p.exe_upper_layer)),
+        record: Record::Kept(|d, _, v| d.process().exe_upper_layer = v.as_bool().unwrap_or(false)),
+    }
+    ProcIsExeLowerLayer {
+        name: "proc.is_exe_lower_layer", ty: FieldType::Bool, scope: Scope::Process,
+        doc: "The executable is from a read-only (image) layer of an overlay filesystem",
+        extract: |_, ev, _| proc(ev, |p| V::Bool(p.exe_lower_layer)),
+        record: Record::Kept(|d, _, v| d.process().exe_lower_layer = v.as_bool().unwrap_or(false)),
     }
     ProcIsExeFromMemfd {
         name: "proc.is_exe_from_memfd", ty: FieldType::Bool, scope: Scope::Process,
@@ -701,6 +751,7 @@ registry! {
         extract: |_, ev, _| match &ev.detail {
             Detail::Open(_) => int(if ev.res >= 0 { ev.res } else { -1 }),
             Detail::Net(n) => int(n.fd),
+            Detail::Call(c) => c.sock.as_ref().map_or(V::Null, |n| int(n.fd)),
             _ => V::Null,
         },
         record: Record::Kept(|d, _, v| d.net.fd = json_int(v) as i32),
@@ -714,9 +765,20 @@ registry! {
                 Some(p) => s(p),
                 None => owned(connection_name(n)),
             },
+            Detail::Call(c) => match (&c.sock, &c.fd_path) {
+                (Some(n), _) => owned(connection_name(n)),
+                (None, Some(p)) => s(p),
+                (None, None) => V::Null,
+            },
             _ => V::Null,
         },
         record: Record::Kept(|d, _, v| d.fd_name = Some(json_text(v))),
+    }
+    FdNameRaw {
+        name: "fd.nameraw", carried_by: OPEN,
+        doc: "The path as the caller passed it, before the kernel resolved it (`../` climbs show here)",
+        extract: |_, ev, _| open(ev).map_or(V::Null, |o| opt(o.raw.as_deref())),
+        record: Record::Kept(|d, _, v| d.open.raw = Some(json_text(v))),
     }
     FdDirectory {
         name: "fd.directory", carried_by: FD, doc: "The directory of fd.name",

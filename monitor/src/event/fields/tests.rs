@@ -8,7 +8,9 @@ fn lookup_checks_arguments() {
     assert!(matches!(Field::lookup("proc.aname", Some("x")), Err(FieldError::BadArgument(_))));
     assert!(matches!(Field::lookup("proc.name", Some("1")), Err(FieldError::BadArgument(_))));
     assert_eq!(Field::lookup("proc.env", None).unwrap_err(), FieldError::Unsupported);
-    assert_eq!(Field::lookup("evt.arg.newpath", None).unwrap_err(), FieldError::Unsupported);
+    assert_eq!(Field::lookup("evt.arg.no_such_parameter", None).unwrap_err(), FieldError::Unsupported);
+    assert_eq!(Field::lookup("evt.arg.newpath", None).unwrap().name(), "evt.arg.newpath");
+    assert_eq!(Field::lookup("evt.rawarg.request", None).unwrap().ty(), FieldType::Int);
     assert_eq!(Field::lookup("evt.arg.flags", None).unwrap().name(), "evt.arg.flags");
     assert_eq!(Field::lookup("k8s.pod.label.app", None).unwrap().name(), "k8s.pod.label[app]");
 }
@@ -93,6 +95,7 @@ mod registry_walk {
             Detail::Open(OpenInfo {
                 path: path.into(),
                 resolved,
+                raw: Some(format!("./../{path}")),
                 truncated: false,
                 flags,
                 mode: 0o644,

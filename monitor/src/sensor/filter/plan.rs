@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use monitor_common::{
-    DirVerdict, FilterConfig, NetFilter, OpenFilter, class_verdict, open_class, open_wanted,
+    DirVerdict, EventType, FilterConfig, NetFilter, OpenFilter, TypeSet, class_verdict, open_class,
+    open_wanted,
 };
 
 /// A condition on a file's path, judged for all files of one directory at a time.
@@ -418,6 +419,10 @@ pub struct FilterPlan {
     pub connect: Option<NetNeeds>,
     /// sendto and sendmsg (one kind of kernel event).
     pub sendto: Option<NetNeeds>,
+    /// The calls (monitor_common::calls) some rule can match.
+    pub calls: TypeSet,
+    /// A rule reads fd.nameraw: reported opens carry the caller's string.
+    pub raw_names: bool,
 }
 
 impl FilterPlan {
@@ -462,12 +467,12 @@ impl FilterPlan {
     /// The kernel's filter config for this plan, as of `epoch`.
     pub fn config(&self, epoch: u32) -> FilterConfig {
         let open = match &self.open {
-            None => OpenFilter { classes: 0, results: 0, by_directory: 0, _pad: 0 },
+            None => OpenFilter { classes: 0, results: 0, by_directory: 0, raw_names: 0 },
             Some(o) => OpenFilter {
                 classes: o.classes,
                 results: o.results,
                 by_directory: u32::from(o.by_directory()),
-                _pad: 0,
+                raw_names: u32::from(self.raw_names),
             },
         };
         FilterConfig {
@@ -476,6 +481,7 @@ impl FilterPlan {
             open,
             connect: net_filter(&self.connect),
             sendto: net_filter(&self.sendto),
+            calls: self.calls.bits(),
         }
     }
 
@@ -506,6 +512,11 @@ impl FilterPlan {
         !monitor_common::verdict_dismisses(class_verdict(&verdict, class), named_file, || {
             !fits_name_set(name) || o.names.contains(name)
         })
+    }
+
+    /// Whether the kernel would pass a call of this type.
+    pub fn admits_call(&self, evt_type: EventType) -> bool {
+        monitor_common::call_wanted(&self.config(0), evt_type as u8)
     }
 
     /// Whether the kernel would pass a connect (`sendto` false) or send with this family
@@ -544,6 +555,11 @@ impl FilterPlan {
                 }
             ),
         };
-        format!("{open}; connects: {}; sends: {}", net(&self.connect), net(&self.sendto))
+        format!(
+            "{open}; connects: {}; sends: {}; calls: {}",
+            net(&self.connect),
+            net(&self.sendto),
+            if self.calls.is_empty() { "none".to_owned() } else { self.calls.to_string() }
+        )
     }
 }

@@ -1,0 +1,161 @@
+//! The calls reported by their arguments (ptrace, link, symlink, rename, unlink, mkdir, chmod,
+//! set*id, setns, unshare, module loads, bpf, socket, dup, ...): one program for all of them,
+//! driven by the shape userspace put in the map entry of the syscall's number
+//! (monitor_common::calls), so adding a call adds a table row, not kernel code, and the
+//! verifier checks one straight path instead of one per call.
+
+use aya_ebpf::{macros::map, macros::tracepoint, maps::Array, programs::TracePointContext};
+use monitor_common::calls::{CALL_SHAPE_SLOTS, CallShape, FD_RESULT, NO_ARG, PATH_AT, PATH_NONE};
+use monitor_common::{
+    AF_INET, AF_INET6, CALL_PATH_TRUNCATED, CALL_PATH0_HAS_BASE, CALL_PATH1_HAS_BASE, SyscallEvent,
+    call_wanted,
+};
+
+use crate::files::AT_FDCWD;
+use crate::filter;
+use crate::kernel::{self, Task, is_daemon, off, rd};
+use crate::record::Record;
+use crate::syscall::{self, Args};
+
+#[map]
+static CALL_SHAPES: Array<CallShape> = Array::with_max_entries(CALL_SHAPE_SLOTS, 0);
+
+#[map]
+static IA32_CALL_SHAPES: Array<CallShape> = Array::with_max_entries(CALL_SHAPE_SLOTS, 0);
+
+/// Attached to the exit of every native call of monitor_common::calls::CALLS.
+#[tracepoint]
+pub fn sys_exit_call(ctx: TracePointContext) -> u32 {
+    let nr = syscall::nr(&ctx);
+    if nr < 0 {
+        return 0;
+    }
+    if let Some(shape) = CALL_SHAPES.get(nr as u32) {
+        call_exit(shape, syscall::ret(&ctx), Args::current());
+    }
+    0
+}
+
+/// Whether an ia32 syscall number is one of the calls.
+#[inline(always)]
+pub fn ia32_is_call(nr: i64) -> bool {
+    (0..CALL_SHAPE_SLOTS as i64).contains(&nr)
+        && IA32_CALL_SHAPES.get(nr as u32).is_some_and(|s| s.valid != 0)
+}
+
+/// Reports an ia32 syscall that is one of the calls.
+#[inline(always)]
+pub fn ia32_call_exit(nr: i64, ret: i64, a: Args) {
+    if !(0..CALL_SHAPE_SLOTS as i64).contains(&nr) {
+        return;
+    }
+    if let Some(shape) = IA32_CALL_SHAPES.get(nr as u32) {
+        call_exit(shape, ret, a);
+    }
+}
+
+#[inline(always)]
+fn arg_or_zero(a: Args, n: u8) -> u64 {
+    if n == NO_ARG { 0 } else { a.get(n as u32) }
+}
+
+/// Reports one call as its shape says.
+#[inline(always)]
+fn call_exit(shape: &CallShape, ret: i64, a: Args) {
+    if shape.valid == 0 || is_daemon() {
+        return;
+    }
+    if let Some(c) = filter::config()
+        && !call_wanted(c, shape.evt_type)
+    {
+        filter::count_filtered_code(shape.evt_type);
+        return;
+    }
+    crate::cgroups::announce();
+    let Some(mut rec) = Record::<SyscallEvent>::begin() else { return };
+    let ev = rec.fixed();
+    ev.header.via = a.via() as u8;
+    ev.ret = ret;
+    ev.evt_type = shape.evt_type;
+    ev.args = [
+        arg_or_zero(a, shape.args[0]),
+        arg_or_zero(a, shape.args[1]),
+        arg_or_zero(a, shape.args[2]),
+        arg_or_zero(a, shape.args[3]),
+    ];
+    let mut flags = 0u16;
+    let task = Task::current();
+    let (root_mnt, root_dentry) = task.root();
+    for i in 0..2usize {
+        let spec = shape.paths[i];
+        let (mut len, mut base_len) = (0u16, 0u16);
+        if spec.kind != PATH_NONE && spec.arg != NO_ARG {
+            let (l, first) = rec.append_user_str(a.get(spec.arg as u32));
+            len = l;
+            if spec.kind == PATH_AT && len > 0 && first != b'/' {
+                let dfd = if spec.dirfd == NO_ARG { AT_FDCWD } else { a.int(spec.dirfd as u32) };
+                let (bl, cut) = append_dir(&mut rec, task, dfd, root_mnt, root_dentry);
+                base_len = bl;
+                flags |= if i == 0 { CALL_PATH0_HAS_BASE } else { CALL_PATH1_HAS_BASE };
+                if cut {
+                    flags |= CALL_PATH_TRUNCATED;
+                }
+            }
+        }
+        rec.fixed().lens[2 * i] = len;
+        rec.fixed().lens[2 * i + 1] = base_len;
+    }
+    if shape.fd != NO_ARG {
+        let fd = if shape.fd == FD_RESULT { ret } else { a.int(shape.fd as u32) as i64 };
+        let file = if fd >= 0 { task.fd_file(fd as u32) } else { 0 };
+        let sk = kernel::file_sock(file);
+        if sk != 0 {
+            read_sock(&mut rec.fixed().sock, sk);
+        } else if file != 0 {
+            let (len, cut) = rec.append_file_path(file, root_mnt, root_dentry);
+            rec.fixed().lens[4] = len;
+            if cut {
+                flags |= CALL_PATH_TRUNCATED;
+            }
+        }
+    }
+    rec.fixed().header.flags = flags;
+    let _ = rec.submit();
+}
+
+/// The directory a relative path is relative to: `dfd`, or the cwd for AT_FDCWD.
+#[inline(always)]
+fn append_dir(
+    rec: &mut Record<SyscallEvent>,
+    task: Task,
+    dfd: i32,
+    root_mnt: u64,
+    root_dentry: u64,
+) -> (u16, bool) {
+    if dfd == AT_FDCWD {
+        let fs: u64 = rd(task.0 + off!(task_fs));
+        let pwd = fs + off!(fs_pwd);
+        rec.append_path(rd(pwd + off!(path_mnt)), rd(pwd + off!(path_dentry)), root_mnt, root_dentry)
+    } else if dfd >= 0 {
+        rec.append_file_path(task.fd_file(dfd as u32), root_mnt, root_dentry)
+    } else {
+        (0, false)
+    }
+}
+
+/// A socket's family, type and both ends, as the kernel holds them now.
+#[inline(always)]
+fn read_sock(s: &mut monitor_common::SockInfo, sk: u64) {
+    s.family = rd(sk + off!(sock_family));
+    s.sock_type = rd(sk + off!(sock_type));
+    s.protocol = rd(sk + off!(sock_protocol));
+    s.sport = rd(sk + off!(sock_num));
+    s.dport = u16::from_be(rd(sk + off!(sock_dport)));
+    if s.family == AF_INET {
+        s.saddr[..4].copy_from_slice(&rd::<[u8; 4]>(sk + off!(sock_rcv_saddr)));
+        s.daddr[..4].copy_from_slice(&rd::<[u8; 4]>(sk + off!(sock_daddr)));
+    } else if s.family == AF_INET6 {
+        s.saddr = rd(sk + off!(sock_v6_rcv_saddr));
+        s.daddr = rd(sk + off!(sock_v6_daddr));
+    }
+}
