@@ -19,7 +19,7 @@ use crate::container::ContainerId;
 use crate::event::{Detail, Event, FieldContext, NetInfo, OpenInfo};
 use crate::process::{Process, StdioInfo};
 use crate::sensor::filter::{Atom, FilterPlan as Prefilter, PathExpr, Verdict};
-use monitor_common::{EventType, FdType, L4Proto};
+use monitor_common::{EventClass, EventType, FdType, L4Proto, TypeSet};
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -430,6 +430,46 @@ fn net_events(procs: &[(Arc<Process>, Vec<Arc<Process>>)]) -> Vec<Event> {
     out
 }
 
+/// Every call type, with paths, arguments and sockets the rules name and others.
+fn call_events(procs: &[(Arc<Process>, Vec<Arc<Process>>)]) -> Vec<Event> {
+    use crate::event::{CallInfo, CallPath};
+    let paths = ["/etc/shadow", "/etc/sudoers", "/root/.bash_history", "/usr/bin/x", "/tmp/x", "/bin/sh"];
+    let sock = NetInfo {
+        fd_type: FdType::Ipv4,
+        l4proto: Some(L4Proto::Tcp),
+        fd: 1,
+        sip: Some("10.1.2.3".parse().unwrap()),
+        sport: 4444,
+        cip: Some("172.17.0.2".parse().unwrap()),
+        cport: 40000,
+        unix_path: None,
+        from_socket: true,
+    };
+    let mut out = Vec::new();
+    let mut rng = Lcg(7);
+    for t in TypeSet::of_class(EventClass::Syscall).iter() {
+        for (i, p) in procs.iter().enumerate() {
+            for args in
+                [[0, 0, 0, 0], [16, 1, 0, 0], [17, 3, 0, 0], [0o4755, 0, 0, 0], [5, 0x2000_0000, 0, 0]]
+            {
+                let mut path = |k: usize| {
+                    let at = paths[(i + k + rng.next(paths.len())) % paths.len()];
+                    Some(CallPath { raw: at.to_owned(), path: at.to_owned() })
+                };
+                let info = CallInfo {
+                    args,
+                    paths: [path(0), path(1)],
+                    fd_path: None,
+                    sock: (i % 2 == 0).then(|| sock.clone()),
+                    truncated: false,
+                };
+                out.push(base(t, if i % 3 == 0 { -1 } else { 1 }, Detail::Call(info), p, i % 2 == 0));
+            }
+        }
+    }
+    out
+}
+
 fn recorded() -> Vec<Event> {
     let text = include_str!("../../tests/fixtures/recorded_events.jsonl");
     text.lines().filter_map(|l| crate::event::replay::event_from_json(l).ok()).collect()
@@ -461,6 +501,7 @@ fn admitted(f: &Prefilter, ev: &Event) -> bool {
             };
             families.iter().all(|&fam| f.admits_net(sendto, fam, ev.res, n.sport))
         }
+        Detail::Call(_) => f.admits_call(ev.evt_type),
         // Never filtered.
         _ => true,
     }
@@ -511,12 +552,19 @@ fn every_event_a_rule_matches_passes_the_filter() {
     assert!(events.len() > 300, "the recorded fixture reads back");
     events.extend(open_events(&paths(&filter_refs), &procs));
     events.extend(net_events(&procs));
+    let calls = call_events(&procs);
+    events.extend(calls.iter().cloned());
     for (name, rs) in &sets {
         let (matched, dismissed) = check(name, rs, &events);
         eprintln!("{name}: {} events, {matched} matched a rule, {dismissed} dismissed", events.len());
         // Not vacuous: rules match many of these events, and the filter dismisses many others.
         assert!(matched > 50, "{name}: only {matched} events matched");
         assert!(dismissed > 0, "{name}: nothing dismissed");
+        if name.starts_with("falco") {
+            // The calls' rules are judged too, not only opens and connects.
+            let (calls_matched, _) = check(name, rs, &calls);
+            assert!(calls_matched > 20, "{name}: only {calls_matched} call events matched");
+        }
         if *name == "bundled" {
             // Of the events the kernel may judge at all (not a rare type, result known).
             let judged = events.iter().filter(|e| e.evt_type.kernel_filtered() && !e.result_unknown).count();
