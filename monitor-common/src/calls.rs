@@ -96,11 +96,20 @@ pub struct Param {
     pub format: ParamFormat,
 }
 
-/// One call: its event type, its syscall numbers in the ia32 table (the native ones are the
-/// architecture's, looked up by the daemon), and its shape and parameters.
+/// What a call acts on, for views that group events by it (ECS's `event.category`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Process,
+    File,
+    Network,
+}
+
+/// One call: its event type, what it acts on, its syscall numbers in the ia32 table (the
+/// native ones are the architecture's, looked up by the daemon), and its shape and parameters.
 #[derive(Copy, Clone, Debug)]
 pub struct CallDef {
     pub evt_type: EventType,
+    pub subject: Subject,
     pub ia32: &'static [u16],
     pub shape: CallShape,
     pub params: &'static [Param],
@@ -126,6 +135,7 @@ const CWD: u8 = NO_ARG;
 
 const fn call(
     evt_type: EventType,
+    subject: Subject,
     ia32: &'static [u16],
     args: [u8; 4],
     paths: [PathSpec; 2],
@@ -134,6 +144,7 @@ const fn call(
 ) -> CallDef {
     CallDef {
         evt_type,
+        subject,
         ia32,
         shape: CallShape { valid: 1, evt_type: evt_type as u8, args, paths, fd, _pad: [0; 3] },
         params,
@@ -143,11 +154,22 @@ const fn call(
 const N: u8 = NO_ARG;
 const RES: Param = p("res", Res, F::Int);
 
+/// renameat's, and renameat2's flags after them.
+const RENAMEAT2_PARAMS: &[Param] = &[
+    RES,
+    p("olddirfd", Arg(0), F::Fd),
+    p("oldpath", Path(0), F::Path),
+    p("newdirfd", Arg(1), F::Fd),
+    p("newpath", Path(1), F::Path),
+    p("flags", Arg(2), F::RenameFlags),
+];
+
 /// Every call of this kind. The ia32 numbers are arch/x86/entry/syscalls/syscall_32.tbl's
 /// (setuid and its kin have a 16-bit and a 32-bit form there).
 pub const CALLS: &[CallDef] = &[
     call(
         EventType::Ptrace,
+        Subject::Process,
         &[26],
         [0, 1, 2, 3],
         [NONE, NONE],
@@ -162,6 +184,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Symlink,
+        Subject::File,
         &[83],
         [N; 4],
         [string(0), at(1, CWD)],
@@ -170,6 +193,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Symlinkat,
+        Subject::File,
         &[304],
         [1, N, N, N],
         [string(0), at(2, 1)],
@@ -178,6 +202,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Link,
+        Subject::File,
         &[9],
         [N; 4],
         [at(0, CWD), at(1, CWD)],
@@ -186,6 +211,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Linkat,
+        Subject::File,
         &[303],
         [0, 2, 4, N],
         [at(1, 0), at(3, 2)],
@@ -201,6 +227,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::InitModule,
+        Subject::Process,
         &[128],
         [1, N, N, N],
         [string(2), NONE],
@@ -209,6 +236,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::FinitModule,
+        Subject::Process,
         &[350],
         [0, 2, N, N],
         [string(1), NONE],
@@ -217,6 +245,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Socket,
+        Subject::Network,
         &[359],
         [0, 1, 2, N],
         [NONE, NONE],
@@ -228,9 +257,18 @@ pub const CALLS: &[CallDef] = &[
             p("proto", Arg(2), F::Int),
         ],
     ),
-    call(EventType::Dup, &[41], [0, N, N, N], [NONE, NONE], FD_RESULT, &[RES, p("oldfd", Arg(0), F::Fd)]),
+    call(
+        EventType::Dup,
+        Subject::Process,
+        &[41],
+        [0, N, N, N],
+        [NONE, NONE],
+        FD_RESULT,
+        &[RES, p("oldfd", Arg(0), F::Fd)],
+    ),
     call(
         EventType::Dup2,
+        Subject::Process,
         &[63],
         [0, 1, N, N],
         [NONE, NONE],
@@ -239,6 +277,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Dup3,
+        Subject::Process,
         &[330],
         [0, 1, 2, N],
         [NONE, NONE],
@@ -247,6 +286,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Setns,
+        Subject::Process,
         &[346],
         [0, 1, N, N],
         [NONE, NONE],
@@ -255,16 +295,34 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Unshare,
+        Subject::Process,
         &[310],
         [0, N, N, N],
         [NONE, NONE],
         N,
         &[RES, p("flags", Arg(0), F::CloneFlags)],
     ),
-    call(EventType::Setuid, &[23, 213], [0, N, N, N], [NONE, NONE], N, &[RES, p("uid", Arg(0), F::Uid)]),
-    call(EventType::Setgid, &[46, 214], [0, N, N, N], [NONE, NONE], N, &[RES, p("gid", Arg(0), F::Gid)]),
+    call(
+        EventType::Setuid,
+        Subject::Process,
+        &[23, 213],
+        [0, N, N, N],
+        [NONE, NONE],
+        N,
+        &[RES, p("uid", Arg(0), F::Uid)],
+    ),
+    call(
+        EventType::Setgid,
+        Subject::Process,
+        &[46, 214],
+        [0, N, N, N],
+        [NONE, NONE],
+        N,
+        &[RES, p("gid", Arg(0), F::Gid)],
+    ),
     call(
         EventType::Setresuid,
+        Subject::Process,
         &[164, 208],
         [0, 1, 2, N],
         [NONE, NONE],
@@ -273,6 +331,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Setresgid,
+        Subject::Process,
         &[170, 210],
         [0, 1, 2, N],
         [NONE, NONE],
@@ -281,6 +340,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Chmod,
+        Subject::File,
         &[15],
         [1, N, N, N],
         [at(0, CWD), NONE],
@@ -289,6 +349,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Fchmod,
+        Subject::File,
         &[94],
         [0, 1, N, N],
         [NONE, NONE],
@@ -297,24 +358,43 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Fchmodat,
+        Subject::File,
         &[306],
         [0, 2, N, N],
         [at(1, 0), NONE],
         N,
         &[RES, p("dirfd", Arg(0), F::Fd), p("filename", Path(0), F::Path), p("mode", Arg(1), F::Mode)],
     ),
-    call(EventType::Unlink, &[10], [N; 4], [at(0, CWD), NONE], N, &[RES, p("path", Path(0), F::Path)]),
+    call(
+        EventType::Unlink,
+        Subject::File,
+        &[10],
+        [N; 4],
+        [at(0, CWD), NONE],
+        N,
+        &[RES, p("path", Path(0), F::Path)],
+    ),
     call(
         EventType::Unlinkat,
+        Subject::File,
         &[301],
         [0, 2, N, N],
         [at(1, 0), NONE],
         N,
         &[RES, p("dirfd", Arg(0), F::Fd), p("name", Path(0), F::Path), p("flags", Arg(1), F::AtFlags)],
     ),
-    call(EventType::Rmdir, &[40], [N; 4], [at(0, CWD), NONE], N, &[RES, p("path", Path(0), F::Path)]),
+    call(
+        EventType::Rmdir,
+        Subject::File,
+        &[40],
+        [N; 4],
+        [at(0, CWD), NONE],
+        N,
+        &[RES, p("path", Path(0), F::Path)],
+    ),
     call(
         EventType::Rename,
+        Subject::File,
         &[38],
         [N; 4],
         [at(0, CWD), at(1, CWD)],
@@ -323,35 +403,25 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Renameat,
+        Subject::File,
         &[302],
         [0, 2, N, N],
         [at(1, 0), at(3, 2)],
         N,
-        &[
-            RES,
-            p("olddirfd", Arg(0), F::Fd),
-            p("oldpath", Path(0), F::Path),
-            p("newdirfd", Arg(1), F::Fd),
-            p("newpath", Path(1), F::Path),
-        ],
+        RENAMEAT2_PARAMS.split_at(5).0,
     ),
     call(
         EventType::Renameat2,
+        Subject::File,
         &[353],
         [0, 2, 4, N],
         [at(1, 0), at(3, 2)],
         N,
-        &[
-            RES,
-            p("olddirfd", Arg(0), F::Fd),
-            p("oldpath", Path(0), F::Path),
-            p("newdirfd", Arg(1), F::Fd),
-            p("newpath", Path(1), F::Path),
-            p("flags", Arg(2), F::RenameFlags),
-        ],
+        RENAMEAT2_PARAMS,
     ),
     call(
         EventType::Mkdir,
+        Subject::File,
         &[39],
         [1, N, N, N],
         [at(0, CWD), NONE],
@@ -360,6 +430,7 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Mkdirat,
+        Subject::File,
         &[296],
         [0, 2, N, N],
         [at(1, 0), NONE],
@@ -368,15 +439,25 @@ pub const CALLS: &[CallDef] = &[
     ),
     call(
         EventType::Bpf,
+        Subject::Process,
         &[357],
         [0, N, N, N],
         [NONE, NONE],
         N,
         &[p("res_or_fd", Res, F::Int), p("cmd", Arg(0), F::BpfCmd)],
     ),
-    call(EventType::Userfaultfd, &[374], [0, N, N, N], [NONE, NONE], N, &[RES, p("flags", Arg(0), F::Hex)]),
+    call(
+        EventType::Userfaultfd,
+        Subject::Process,
+        &[374],
+        [0, N, N, N],
+        [NONE, NONE],
+        N,
+        &[RES, p("flags", Arg(0), F::Hex)],
+    ),
     call(
         EventType::MemfdCreate,
+        Subject::Process,
         &[356],
         [1, N, N, N],
         [string(0), NONE],

@@ -11,9 +11,8 @@ use monitor_common::{
     call_wanted,
 };
 
-use crate::files::AT_FDCWD;
 use crate::filter;
-use crate::kernel::{self, Task, is_daemon, off, rd};
+use crate::kernel::{self, AT_FDCWD, Task, is_daemon, off, rd};
 use crate::record::Record;
 use crate::syscall::{self, Args};
 
@@ -31,26 +30,31 @@ pub fn sys_exit_call(ctx: TracePointContext) -> u32 {
         return 0;
     }
     if let Some(shape) = CALL_SHAPES.get(nr as u32) {
-        call_exit(shape, syscall::ret(&ctx), Args::current());
+        call_exit(shape, syscall::ret(&ctx), Args::current);
     }
     0
+}
+
+/// The shape of an ia32 syscall that is one of the calls.
+#[inline(always)]
+fn ia32_shape(nr: i64) -> Option<&'static CallShape> {
+    if !(0..CALL_SHAPE_SLOTS as i64).contains(&nr) {
+        return None;
+    }
+    IA32_CALL_SHAPES.get(nr as u32).filter(|s| s.valid != 0)
 }
 
 /// Whether an ia32 syscall number is one of the calls.
 #[inline(always)]
 pub fn ia32_is_call(nr: i64) -> bool {
-    (0..CALL_SHAPE_SLOTS as i64).contains(&nr)
-        && IA32_CALL_SHAPES.get(nr as u32).is_some_and(|s| s.valid != 0)
+    ia32_shape(nr).is_some()
 }
 
 /// Reports an ia32 syscall that is one of the calls.
 #[inline(always)]
 pub fn ia32_call_exit(nr: i64, ret: i64, a: Args) {
-    if !(0..CALL_SHAPE_SLOTS as i64).contains(&nr) {
-        return;
-    }
-    if let Some(shape) = IA32_CALL_SHAPES.get(nr as u32) {
-        call_exit(shape, ret, a);
+    if let Some(shape) = ia32_shape(nr) {
+        call_exit(shape, ret, || a);
     }
 }
 
@@ -59,9 +63,10 @@ fn arg_or_zero(a: Args, n: u8) -> u64 {
     if n == NO_ARG { 0 } else { a.get(n as u32) }
 }
 
-/// Reports one call as its shape says.
+/// Reports one call as its shape says. The arguments' registers are found only for a call
+/// the filter lets through: a dismissal costs no helper call for them.
 #[inline(always)]
-fn call_exit(shape: &CallShape, ret: i64, a: Args) {
+fn call_exit(shape: &CallShape, ret: i64, args: impl FnOnce() -> Args) {
     if shape.valid == 0 || is_daemon() {
         return;
     }
@@ -71,6 +76,7 @@ fn call_exit(shape: &CallShape, ret: i64, a: Args) {
         filter::count_filtered_code(shape.evt_type);
         return;
     }
+    let a = args();
     crate::cgroups::announce();
     let Some(mut rec) = Record::<SyscallEvent>::begin() else { return };
     let ev = rec.fixed();
@@ -94,7 +100,7 @@ fn call_exit(shape: &CallShape, ret: i64, a: Args) {
             len = l;
             if spec.kind == PATH_AT && len > 0 && first != b'/' {
                 let dfd = if spec.dirfd == NO_ARG { AT_FDCWD } else { a.int(spec.dirfd as u32) };
-                let (bl, cut) = append_dir(&mut rec, task, dfd, root_mnt, root_dentry);
+                let (bl, cut) = rec.append_dir(task, dfd, root_mnt, root_dentry);
                 base_len = bl;
                 flags |= if i == 0 { CALL_PATH0_HAS_BASE } else { CALL_PATH1_HAS_BASE };
                 if cut {
@@ -121,26 +127,6 @@ fn call_exit(shape: &CallShape, ret: i64, a: Args) {
     }
     rec.fixed().header.flags = flags;
     let _ = rec.submit();
-}
-
-/// The directory a relative path is relative to: `dfd`, or the cwd for AT_FDCWD.
-#[inline(always)]
-fn append_dir(
-    rec: &mut Record<SyscallEvent>,
-    task: Task,
-    dfd: i32,
-    root_mnt: u64,
-    root_dentry: u64,
-) -> (u16, bool) {
-    if dfd == AT_FDCWD {
-        let fs: u64 = rd(task.0 + off!(task_fs));
-        let pwd = fs + off!(fs_pwd);
-        rec.append_path(rd(pwd + off!(path_mnt)), rd(pwd + off!(path_dentry)), root_mnt, root_dentry)
-    } else if dfd >= 0 {
-        rec.append_file_path(task.fd_file(dfd as u32), root_mnt, root_dentry)
-    } else {
-        (0, false)
-    }
 }
 
 /// A socket's family, type and both ends, as the kernel holds them now.

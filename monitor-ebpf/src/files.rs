@@ -10,11 +10,10 @@ use monitor_common::{
 };
 
 use crate::filter;
-use crate::kernel::{self, Task, is_daemon, off, rd};
+use crate::kernel::{self, AT_FDCWD, Task, is_daemon, off, rd};
 use crate::record::Record;
 use crate::syscall::{self, Args};
 
-pub const AT_FDCWD: i32 = -100;
 const O_CREAT: u32 = 0o100;
 const O_WRONLY: u32 = 0o1;
 const O_TRUNC: u32 = 0o1000;
@@ -156,15 +155,7 @@ pub fn append_caller_path(rec: &mut Record<OpenEvent>, name: u64, memory: Memory
     }
     let task = Task::current();
     let (root_mnt, root_dentry) = task.root();
-    let (blen, cut) = if dfd == AT_FDCWD {
-        let fs: u64 = rd(task.0 + off!(task_fs));
-        let pwd = fs + off!(fs_pwd);
-        rec.append_path(rd(pwd + off!(path_mnt)), rd(pwd + off!(path_dentry)), root_mnt, root_dentry)
-    } else if dfd >= 0 {
-        rec.append_file_path(task.fd_file(dfd as u32), root_mnt, root_dentry)
-    } else {
-        (0, false)
-    };
+    let (blen, cut) = rec.append_dir(task, dfd, root_mnt, root_dentry);
     rec.fixed().base_len = blen;
     if cut { OPEN_HAS_BASE | OPEN_PATH_TRUNCATED } else { OPEN_HAS_BASE }
 }

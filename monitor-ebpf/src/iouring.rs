@@ -273,7 +273,7 @@ fn complete(req: u64, res: impl FnOnce() -> i32) {
     ev.ret = res as i64;
     ev.evt_type = evt_type as u8;
     ev.iou_req = req;
-    ev.dirfd = files::AT_FDCWD;
+    ev.dirfd = kernel::AT_FDCWD;
     let flags = if file != 0 { opened.write(&mut rec, file) } else { 0 };
     rec.fixed().header.flags = flags | REC_IOU_COMPLETION;
     let _ = rec.submit();

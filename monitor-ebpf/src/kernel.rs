@@ -17,6 +17,9 @@ pub static DAEMON_TGID: u32 = 0;
 
 /// Reads one offset. The volatile read keeps LLVM from folding the load-time global to its
 /// compile-time value (zero).
+/// The dirfd that means the cwd.
+pub const AT_FDCWD: i32 = -100;
+
 macro_rules! off {
     ($f:ident) => {
         (unsafe { core::ptr::read_volatile(&raw const $crate::kernel::OFFSETS.$f) } as u64)

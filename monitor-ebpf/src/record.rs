@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use monitor_common::{DEFAULT_RING_BYTES, EventHeader, KIND_SLOTS, MAX_RECORD, RecordType};
 
-use crate::kernel::{off, rd};
+use crate::kernel::{AT_FDCWD, Task, off, rd};
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
@@ -247,6 +247,21 @@ impl<T: RecordType> Record<T> {
         }
         let path = file + off!(file_f_path);
         self.append_path(rd(path + off!(path_mnt)), rd(path + off!(path_dentry)), root_mnt, root_dentry)
+    }
+
+    /// Appends the directory a relative path is relative to: the file of `dfd`, or the cwd for
+    /// AT_FDCWD; nothing for another negative fd. Returns (length, cut at depth limit).
+    #[inline(always)]
+    pub fn append_dir(&mut self, task: Task, dfd: i32, root_mnt: u64, root_dentry: u64) -> (u16, bool) {
+        if dfd == AT_FDCWD {
+            let fs: u64 = rd(task.0 + off!(task_fs));
+            let pwd = fs + off!(fs_pwd);
+            self.append_path(rd(pwd + off!(path_mnt)), rd(pwd + off!(path_dentry)), root_mnt, root_dentry)
+        } else if dfd >= 0 {
+            self.append_file_path(task.fd_file(dfd as u32), root_mnt, root_dentry)
+        } else {
+            (0, false)
+        }
     }
 
     /// Appends the path of (vfsmount, dentry) as seen from the task's root, walking dentries up

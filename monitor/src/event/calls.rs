@@ -101,24 +101,33 @@ pub fn text<'e>(
 
 /// Falco's `evt.args` for a call: every parameter as `name=value`.
 pub fn args_text(ev: &Event, info: &CallInfo, cx: &FieldContext) -> String {
+    pairs(ev, info, Some(cx), params(ev.evt_type).iter(), |v| v.into_owned())
+}
+
+/// A call for a log line: its result by errno name, then its other parameters, escaped, ids
+/// as numbers (no name lookups).
+pub fn summary(ev: &Event, info: &CallInfo) -> String {
+    let others = params(ev.evt_type).iter().filter(|p| p.source != ParamSource::Result);
+    let rest = pairs(ev, info, None, others, |v| super::text::escaped(&v));
+    let res = errno_name(ev.res);
+    if rest.is_empty() { format!("res={res}") } else { format!("res={res} {rest}") }
+}
+
+fn pairs<'p>(
+    ev: &Event,
+    info: &CallInfo,
+    cx: Option<&FieldContext>,
+    params: impl Iterator<Item = &'p Param>,
+    show: impl Fn(Cow<'_, str>) -> String,
+) -> String {
     let mut out = String::new();
-    for p in params(ev.evt_type) {
+    for p in params {
         if !out.is_empty() {
             out.push(' ');
         }
         out.push_str(p.name);
         out.push('=');
-        out.push_str(text(ev, info, p, Some(cx)).as_deref().unwrap_or("<NA>"));
-    }
-    out
-}
-
-/// A call for a log line: its parameters, ids as numbers (no name lookups).
-pub fn summary(ev: &Event, info: &CallInfo) -> String {
-    let mut out = format!("res={}", errno_name(ev.res));
-    for p in params(ev.evt_type).iter().filter(|p| p.source != ParamSource::Result) {
-        let v = text(ev, info, p, None).map_or_else(|| "<NA>".to_owned(), |v| super::text::escaped(&v));
-        out.push_str(&format!(" {}={v}", p.name));
+        out.push_str(&text(ev, info, p, cx).map_or_else(|| "<NA>".to_owned(), &show));
     }
     out
 }

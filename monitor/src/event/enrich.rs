@@ -293,24 +293,22 @@ impl Enricher {
             }
             RawEvent::Net { ev, evt_type, unix_path } => {
                 let h = &ev.header;
-                let sip = ip_from_kernel(ev.family, &ev.daddr);
-                let cip =
-                    ip_from_kernel(ev.family, &ev.saddr).filter(|ip| !ip.is_unspecified() || ev.sport != 0);
                 let unix = (!unix_path.is_empty()).then(|| {
                     // Abstract sockets start with NUL; Falco shows them with a leading '@'.
                     let p = unix_path.split(|&b| b == 0).find(|s| !s.is_empty()).unwrap_or(&[]);
                     if unix_path[0] == 0 { format!("@{}", text(p)) } else { text(p) }
                 });
                 let info = NetInfo {
-                    fd_type: fd_type_of_ip(sip, ev.family),
-                    l4proto: L4Proto::of_socket(ev.protocol, ev.sock_type),
-                    fd: ev.fd,
-                    sip,
-                    sport: ev.dport,
-                    cip,
-                    cport: ev.sport,
                     unix_path: unix,
                     from_socket: ev.from_socket != 0,
+                    ..socket_info(
+                        ev.family,
+                        ev.sock_type,
+                        ev.protocol,
+                        ev.fd,
+                        (&ev.daddr, ev.dport),
+                        (&ev.saddr, ev.sport),
+                    )
                 };
                 let mut out = self.base_event(h, *evt_type, ev.ret, Detail::Net(info));
                 self.attach_process(&mut out);
@@ -323,6 +321,30 @@ impl Enricher {
                 out
             }
         })
+    }
+}
+
+/// A socket's ends as the kernel reports them (server: the destination); the client's address
+/// only once bound.
+fn socket_info(
+    family: u16,
+    sock_type: u16,
+    protocol: u16,
+    fd: i32,
+    (daddr, dport): (&[u8; 16], u16),
+    (saddr, sport): (&[u8; 16], u16),
+) -> NetInfo {
+    let sip = ip_from_kernel(family, daddr);
+    NetInfo {
+        fd_type: fd_type_of_ip(sip, family),
+        l4proto: L4Proto::of_socket(protocol, sock_type),
+        fd,
+        sip,
+        sport: dport,
+        cip: ip_from_kernel(family, saddr).filter(|ip| !ip.is_unspecified() || sport != 0),
+        cport: sport,
+        unix_path: None,
+        from_socket: true,
     }
 }
 
@@ -340,19 +362,17 @@ fn call_info(ev: &SyscallEvent, sections: &[&[u8]; 5]) -> CallInfo {
     };
     let s = &ev.sock;
     let sock = (s.family != 0).then(|| {
-        let sip = ip_from_kernel(s.family, &s.daddr).filter(|ip| !ip.is_unspecified() || s.dport != 0);
-        let cip = ip_from_kernel(s.family, &s.saddr).filter(|ip| !ip.is_unspecified() || s.sport != 0);
-        NetInfo {
-            fd_type: fd_type_of_ip(ip_from_kernel(s.family, &s.daddr), s.family),
-            l4proto: L4Proto::of_socket(s.protocol, s.sock_type),
-            fd: ev.ret as i32,
-            sip,
-            sport: s.dport,
-            cip,
-            cport: s.sport,
-            unix_path: None,
-            from_socket: true,
-        }
+        let mut n = socket_info(
+            s.family,
+            s.sock_type,
+            s.protocol,
+            ev.ret as i32,
+            (&s.daddr, s.dport),
+            (&s.saddr, s.sport),
+        );
+        // A socket not connected has no server end.
+        n.sip = n.sip.filter(|ip| !ip.is_unspecified() || s.dport != 0);
+        n
     });
     CallInfo {
         args: ev.args,

@@ -193,6 +193,54 @@ pub fn dev_to_kernel(dev: u64) -> u32 {
     ((major as u32) << 20) | (minor as u32 & 0xfffff)
 }
 
+/// Every capability the `caps` crate knows, in bit order.
+fn capabilities_in_order() -> &'static [caps::Capability] {
+    static ALL: std::sync::OnceLock<Vec<caps::Capability>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
+        all.sort_by_key(|c| c.index());
+        all
+    })
+}
+
+/// A capability set as Falco writes it: names in bit order, separated by spaces
+/// (`CAP_CHOWN CAP_SYS_ADMIN`); a bit no name is known for shows as `CAP_<n>`.
+pub fn capability_names(mask: u64) -> String {
+    let mut out = String::new();
+    let mut known = 0u64;
+    for c in capabilities_in_order() {
+        known |= c.bitmask();
+        if mask & c.bitmask() != 0 {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&c.to_string());
+        }
+    }
+    for bit in 0..64 {
+        if mask & !known & (1 << bit) != 0 {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&format!("CAP_{bit}"));
+        }
+    }
+    out
+}
+
+/// The set [`capability_names`] wrote.
+pub fn capability_mask(names: &str) -> u64 {
+    names
+        .split_whitespace()
+        .filter_map(|n| match n.parse::<caps::Capability>() {
+            Ok(c) => Some(c.bitmask()),
+            Err(_) => {
+                n.strip_prefix("CAP_").and_then(|b| b.parse::<u32>().ok()).filter(|b| *b < 64).map(|b| 1 << b)
+            }
+        })
+        .fold(0, |a, b| a | b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,59 +296,6 @@ mod tests {
         assert_eq!(dev_from_kernel((8 << 20) | 1), 0x801);
         assert_eq!(char_device_name((136 << 20) | 3), "/dev/pts/3");
     }
-}
-
-/// Every capability the `caps` crate knows, in bit order.
-fn capabilities_in_order() -> &'static [caps::Capability] {
-    static ALL: std::sync::OnceLock<Vec<caps::Capability>> = std::sync::OnceLock::new();
-    ALL.get_or_init(|| {
-        let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
-        all.sort_by_key(|c| c.index());
-        all
-    })
-}
-
-/// A capability set as Falco writes it: names in bit order, separated by spaces
-/// (`CAP_CHOWN CAP_SYS_ADMIN`); a bit no name is known for shows as `CAP_<n>`.
-pub fn capability_names(mask: u64) -> String {
-    let mut out = String::new();
-    let mut known = 0u64;
-    for c in capabilities_in_order() {
-        known |= c.bitmask();
-        if mask & c.bitmask() != 0 {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&c.to_string());
-        }
-    }
-    for bit in 0..64 {
-        if mask & !known & (1 << bit) != 0 {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&format!("CAP_{bit}"));
-        }
-    }
-    out
-}
-
-/// The set [`capability_names`] wrote.
-pub fn capability_mask(names: &str) -> u64 {
-    names
-        .split_whitespace()
-        .filter_map(|n| match n.parse::<caps::Capability>() {
-            Ok(c) => Some(c.bitmask()),
-            Err(_) => {
-                n.strip_prefix("CAP_").and_then(|b| b.parse::<u32>().ok()).filter(|b| *b < 64).map(|b| 1 << b)
-            }
-        })
-        .fold(0, |a, b| a | b)
-}
-
-#[cfg(test)]
-mod capability_tests {
-    use super::*;
 
     #[test]
     fn capability_sets_render_as_falco_names_and_read_back() {

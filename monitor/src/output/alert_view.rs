@@ -12,33 +12,18 @@ use crate::alert::Priority;
 
 /// ECS's event.category of an event type; `host` for the monitor's own alerts (no event).
 fn ecs_category(t: Option<EventType>) -> &'static str {
-    use EventType as T;
-    match (t, t.map(EventType::class)) {
-        (_, None) => "host",
-        (
-            Some(
-                T::Symlink
-                | T::Symlinkat
-                | T::Link
-                | T::Linkat
-                | T::Chmod
-                | T::Fchmod
-                | T::Fchmodat
-                | T::Unlink
-                | T::Unlinkat
-                | T::Rmdir
-                | T::Rename
-                | T::Renameat
-                | T::Renameat2
-                | T::Mkdir
-                | T::Mkdirat,
-            ),
-            _,
-        ) => "file",
-        (Some(T::Socket), _) => "network",
-        (_, Some(EventClass::Exec | EventClass::Fork | EventClass::Exit | EventClass::Syscall)) => "process",
-        (_, Some(EventClass::Open)) => "file",
-        (_, Some(EventClass::Net)) => "network",
+    use monitor_common::calls::{Subject, call_def};
+    let Some(t) = t else { return "host" };
+    match t.class() {
+        EventClass::Exec | EventClass::Fork | EventClass::Exit => "process",
+        EventClass::Open => "file",
+        EventClass::Net => "network",
+        EventClass::Syscall => match call_def(t).map(|c| c.subject) {
+            Some(Subject::File) => "file",
+            Some(Subject::Network) => "network",
+            // io_uring_setup, and the calls on processes, credentials and namespaces.
+            Some(Subject::Process) | None => "process",
+        },
     }
 }
 

@@ -8,7 +8,7 @@ use monitor_common::{EventType, TypeSet};
 use super::compile::{Compiled, Compiler, Problem};
 use super::condition::Op;
 use super::loader::{Definitions, ExceptionDef, RuleDef};
-use super::matcher::{Constant, Constraint, Matcher, PathIdentities};
+use super::matcher::{CheckMatcher, Constant, Constraint, Matcher, PathIdentities};
 use super::source::{Diagnostic, Node, Severity, Span, Value};
 use crate::alert::{OutputTemplate, Priority, RuleView};
 use crate::event::{Event, FieldContext, FieldId};
@@ -233,42 +233,44 @@ impl Ruleset {
         self.by_type[t.index()].iter().map(|(_, m)| m)
     }
 
-    /// The host names the enabled rules compare `fd.sip.name` and `fd.cip.name` with: the
-    /// daemon resolves them, since an address has no name of its own.
-    pub fn host_names(&self) -> std::collections::BTreeSet<String> {
-        fn walk(m: &Matcher, out: &mut std::collections::BTreeSet<String>) {
+    /// Every check of every enabled rule's compiled condition, once per event type it is
+    /// indexed under.
+    fn checks(&self) -> impl Iterator<Item = &CheckMatcher> {
+        fn walk<'m>(m: &'m Matcher, out: &mut Vec<&'m CheckMatcher>) {
             match m {
                 Matcher::And(v) | Matcher::Or(v) => v.iter().for_each(|m| walk(m, out)),
                 Matcher::Not(m) => walk(m, out),
-                Matcher::Check(c) if matches!(c.field().id(), FieldId::FdSipName | FieldId::FdCipName) => {
-                    if let Constraint::OneOf(items) = c.constraint() {
-                        out.extend(items.iter().filter_map(|k| match k {
-                            Constant::Str(s) => Some((*s).to_owned()),
-                            _ => None,
-                        }));
-                    }
-                }
+                Matcher::Check(c) => out.push(c),
                 _ => {}
             }
         }
-        let mut out = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
         for (_, m) in self.by_type.iter().flatten() {
             walk(m, &mut out);
+        }
+        out.into_iter()
+    }
+
+    /// The host names the enabled rules compare `fd.sip.name` and `fd.cip.name` with: the
+    /// daemon resolves them, since an address has no name of its own.
+    pub fn host_names(&self) -> std::collections::BTreeSet<String> {
+        let name_checks =
+            self.checks().filter(|c| matches!(c.field().id(), FieldId::FdSipName | FieldId::FdCipName));
+        let mut out = std::collections::BTreeSet::new();
+        for c in name_checks {
+            if let Constraint::OneOf(items) = c.constraint() {
+                out.extend(items.iter().filter_map(|k| match k {
+                    Constant::Str(s) => Some((*s).to_owned()),
+                    _ => None,
+                }));
+            }
         }
         out
     }
 
     /// Whether an enabled rule's condition reads this field.
     pub fn uses_field(&self, id: FieldId) -> bool {
-        fn walk(m: &Matcher, id: FieldId) -> bool {
-            match m {
-                Matcher::And(v) | Matcher::Or(v) => v.iter().any(|m| walk(m, id)),
-                Matcher::Not(m) => walk(m, id),
-                Matcher::Check(c) => c.field().id() == id,
-                _ => false,
-            }
-        }
-        self.by_type.iter().flatten().any(|(_, m)| walk(m, id))
+        self.checks().any(|c| c.field().id() == id)
     }
 
     /// How many rule evaluations an event of type `t` costs.

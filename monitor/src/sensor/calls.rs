@@ -8,7 +8,7 @@ use aya::programs::TracePoint;
 use monitor_common::calls::{CALL_SHAPE_SLOTS, CALLS, CallShape};
 use monitor_common::{CALL_SHAPES_MAP, EventType, IA32_CALL_SHAPES_MAP};
 
-pub const PROGRAM: &str = "sys_exit_call";
+const PROGRAM: &str = "sys_exit_call";
 /// The ia32 program's tail for the calls, and the program array it is called through.
 const IA32_PROGRAM: &str = "sys_exit_ia32_call";
 const IA32_TAIL_MAP: &str = "IA32_CALL";
@@ -68,29 +68,26 @@ fn legacy_number(_: EventType) -> Option<i64> {
 }
 
 /// The exit tracepoint of a call.
-pub fn tracepoint(t: EventType) -> String {
+fn tracepoint(t: EventType) -> String {
     format!("sys_exit_{}", t.name())
 }
 
 /// Fills both shape maps; with `ia32`, the 32-bit numbers too.
 pub fn fill_shapes(ebpf: &mut Ebpf, ia32: bool) -> Result<()> {
-    let mut fill =
-        |map_name: &str, number: &dyn Fn(&monitor_common::calls::CallDef) -> Vec<i64>| -> Result<()> {
-            let map = ebpf.map_mut(map_name).ok_or_else(|| anyhow!("map {map_name} missing"))?;
-            let mut shapes: Array<_, CallShape> =
-                Array::try_from(map).with_context(|| format!("map {map_name}"))?;
-            for def in CALLS {
-                for nr in number(def) {
-                    if (0..i64::from(CALL_SHAPE_SLOTS)).contains(&nr) {
-                        shapes.set(nr as u32, def.shape, 0).with_context(|| format!("{map_name}[{nr}]"))?;
-                    }
-                }
-            }
-            Ok(())
-        };
-    fill(CALL_SHAPES_MAP, &|d| native_number(d.evt_type).into_iter().collect())?;
+    let native = CALLS.iter().filter_map(|d| Some((native_number(d.evt_type)?, d.shape)));
+    fill(ebpf, CALL_SHAPES_MAP, native)?;
     if ia32 {
-        fill(IA32_CALL_SHAPES_MAP, &|d| d.ia32.iter().map(|&n| i64::from(n)).collect())?;
+        let compat = CALLS.iter().flat_map(|d| d.ia32.iter().map(|&nr| (i64::from(nr), d.shape)));
+        fill(ebpf, IA32_CALL_SHAPES_MAP, compat)?;
+    }
+    Ok(())
+}
+
+fn fill(ebpf: &mut Ebpf, map_name: &str, shapes: impl Iterator<Item = (i64, CallShape)>) -> Result<()> {
+    let map = ebpf.map_mut(map_name).ok_or_else(|| anyhow!("map {map_name} missing"))?;
+    let mut array: Array<_, CallShape> = Array::try_from(map).with_context(|| format!("map {map_name}"))?;
+    for (nr, shape) in shapes.filter(|(nr, _)| (0..i64::from(CALL_SHAPE_SLOTS)).contains(nr)) {
+        array.set(nr as u32, shape, 0).with_context(|| format!("{map_name}[{nr}]"))?;
     }
     Ok(())
 }
@@ -121,11 +118,12 @@ pub fn attach(ebpf: &mut Ebpf) -> Result<(usize, Vec<EventType>)> {
         .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
         .try_into()?;
     prog.load().map_err(|e| super::verifier_error(PROGRAM, e))?;
+    let syscalls = super::prereq::tracefs().map_err(|e| anyhow!(e))?.join("events/syscalls");
     let mut attached = 0;
     let mut missing = Vec::new();
     for def in CALLS.iter().filter(|d| native_number(d.evt_type).is_some()) {
         let name = tracepoint(def.evt_type);
-        if !super::prereq::tracepoint_exists("syscalls", &name) {
+        if !syscalls.join(&name).is_dir() {
             missing.push(def.evt_type);
             continue;
         }

@@ -36,11 +36,6 @@ fn effective_caps() -> Option<u64> {
 }
 
 /// Finds (or mounts) tracefs and returns its path.
-/// Whether the kernel has this tracepoint (tracefs mounted by [`check`] before).
-pub fn tracepoint_exists(category: &str, name: &str) -> bool {
-    tracefs().is_ok_and(|root| root.join("events").join(category).join(name).is_dir())
-}
-
 pub fn tracefs() -> Result<PathBuf, String> {
     for p in [TRACEFS, TRACEFS_LEGACY] {
         if Path::new(p).join("events").is_dir() {

@@ -527,15 +527,7 @@ fn drop_and_execute_new_binary_in_container() {
     require_podman!();
     const RULE: &str = "Drop and execute new binary in container";
     let image = test_image();
-    let rules = common::falco_dir().join("falco_rules.yaml");
-    let d = Daemon::start_run(&[
-        "--config",
-        "/dev/null",
-        "--rules",
-        rules.to_str().unwrap(),
-        "--set",
-        "rate_limit.per_second=0",
-    ]);
+    let d = common::falco_stable_daemon();
     // The image has no /tmp: the root is as writable. busybox runs the applet its name says.
     let dir = format!("/dropped-{}", std::process::id());
     let dropped = format!("{dir}/true");

@@ -19,8 +19,8 @@ use std::time::Duration;
 use common::raw::nr32::*;
 use common::raw::{self, AT_FDCWD, Low, MSG_FASTOPEN, O_RDONLY, Ring, Sqe, check, in_child, int80, steps};
 use common::{
-    Daemon, FakeContainer, alert_for, cmd, field_str, field_u64, in_container, py_connect, rule, run_ok,
-    shared_alert_daemon,
+    Daemon, FakeContainer, alert_for, assert_no_alert, cmd, expect_alert, field_str, field_u64, in_container,
+    involves, py_connect, rule, run_ok, shared_alert_daemon, show,
 };
 use serde_json::Value;
 
@@ -165,24 +165,6 @@ fn listen_loopback() -> (TcpListener, u16) {
 // ---------------------------------------------------------------------------------------------
 // Alerts
 
-/// An alert about process `pid`, or its child.
-fn involves(v: &Value, pid: u32) -> bool {
-    field_u64(v, "proc.pid") == Some(u64::from(pid)) || field_u64(v, "proc.ppid") == Some(u64::from(pid))
-}
-
-fn show(alerts: &[Value]) -> String {
-    alerts.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
-}
-
-/// The alert of `rule_name` about process `pid`; shows the alerts about `pid` when none comes.
-fn expect_alert(d: &Daemon, rule_name: &str, pid: u32) -> Value {
-    d.wait_for_or_show(
-        &format!("`{rule_name}` for pid {pid}"),
-        |v| alert_for(v, rule_name, pid),
-        |v| involves(v, pid),
-    )
-}
-
 /// The alert of `rule_name` about a child of process `ppid`.
 fn expect_alert_of_child(d: &Daemon, rule_name: &str, ppid: u32) -> Value {
     d.wait_for_or_show(
@@ -190,14 +172,6 @@ fn expect_alert_of_child(d: &Daemon, rule_name: &str, ppid: u32) -> Value {
         |v| rule(v) == rule_name && field_u64(v, "proc.ppid") == Some(u64::from(ppid)),
         |v| involves(v, ppid),
     )
-}
-
-/// No alert of `rule_name` about process `pid` or its children so far. Call it once the daemon
-/// has handled what `pid` did: after an alert for something done later (the kernel hands events
-/// over through one ordered ring), or after `barrier`.
-fn assert_no_alert(d: &Daemon, rule_name: &str, pid: u32, what: &str) {
-    let found = d.matching(|v| rule(v) == rule_name && involves(v, pid));
-    assert!(found.is_empty(), "{what} (pid {pid}) raised `{rule_name}`:\n{}", show(&found));
 }
 
 /// Returns once `d` has handled everything done before the call: the alert for a read of

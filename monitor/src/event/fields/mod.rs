@@ -178,7 +178,14 @@ impl Field {
                     )));
                 }
             },
-            (ArgKind::Key, Some(k)) => field.key = Some(k.to_owned()),
+            (ArgKind::Key, Some(k)) => {
+                field.key = Some(k.to_owned());
+                // `evt.arg[request]`: the same as `evt.arg.request`.
+                if matches!(def.id, FieldId::EvtArgCall | FieldId::EvtRawArgCall) {
+                    let raw = def.id == FieldId::EvtRawArgCall;
+                    field.call_param = Some(CallParam { name: k.to_owned(), raw });
+                }
+            }
             (ArgKind::Key, None) => return Err(FieldError::BadArgument(format!("{name} needs a [key]"))),
         }
         Ok(field)
@@ -245,11 +252,6 @@ impl Field {
             };
         }
         (self.def.extract)(self, ev, cx)
-    }
-
-    /// The `[key]` of a keyed field (`k8s.pod.label[app]`), or the parameter of `evt.arg.*`.
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
     }
 }
 

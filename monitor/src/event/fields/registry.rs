@@ -15,7 +15,7 @@ use crate::event::format::{
     is_open_read, is_open_write, open_flags,
 };
 use crate::event::replay::{json_int, json_text};
-use crate::event::{CallInfo, Detail, Event, NetInfo, OpenInfo, calls};
+use crate::event::{Detail, Event, NetInfo, OpenInfo, calls};
 use crate::process::Process;
 
 /// One field.
@@ -119,19 +119,6 @@ fn net(ev: &Event) -> Option<&NetInfo> {
         Detail::Call(c) => c.sock.as_ref(),
         _ => None,
     }
-}
-
-fn call(ev: &Event) -> Option<&CallInfo> {
-    match &ev.detail {
-        Detail::Call(c) => Some(c),
-        _ => None,
-    }
-}
-
-/// `evt.arg.<name>` of a call, as Falco writes it.
-fn call_arg<'e>(f: &Field, ev: &'e Event, cx: &FieldContext) -> V<'e> {
-    let (Some(c), Some(name)) = (call(ev), f.key()) else { return V::Null };
-    calls::param(ev.evt_type, name).and_then(|p| calls::text(ev, c, p, Some(cx))).map_or(V::Null, V::Str)
 }
 
 /// A network event's value, null for unix sockets (which have no ports).
@@ -420,20 +407,15 @@ registry! {
         name: "evt.arg.tuple", carried_by: NET, doc: "The connection as client:port->server:port",
         extract: |_, ev, _| net(ev).map_or(V::Null, |n| owned(connection_name(n))),
     }
+    // Both read the call's parameter in Field::extract, as every `evt.arg.*` name does on
+    // calls; they have no value on other events.
     EvtArgCall {
         name: "evt.arg", arg: ArgKind::Key, carried_by: CALL,
         doc: "A call's parameter by Falco's name (`evt.arg.request`, `evt.arg[oldpath]`), as Falco writes it",
-        extract: call_arg,
     }
     EvtRawArgCall {
         name: "evt.rawarg", arg: ArgKind::Key, ty: FieldType::Int, carried_by: CALL,
         doc: "A call's numeric parameter by Falco's name (`evt.rawarg.request`), as a number",
-        extract: |f, ev, _| match (call(ev), f.key()) {
-            (Some(c), Some(name)) => calls::param(ev.evt_type, name)
-                .and_then(|p| calls::raw_value(ev, c, p))
-                .map_or(V::Null, V::Int),
-            _ => V::Null,
-        },
     }
     EvtArgStatus {
         name: "evt.arg.status", carried_by: EXIT, doc: "The exit status, as text",

@@ -225,4 +225,44 @@ mod registry_walk {
             }
         }
     }
+
+    #[test]
+    fn call_parameters_read_the_same_under_every_name_falco_gives_them() {
+        use crate::event::{CallInfo, CallPath};
+        let cx = FieldContext::default();
+        let ptrace = event(
+            EventType::Ptrace,
+            0,
+            Detail::Call(CallInfo { args: [16, 1234, 0, 0], ..Default::default() }),
+            false,
+        );
+        let text = |name: &str, arg: Option<&str>, ev: &Event| {
+            Field::lookup(name, arg).unwrap().extract(ev, &cx).to_json()
+        };
+        assert_eq!(text("evt.arg.request", None, &ptrace), "PTRACE_ATTACH");
+        assert_eq!(text("evt.arg", Some("request"), &ptrace), "PTRACE_ATTACH");
+        assert_eq!(Field::lookup("evt.arg", Some("request")).unwrap().name(), "evt.arg.request");
+        assert_eq!(text("evt.rawarg.request", None, &ptrace), 16);
+        assert_eq!(text("evt.rawarg", Some("pid"), &ptrace), 1234);
+        assert!(text("evt.arg.oldpath", None, &ptrace).is_null());
+        // A name an open's field has too reads the call's parameter on a call.
+        let path = |p: &str| Some(CallPath { raw: p.into(), path: p.into() });
+        let linkat = event(
+            EventType::Linkat,
+            0,
+            Detail::Call(CallInfo {
+                args: [(-100i64) as u64, 3, 0x400, 0],
+                paths: [path("/etc/shadow"), path("/tmp/x")],
+                ..Default::default()
+            }),
+            false,
+        );
+        assert_eq!(text("evt.arg.flags", None, &linkat), "AT_SYMLINK_FOLLOW");
+        assert_eq!(text("evt.arg.olddir", None, &linkat), "AT_FDCWD");
+        assert_eq!(text("evt.arg.oldpath", None, &linkat), "/etc/shadow");
+        assert_eq!(
+            text("evt.args", None, &linkat),
+            "res=0 olddir=AT_FDCWD oldpath=/etc/shadow newdir=3 newpath=/tmp/x flags=AT_SYMLINK_FOLLOW"
+        );
+    }
 }

@@ -562,23 +562,36 @@ impl Drop for FakeContainer {
     }
 }
 
-/// One `monitor run` daemon with the bundled rules shared by every test of a test binary: the
-/// tests run in parallel and each picks out the alerts of its own processes. It is started
-/// from a thread that never ends, so PDEATHSIG fires only when the test process exits.
-pub fn shared_alert_daemon() -> &'static Daemon {
-    static DAEMON: std::sync::OnceLock<&'static Daemon> = std::sync::OnceLock::new();
-    DAEMON.get_or_init(|| {
+/// A `monitor run` daemon shared by every test of a test binary that asks for it: the tests
+/// run in parallel and each picks out the alerts of its own processes. It is started from a
+/// thread that never ends, so PDEATHSIG fires only when the test process exits.
+fn shared_daemon(cell: &'static std::sync::OnceLock<&'static Daemon>, args: Vec<String>) -> &'static Daemon {
+    cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // The default config: bundled rules.
-            let d: &'static Daemon = Box::leak(Box::new(Daemon::start_run(&["--config", "/dev/null"])));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let d: &'static Daemon = Box::leak(Box::new(Daemon::start_run(&args)));
             tx.send(d).unwrap();
             loop {
                 std::thread::park();
             }
         });
-        rx.recv().expect("alert daemon started")
+        rx.recv().expect("shared daemon started")
     })
+}
+
+/// The shared daemon with the default config: bundled rules.
+pub fn shared_alert_daemon() -> &'static Daemon {
+    static DAEMON: std::sync::OnceLock<&'static Daemon> = std::sync::OnceLock::new();
+    shared_daemon(&DAEMON, vec!["--config".into(), "/dev/null".into()])
+}
+
+/// The shared daemon with Falco's stable rules, unthrottled.
+pub fn falco_stable_daemon() -> &'static Daemon {
+    static DAEMON: std::sync::OnceLock<&'static Daemon> = std::sync::OnceLock::new();
+    let rules = falco_dir().join("falco_rules.yaml").to_str().unwrap().to_owned();
+    let args = ["--config", "/dev/null", "--rules", &rules, "--set", "rate_limit.per_second=0"];
+    shared_daemon(&DAEMON, args.map(str::to_owned).to_vec())
 }
 
 /// Alert helpers: the rule name and an output field.
@@ -588,6 +601,32 @@ pub fn rule(v: &Value) -> &str {
 
 pub fn field<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get("output_fields").and_then(|f| f.get(key)).unwrap_or(&Value::Null)
+}
+
+/// Whether an alert is about process `pid` or one of its children.
+pub fn involves(v: &Value, pid: u32) -> bool {
+    field_u64(v, "proc.pid") == Some(u64::from(pid)) || field_u64(v, "proc.ppid") == Some(u64::from(pid))
+}
+
+pub fn show(alerts: &[Value]) -> String {
+    alerts.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// The alert of `rule_name` about process `pid`; shows the alerts about `pid` when none comes.
+pub fn expect_alert(d: &Daemon, rule_name: &str, pid: u32) -> Value {
+    d.wait_for_or_show(
+        &format!("`{rule_name}` for pid {pid}"),
+        |v| alert_for(v, rule_name, pid),
+        |v| involves(v, pid),
+    )
+}
+
+/// No alert of `rule_name` about process `pid` or its children so far. Call it once the daemon
+/// has handled what `pid` did: after an alert for something done later (the kernel hands events
+/// over through one ordered ring).
+pub fn assert_no_alert(d: &Daemon, rule_name: &str, pid: u32, what: &str) {
+    let found = d.matching(|v| rule(v) == rule_name && involves(v, pid));
+    assert!(found.is_empty(), "{what} (pid {pid}) raised `{rule_name}`:\n{}", show(&found));
 }
 
 /// Whether `v` is an alert of `rule_name` about process `pid`.
