@@ -40,8 +40,9 @@ pub struct BenchArgs {
     /// and lost events are counted; installed with apt-get when missing, and its column skipped,
     /// loudly, when that fails).
     /// `run-unfiltered` is `monitor run` with `kernel_filter: false`, to show what the in-kernel
-    /// filter saves.
-    #[arg(long, default_value = "run,run-unfiltered,events,bpftrace", value_delimiter = ',')]
+    /// filter saves; `run-falco` is `monitor run` with Falco's three stock rules files (from
+    /// ../shared/falco), the cost of a Falco user's setup.
+    #[arg(long, default_value = "run,run-unfiltered,run-falco,events,bpftrace", value_delimiter = ',')]
     pub configs: Vec<String>,
     /// Run only these parts, comma-separated: `syscalls`, `programs` (each kernel program's cost
     /// per run, from the kernel's BPF statistics), `sweep` (highest event rate with no
@@ -65,8 +66,9 @@ pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
         }
     }
     for c in &args.configs {
-        if !["run", "run-unfiltered", "events", "bpftrace"].contains(&c.as_str()) {
-            bail!("--configs takes run, run-unfiltered, events and bpftrace, not `{c}`");
+        if !crate::bench_syscalls::config_names().any(|n| n == c) {
+            let names: Vec<&str> = crate::bench_syscalls::config_names().collect();
+            bail!("--configs takes {}, not `{c}`", names.join(", "));
         }
     }
     let wanted = |part: &str| args.only.is_empty() || args.only.iter().any(|p| p == part);
@@ -237,7 +239,7 @@ pub fn ratio_with_spread(ratios: &[f64]) -> String {
 }
 
 /// Falco's stock rules beside the project, if present.
-fn falco_rules() -> Option<Vec<PathBuf>> {
+pub fn falco_rules() -> Option<Vec<PathBuf>> {
     let dirs = [crate::workspace_root().join("../shared/falco"), PathBuf::from("/work/shared/falco")];
     let dir = dirs.into_iter().find(|d| d.join("falco_rules.yaml").is_file())?;
     Some(

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::bench::{self, BenchArgs, median, ratio_with_spread};
 use crate::bench_bpftrace::Bpftrace;
@@ -240,6 +240,8 @@ enum Config {
     Run,
     /// `monitor run` with `kernel_filter: false`: what the in-kernel filter saves.
     RunUnfiltered,
+    /// `monitor run` with Falco's three stock rules files: what a Falco user's setup costs.
+    RunFalco,
     Events,
     Bpftrace,
 }
@@ -250,6 +252,7 @@ impl Config {
             Config::Floor => "no monitor",
             Config::Run => "monitor run",
             Config::RunUnfiltered => "run, no kfilter",
+            Config::RunFalco => "run, Falco rules",
             Config::Events => "monitor events",
             Config::Bpftrace => "bpftrace",
         }
@@ -291,6 +294,15 @@ fn attach(bin: &Path, config: Config) -> Result<Option<Attached>> {
             &["run", "--config", "/dev/null", "--rules", "bundled", "--set", "kernel_filter=false"],
             null,
         )?)),
+        Config::RunFalco => {
+            let files = bench::falco_rules().context("Falco's stock rules are not beside the project")?;
+            let mut args = vec!["run".to_owned(), "--config".into(), "/dev/null".into()];
+            for f in &files {
+                args.extend(["--rules".to_owned(), f.display().to_string()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Some(Attached::Daemon(bench::start_daemon(bin, &args, null)?))
+        }
         Config::Events => Some(Attached::Daemon(bench::start_daemon(bin, &["events", "--json"], null)?)),
         Config::Bpftrace => Some(Attached::Bpftrace(Bpftrace::start()?)),
     })
@@ -306,15 +318,24 @@ struct Usage {
     drops: u64,
 }
 
+/// The configurations `--configs` names, beside the floor every run has.
+const CONFIGS: [(&str, Config); 5] = [
+    ("run", Config::Run),
+    ("run-unfiltered", Config::RunUnfiltered),
+    ("run-falco", Config::RunFalco),
+    ("events", Config::Events),
+    ("bpftrace", Config::Bpftrace),
+];
+
+/// The names `--configs` takes.
+pub fn config_names() -> impl Iterator<Item = &'static str> {
+    CONFIGS.iter().map(|(name, _)| *name)
+}
+
 pub fn run(bin: &Path, args: &BenchArgs) -> Result<()> {
     let ws = workloads(args.scale);
     let mut configs = vec![Config::Floor];
-    for (name, c) in [
-        ("run", Config::Run),
-        ("run-unfiltered", Config::RunUnfiltered),
-        ("events", Config::Events),
-        ("bpftrace", Config::Bpftrace),
-    ] {
+    for (name, c) in CONFIGS {
         if args.configs.iter().any(|a| a == name) {
             configs.push(c);
         }

@@ -8,7 +8,7 @@ use monitor_common::EventType;
 use monitor_common::calls::{Param, ParamFormat, ParamSource, params};
 
 use super::fields::FieldContext;
-use super::format::errno_name;
+use super::format::{dirname, errno_name, join};
 use super::{Event, NetInfo};
 
 /// A path a call names: as the caller wrote it, and absolute (a relative one joined with the
@@ -30,6 +30,53 @@ pub struct CallInfo {
     pub sock: Option<NetInfo>,
     /// A path was cut at the kernel's walk limit.
     pub truncated: bool,
+}
+
+/// The paths a call acts on, absolute and folded lexically (`.` and `..` resolved, as rules
+/// compare them), as Falco's `fs.path.*` fields give them: `name` for a call on one path,
+/// `source` and `target` for one from a path to another (link, rename). A symlink's source is
+/// what it points to, taken from the link's directory when relative, as the kernel follows it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FsPaths {
+    pub name: Option<String>,
+    pub source: Option<String>,
+    pub target: Option<String>,
+}
+
+pub fn fs_paths(t: EventType, info: &CallInfo) -> FsPaths {
+    use monitor_common::calls::{PATH_NONE, PATH_STRING, call_def};
+    let Some(def) = call_def(t) else { return FsPaths::default() };
+    let [first, second] = def.shape.paths.map(|p| p.kind);
+    let folded = |p: &CallPath| lexical(&p.path);
+    let [a, b] = [&info.paths[0], &info.paths[1]];
+    match (first, second) {
+        // symlink(target, linkpath)
+        (PATH_STRING, k) if k != PATH_NONE => {
+            let target = b.as_ref().map(folded);
+            let source =
+                a.as_ref().zip(target.as_deref()).map(|(s, link)| lexical(&join(dirname(link), &s.raw)));
+            FsPaths { name: None, source, target }
+        }
+        (f, k) if f != PATH_NONE && f != PATH_STRING && k != PATH_NONE => {
+            FsPaths { name: None, source: a.as_ref().map(folded), target: b.as_ref().map(folded) }
+        }
+        (f, _) if f != PATH_NONE && f != PATH_STRING => {
+            FsPaths { name: a.as_ref().map(folded), source: None, target: None }
+        }
+        // A call on a descriptor (fchmod): its file.
+        _ if def.shape.fd != monitor_common::calls::NO_ARG && info.sock.is_none() => {
+            FsPaths { name: info.fd_path.clone(), source: None, target: None }
+        }
+        _ => FsPaths::default(),
+    }
+}
+
+/// An absolute path with `.` and `..` folded; a relative one (no directory was known) as it is.
+fn lexical(path: &str) -> String {
+    match path.strip_prefix('/') {
+        Some(rest) => join("/", rest),
+        None => path.to_owned(),
+    }
 }
 
 /// The parameter of this event's call named `name`.
@@ -300,6 +347,26 @@ mod tests {
         assert_eq!(flags_text(0x200 | 0x8, AT_FLAGS), "AT_REMOVEDIR|0x8");
         assert_eq!(arg_as_int(0xffff_ffff_ffff_ff9c, ParamFormat::Fd), -100);
         assert_eq!(arg_as_int(0x1_0000_0005, ParamFormat::Fd), 5);
+    }
+
+    #[test]
+    fn fs_paths_are_absolute_and_folded_and_a_symlink_points_from_its_directory() {
+        let path = |raw: &str, path: &str| Some(CallPath { raw: raw.into(), path: path.into() });
+        let two = |a, b| CallInfo { paths: [a, b], ..Default::default() };
+        let link = two(path("/etc/./shadow", "/etc/./shadow"), path("x", "/tmp/d/x"));
+        assert_eq!(
+            fs_paths(EventType::Link, &link),
+            FsPaths { name: None, source: Some("/etc/shadow".into()), target: Some("/tmp/d/x".into()) }
+        );
+        let symlink = two(path("../../etc/shadow", "../../etc/shadow"), path("x", "/tmp/d/x"));
+        let p = fs_paths(EventType::Symlinkat, &symlink);
+        assert_eq!(p.source.as_deref(), Some("/etc/shadow"));
+        assert_eq!(p.target.as_deref(), Some("/tmp/d/x"));
+        let unlink = two(path("h", "/root/../root/.bash_history"), None);
+        assert_eq!(fs_paths(EventType::Unlinkat, &unlink).name.as_deref(), Some("/root/.bash_history"));
+        let fchmod = CallInfo { fd_path: Some("/usr/bin/x".into()), ..Default::default() };
+        assert_eq!(fs_paths(EventType::Fchmod, &fchmod).name.as_deref(), Some("/usr/bin/x"));
+        assert_eq!(fs_paths(EventType::Ptrace, &CallInfo::default()), FsPaths::default());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use monitor_common::{
 };
 
 use super::completions::{AwaitedCompletions, Completion, CompletionStats};
-use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, stdio_info};
+use super::format::{dev_from_kernel, encode_dev, fd_type_of_ip, ip_from_kernel, join, stdio_info};
 use super::{CallInfo, CallPath, Detail, Event, NetInfo, OpenInfo};
 use crate::container::{CgroupResolver, CgroupStats};
 use crate::process::{Capabilities, ProcSource, Process, ProcessRef, ProcessTable, TableStats};
@@ -48,24 +48,6 @@ fn text(bytes: &[u8]) -> String {
 fn comm(bytes: &[u8; 16]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     text(&bytes[..end])
-}
-
-/// Joins a relative path to its base directory, lexically (the kernel did not resolve it).
-fn join(base: &str, rel: &str) -> String {
-    if rel.starts_with('/') || base.is_empty() {
-        return rel.to_owned();
-    }
-    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
-    for p in rel.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 impl Enricher {
@@ -380,19 +362,5 @@ fn call_info(ev: &SyscallEvent, sections: &[&[u8]; 5]) -> CallInfo {
         fd_path: (!sections[4].is_empty()).then(|| text(sections[4])),
         sock,
         truncated: flags & CALL_PATH_TRUNCATED != 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::join;
-
-    #[test]
-    fn joins_relative_paths_lexically() {
-        assert_eq!(join("/etc", "shadow"), "/etc/shadow");
-        assert_eq!(join("/etc", "../etc/./shadow"), "/etc/shadow");
-        assert_eq!(join("/", "x"), "/x");
-        assert_eq!(join("/tmp", "/abs"), "/abs");
-        assert_eq!(join("", "rel"), "rel");
     }
 }

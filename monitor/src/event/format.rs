@@ -105,6 +105,24 @@ pub fn endpoint(ip: Option<IpAddr>, port: u16) -> String {
     }
 }
 
+/// Joins a relative path to its base directory, lexically (the kernel did not resolve it).
+pub fn join(base: &str, rel: &str) -> String {
+    if rel.starts_with('/') || base.is_empty() {
+        return rel.to_owned();
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for p in rel.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 /// Falco's fd.directory: the path without its last component.
 pub fn dirname(path: &str) -> &str {
     match path.rfind('/') {
@@ -305,5 +323,14 @@ mod tests {
         for mask in [0, 1, 1 << 21 | 1 << 1, (1 << 41) - 1, u64::MAX] {
             assert_eq!(capability_mask(&capability_names(mask)), mask, "{mask:#x}");
         }
+    }
+
+    #[test]
+    fn joins_relative_paths_lexically() {
+        assert_eq!(join("/etc", "shadow"), "/etc/shadow");
+        assert_eq!(join("/etc", "../etc/./shadow"), "/etc/shadow");
+        assert_eq!(join("/", "x"), "/x");
+        assert_eq!(join("/tmp", "/abs"), "/abs");
+        assert_eq!(join("", "rel"), "rel");
     }
 }

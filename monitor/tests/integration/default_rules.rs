@@ -51,6 +51,12 @@ const INTERPRETER_CONNECT: &str = "Interpreter in a container connected outside 
 const UNEXPECTED_DESTINATION: &str = "Container connected to an unexpected destination";
 const OPEN_BY_HANDLE: &str = "File opened by handle in a container";
 const IO_URING: &str = "io_uring set up in a container";
+const PTRACE: &str = "Another process attached to or written with ptrace";
+const SENSITIVE_LINK: &str = "Link created to a sensitive file";
+const HISTORY: &str = "Shell history deleted or truncated";
+const KERNEL_LOAD: &str = "Kernel module or BPF program loaded unexpectedly";
+const NAMESPACE_CHANGE: &str = "Namespace entered or created in a container";
+const TAMPERING: &str = "Monitor's configuration, rules or state changed";
 
 /// The rules this file has a trigger and a benign twin for.
 const TESTED_RULES: &[&str] = &[
@@ -80,6 +86,12 @@ const TESTED_RULES: &[&str] = &[
     UNEXPECTED_DESTINATION,
     OPEN_BY_HANDLE,
     IO_URING,
+    PTRACE,
+    SENSITIVE_LINK,
+    HISTORY,
+    KERNEL_LOAD,
+    NAMESPACE_CHANGE,
+    TAMPERING,
 ];
 
 /// monitor_suspicious_ports, as the rules file has it.
@@ -633,6 +645,14 @@ fn setuid_bit_set_in_a_container() {
     assert_in(&a, &c);
     assert_ne!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o4000, 0, "chmod u+s did nothing");
     assert_no_alert(d, SETUID, benign, "chmod 644 in a container");
+    // No chmod program at all: the call itself, from Python.
+    if let Some(py) = common::tool("python3") {
+        let script = format!("import os; os.chmod({path:?}, 0o2755)");
+        let pid = run_ok(&mut in_container(&c, &py, &["-c", &script]));
+        let a = expect_alert(d, SETUID, pid);
+        assert!(["chmod", "fchmodat"].contains(&field_str(&a, "evt.type")), "{a}");
+        assert_in(&a, &c);
+    }
 }
 
 #[test]
@@ -1319,4 +1339,164 @@ fn io_uring_set_up_in_a_container() {
 
 fn canonical_str(p: &Path) -> String {
     common::canonical(p.to_str().unwrap())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes, the kernel and the monitor itself
+
+/// Python calling ptrace(request, pid, 0, 0).
+fn py_ptrace(request: u32, pid: u32) -> String {
+    format!("import ctypes; ctypes.CDLL(None, use_errno=True).ptrace({request}, {pid}, 0, 0)")
+}
+
+#[test]
+fn another_process_attached_to_with_ptrace() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let mut target = cmd("sleep").arg("30").spawn().unwrap();
+    // Benign: reading another process's memory (PTRACE_PEEKDATA = 2) is a debugger's daily work.
+    let peek = run_ok(Command::new(&py).args(["-c", &py_ptrace(2, target.id())]));
+    // PTRACE_ATTACH = 16.
+    let pid = run_ok(Command::new(&py).args(["-c", &py_ptrace(16, target.id())]));
+    let a = expect_alert(d, PTRACE, pid);
+    assert_eq!(field_str(&a, "evt.arg.request"), "PTRACE_ATTACH", "{a}");
+    assert_eq!(field_str(&a, "evt.arg.pid"), target.id().to_string(), "{a}");
+    assert_host(&a);
+    assert_no_alert(d, PTRACE, peek, "PTRACE_PEEKDATA");
+    let _ = target.kill();
+    let _ = target.wait();
+}
+
+#[test]
+fn link_created_to_a_sensitive_file() {
+    require_root!();
+    let d = shared_alert_daemon();
+    let dir = tempdir();
+    let base = common::canonical(dir.path().to_str().unwrap());
+    let at = |name: &str| format!("{base}/{name}");
+    let ln = |args: &[&str]| run_ok(cmd("ln").args(args));
+    // Benign: a link to a file no rule protects.
+    let benign = ln(&["-s", "/etc/hostname", &at("hostname")]);
+    let absolute = ln(&["-s", "/etc/shadow", &at("a")]);
+    let a = expect_alert(d, SENSITIVE_LINK, absolute);
+    assert_eq!(field_str(&a, "fs.path.source"), "/etc/shadow", "{a}");
+    assert_eq!(field_str(&a, "fs.path.target"), at("a"), "{a}");
+    // A relative target is followed from the link's directory, as the kernel follows it.
+    let climbs = "../".repeat(base.matches('/').count());
+    let relative = ln(&["-s", &format!("{climbs}etc/shadow"), &at("r")]);
+    let a = expect_alert(d, SENSITIVE_LINK, relative);
+    assert_eq!(field_str(&a, "fs.path.source"), "/etc/shadow", "{a}");
+    // A hard link (across filesystems it fails, and the attempt is what is reported).
+    let hard = run(cmd("ln").args(["/etc/sudoers", &at("h")]));
+    let a = expect_alert(d, SENSITIVE_LINK, hard);
+    assert_eq!(field_str(&a, "evt.type"), "linkat", "{a}");
+    assert_no_alert(d, SENSITIVE_LINK, benign, "a symlink to /etc/hostname");
+}
+
+#[test]
+fn shell_history_deleted_or_truncated() {
+    require_root!();
+    let d = shared_alert_daemon();
+    // Truncation is watched in home directories: a home of the test's own.
+    let home = format!("/home/monitor-history-test-{}", std::process::id());
+    std::fs::create_dir_all(&home).unwrap();
+    let history = format!("{home}/.bash_history");
+    let notes = format!("{home}/notes.txt");
+    for f in [&history, &notes] {
+        std::fs::write(f, "ls\n").unwrap();
+    }
+    // Benign: removing another file, and appending to the history as shells do.
+    let other = run_ok(cmd("rm").arg(&notes));
+    let append = run_ok(cmd("sh").args(["-c", &format!("echo id >> {history}")]));
+    let truncate = run_ok(cmd("sh").args(["-c", &format!(": > {history}")]));
+    let a = expect_alert(d, HISTORY, truncate);
+    assert_eq!(field_str(&a, "fd.name"), history, "{a}");
+    let removed = run_ok(cmd("rm").arg(&history));
+    let a = expect_alert(d, HISTORY, removed);
+    assert_eq!(field_str(&a, "fs.path.name"), history, "{a}");
+    let zsh = format!("{home}/.zsh_history");
+    let to_null = run_ok(cmd("ln").args(["-sf", "/dev/null", &zsh]));
+    let a = expect_alert(d, HISTORY, to_null);
+    assert_eq!(field_str(&a, "fs.path.target"), zsh, "{a}");
+    assert_no_alert(d, HISTORY, other, "rm of another file");
+    assert_no_alert(d, HISTORY, append, "an append to the history");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Python making one bpf(2) call: BPF_PROG_LOAD of a two-instruction socket filter
+/// (`r0 = 0; exit`), or BPF_MAP_CREATE of a one-entry array.
+fn py_bpf(load_program: bool) -> String {
+    let attr = if load_program {
+        // prog_type SOCKET_FILTER, insn_cnt, insns, license
+        "struct.pack('<IIQQ', 1, 2, ctypes.addressof(insns), ctypes.addressof(lic))"
+    } else {
+        // map_type ARRAY, key_size, value_size, max_entries
+        "struct.pack('<IIII', 2, 4, 4, 1)"
+    };
+    let cmd = if load_program { 5 } else { 0 };
+    format!(
+        "import ctypes, struct\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         insns = ctypes.create_string_buffer(struct.pack('<BBhi', 0xb7, 0, 0, 0) + struct.pack('<BBhi', 0x95, 0, 0, 0))\n\
+         lic = ctypes.create_string_buffer(b'GPL')\n\
+         attr = ctypes.create_string_buffer({attr}, 128)\n\
+         fd = libc.syscall(321, {cmd}, attr, 128)\n\
+         assert fd >= 0, ctypes.get_errno()\n"
+    )
+}
+
+#[test]
+fn bpf_program_loaded_by_an_unexpected_program() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    // Benign: a map, which runs no code in the kernel.
+    let map = run_ok(Command::new(&py).args(["-c", &py_bpf(false)]));
+    let pid = run_ok(Command::new(&py).args(["-c", &py_bpf(true)]));
+    let a = expect_alert(d, KERNEL_LOAD, pid);
+    assert_eq!(field_str(&a, "evt.arg.cmd"), "BPF_PROG_LOAD", "{a}");
+    assert_host(&a);
+    assert_no_alert(d, KERNEL_LOAD, map, "BPF_MAP_CREATE");
+}
+
+#[test]
+fn namespace_entered_or_created_in_a_container() {
+    require_root!();
+    let unshare = require_tool!("unshare");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    // Benign: the host making a namespace (runtimes and systemd do all the time).
+    let host = run_ok(Command::new(&unshare).args(["-u", "true"]));
+    let pid = run_ok(&mut in_container(&c, &unshare, &["-u", "true"]));
+    let a = expect_alert(d, NAMESPACE_CHANGE, pid);
+    assert_eq!(field_str(&a, "evt.type"), "unshare", "{a}");
+    assert!(a["output"].as_str().unwrap().contains("flags=CLONE_NEWUTS"), "{a}");
+    assert_in(&a, &c);
+    assert_no_alert(d, NAMESPACE_CHANGE, host, "unshare on the host");
+}
+
+#[test]
+fn monitors_state_changed_by_another_program() {
+    require_root!();
+    let d = shared_alert_daemon();
+    // The rule names the installed paths; the test leaves them as it found them.
+    let state = Path::new("/var/lib/monitor");
+    let created = !state.exists();
+    std::fs::create_dir_all(state).unwrap();
+    let file = format!("/var/lib/monitor/tamper-test-{}", std::process::id());
+    let lookalike = format!("/var/lib/monitor-lookalike-{}", std::process::id());
+    // Benign: a directory whose name only starts like the monitor's.
+    let benign = run_ok(cmd("sh").args(["-c", &format!("echo x > {lookalike}")]));
+    let write = run_ok(cmd("sh").args(["-c", &format!("echo x > {file}")]));
+    let a = expect_alert(d, TAMPERING, write);
+    assert_eq!(field_str(&a, "fd.name"), file, "{a}");
+    let removed = run_ok(cmd("rm").arg(&file));
+    let a = expect_alert(d, TAMPERING, removed);
+    assert_eq!(field_str(&a, "fs.path.name"), file, "{a}");
+    assert_no_alert(d, TAMPERING, benign, "a write to a lookalike path");
+    let _ = std::fs::remove_file(&lookalike);
+    if created {
+        let _ = std::fs::remove_dir(state);
+    }
 }

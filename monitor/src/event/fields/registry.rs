@@ -121,6 +121,13 @@ fn net(ev: &Event) -> Option<&NetInfo> {
     }
 }
 
+fn fs_path(ev: &Event, pick: impl FnOnce(calls::FsPaths) -> Option<String>) -> V<'static> {
+    match &ev.detail {
+        Detail::Call(c) => pick(calls::fs_paths(ev.evt_type, c)).map_or(V::Null, owned),
+        _ => V::Null,
+    }
+}
+
 /// A network event's value, null for unix sockets (which have no ports).
 fn inet<'e>(ev: &'e Event, f: impl FnOnce(&'e NetInfo) -> V<'e>) -> V<'e> {
     net(ev).filter(|n| n.unix_path.is_none()).map_or(V::Null, f)
@@ -761,6 +768,21 @@ registry! {
         doc: "The path as the caller passed it, before the kernel resolved it (`../` climbs show here)",
         extract: |_, ev, _| open(ev).map_or(V::Null, |o| opt(o.raw.as_deref())),
         record: Record::Kept(|d, _, v| d.open.raw = Some(json_text(v))),
+    }
+    FsPathName {
+        name: "fs.path.name", carried_by: CALL,
+        doc: "The path a call on one path acts on (unlink, mkdir, chmod, ...), absolute with `.` and `..` folded",
+        extract: |_, ev, _| fs_path(ev, |p| p.name),
+    }
+    FsPathSource {
+        name: "fs.path.source", carried_by: CALL,
+        doc: "The source of a call from one path to another (link, rename; what a symlink points to, from the link's directory), absolute and folded",
+        extract: |_, ev, _| fs_path(ev, |p| p.source),
+    }
+    FsPathTarget {
+        name: "fs.path.target", carried_by: CALL,
+        doc: "The target of a call from one path to another (the new link, the new name), absolute and folded",
+        extract: |_, ev, _| fs_path(ev, |p| p.target),
     }
     FdDirectory {
         name: "fd.directory", carried_by: FD, doc: "The directory of fd.name",
