@@ -74,6 +74,8 @@ pub struct KernelOffsets {
     pub mm_exe_file: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+    pub mm_env_start: u32,
+    pub mm_env_end: u32,
 
     pub signal_tty: u32,
     pub signal_live: u32,

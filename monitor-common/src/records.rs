@@ -12,6 +12,8 @@ pub const MAX_RECORD: usize = 16384;
 pub const MAX_PATH: usize = 4096;
 /// argv bytes reported at exec; longer argument lists are cut and flagged.
 pub const MAX_ARGV: usize = 4096;
+/// Environment bytes reported at exec; a longer environment is cut and flagged.
+pub const MAX_ENV: usize = 4096;
 /// Length of `task_struct.comm`.
 pub const COMM_LEN: usize = 16;
 /// Bytes of a unix socket path (sizeof sun_path).
@@ -116,9 +118,11 @@ pub const EXEC_PATH_TRUNCATED: u16 = 1 << 4;
 pub const EXEC_EXE_UPPER_LAYER: u16 = 1 << 5;
 /// The executable is an overlayfs file from a lower (image) layer only.
 pub const EXEC_EXE_LOWER_LAYER: u16 = 1 << 6;
+/// The environment was longer than [`MAX_ENV`] (or than the record's room) and was cut.
+pub const EXEC_ENV_TRUNCATED: u16 = 1 << 7;
 
 /// Successful execve/execveat, from sched_process_exec. Sections follow in order:
-/// exe path, script path, cwd, cgroup path, argv (NUL-separated).
+/// exe path, script path, cwd, cgroup path, argv (NUL-separated), environment (NUL-separated).
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct ExecEvent {
@@ -151,7 +155,8 @@ pub struct ExecEvent {
     pub cwd_len: u16,
     pub cgroup_len: u16,
     pub argv_len: u16,
-    pub _pad: [u16; 3],
+    pub env_len: u16,
+    pub _pad: [u16; 2],
 }
 
 /// A new process (not a thread), from sched_process_fork. The header's pid/tid are the child's.

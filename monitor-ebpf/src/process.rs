@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{
-    EXEC_ARGV_TRUNCATED, EXEC_EXE_LOWER_LAYER, EXEC_EXE_UNLINKED, EXEC_EXE_UPPER_LAYER, EXEC_EXECVEAT,
-    EXEC_PATH_TRUNCATED, EXEC_SCRIPT, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV,
+    EXEC_ARGV_TRUNCATED, EXEC_ENV_TRUNCATED, EXEC_EXE_LOWER_LAYER, EXEC_EXE_UNLINKED, EXEC_EXE_UPPER_LAYER,
+    EXEC_EXECVEAT, EXEC_PATH_TRUNCATED, EXEC_SCRIPT, ExecEvent, ExitEvent, ForkEvent, MAX_ARGV, MAX_ENV,
 };
 
 use crate::kernel::{self, Task, is_daemon, off, rd};
@@ -101,6 +101,19 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     }
     let alen = rec.append_user_bytes(arg_start, total);
     rec.fixed().argv_len = alen;
+    let env_start: u64 = rd(mm + off!(mm_env_start));
+    let env_end: u64 = rd(mm + off!(mm_env_end));
+    let mut env_total = env_end.wrapping_sub(env_start);
+    if env_total > MAX_ENV as u64 - 1 {
+        flags |= EXEC_ENV_TRUNCATED;
+        env_total = MAX_ENV as u64 - 1;
+    }
+    let elen = rec.append_user_bytes(env_start, env_total);
+    // The record's room may cut it too.
+    if (elen as u64) < env_total {
+        flags |= EXEC_ENV_TRUNCATED;
+    }
+    rec.fixed().env_len = elen;
     if cut || ccut {
         flags |= EXEC_PATH_TRUNCATED;
     }

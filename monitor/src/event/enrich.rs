@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use monitor_common::{
     CALL_PATH_TRUNCATED, CALL_PATH0_HAS_BASE, CALL_PATH1_HAS_BASE, Call, EXEC_ARGV_TRUNCATED,
-    EXEC_EXE_LOWER_LAYER, EXEC_EXE_UNLINKED, EXEC_EXE_UPPER_LAYER, EXEC_EXECVEAT, EXEC_PATH_TRUNCATED,
-    EXEC_SCRIPT, EventHeader, EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED, OPEN_RESOLVED,
-    REC_IOU_AWAITS_COMPLETION, REC_IOU_COMPLETION, REC_RESULT_UNKNOWN, SyscallEvent, Via,
+    EXEC_ENV_TRUNCATED, EXEC_EXE_LOWER_LAYER, EXEC_EXE_UNLINKED, EXEC_EXE_UPPER_LAYER, EXEC_EXECVEAT,
+    EXEC_PATH_TRUNCATED, EXEC_SCRIPT, EventHeader, EventType, L4Proto, OPEN_HAS_BASE, OPEN_PATH_TRUNCATED,
+    OPEN_RESOLVED, REC_IOU_AWAITS_COMPLETION, REC_IOU_COMPLETION, REC_RESULT_UNKNOWN, SyscallEvent, Via,
 };
 
 use super::completions::{AwaitedCompletions, Completion, CompletionStats};
@@ -43,6 +43,16 @@ pub(super) fn clock_ns(clock: nix::time::ClockId) -> i128 {
 
 fn text(bytes: &[u8]) -> String {
     super::text::from_bytes(bytes)
+}
+
+/// argv or the environment: strings each ended by a NUL (a cut one may lack its NUL).
+fn nul_separated(bytes: &[u8]) -> Vec<String> {
+    let mut items: Vec<String> = bytes.split(|&b| b == 0).map(text).collect();
+    // The last NUL leaves one empty trailing element.
+    if items.last().is_some_and(String::is_empty) {
+        items.pop();
+    }
+    items
 }
 
 fn comm(bytes: &[u8; 16]) -> String {
@@ -173,7 +183,7 @@ impl Enricher {
                 self.learn_cgroup(ev.header.cgroup_id, path);
                 return None;
             }
-            RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv } => {
+            RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv, env } => {
                 let h = &ev.header;
                 self.learn_cgroup(h.cgroup_id, cgroup);
                 let filename = text(filename);
@@ -182,12 +192,7 @@ impl Enricher {
                     exe_path.push_str(" (deleted)");
                 }
                 let cwd = (!cwd.is_empty()).then(|| text(cwd));
-                let argv_list: Vec<String> = argv.split(|&b| b == 0).map(text).collect::<Vec<_>>();
-                // argv ends with a NUL, which leaves one empty trailing element.
-                let argv_list = match argv_list.split_last() {
-                    Some((last, rest)) if last.is_empty() => rest.to_vec(),
-                    _ => argv_list,
-                };
+                let argv_list = nul_separated(argv);
                 let script =
                     (h.flags & EXEC_SCRIPT != 0).then(|| join(cwd.as_deref().unwrap_or(""), &filename));
                 let process = Process {
@@ -203,6 +208,8 @@ impl Enricher {
                     exe_path,
                     argv: argv_list,
                     argv_truncated: h.flags & EXEC_ARGV_TRUNCATED != 0,
+                    env: nul_separated(env),
+                    env_truncated: h.flags & EXEC_ENV_TRUNCATED != 0,
                     paths_truncated: h.flags & EXEC_PATH_TRUNCATED != 0,
                     cwd,
                     script,

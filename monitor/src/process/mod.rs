@@ -62,6 +62,9 @@ pub struct Process {
     /// argv, including argv[0].
     pub argv: Vec<String>,
     pub argv_truncated: bool,
+    /// The environment at exec, `NAME=value` each (at most 4 KiB of it).
+    pub env: Vec<String>,
+    pub env_truncated: bool,
     /// The exe path or cwd hit the kernel walk's depth or size limit.
     pub paths_truncated: bool,
     pub cwd: Option<String>,
@@ -92,6 +95,8 @@ pub struct Process {
     /// proc.args and proc.cmdline, built once per process rather than per event.
     pub(crate) args_joined: OnceLock<String>,
     pub(crate) cmdline_joined: OnceLock<String>,
+    /// proc.env, built once per process.
+    pub(crate) env_joined: OnceLock<String>,
 }
 
 impl Process {
@@ -110,6 +115,16 @@ impl Process {
     }
 
     /// Falco's proc.exe: argv[0] as the process was started.
+    /// Falco's proc.env: the environment's `NAME=value` pairs joined by spaces.
+    pub fn env_text(&self) -> &str {
+        self.env_joined.get_or_init(|| self.env.join(" "))
+    }
+
+    /// One environment variable's value (the first, if it is set twice).
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+    }
+
     pub fn exe_arg0(&self) -> &str {
         self.argv.first().map(String::as_str).unwrap_or(&self.comm)
     }

@@ -116,6 +116,8 @@ impl Pass {
             exe_path: exe,
             argv,
             argv_truncated: false,
+            env: environment(&p),
+            env_truncated: false,
             cwd: p.cwd().ok().map(|c| from_os(c.as_os_str())),
             script: None,
             exe_ino: 0,
@@ -169,4 +171,15 @@ mod tests {
         let _ = pass.stdio(&me, listener.as_raw_fd());
         assert_eq!(pass.sockets.len(), 1);
     }
+}
+
+/// A running process's environment as its exec left it (/proc/<pid>/environ), `NAME=value`
+/// each, sorted (the file's order is not kept by procfs).
+fn environment(p: &procfs::process::Process) -> Vec<String> {
+    let mut env: Vec<String> = p
+        .environ()
+        .map(|m| m.into_iter().map(|(k, v)| format!("{}={}", from_os(&k), from_os(&v))).collect())
+        .unwrap_or_default();
+    env.sort();
+    env
 }

@@ -296,15 +296,15 @@ fn exceptions_compile_into_the_condition() {
 #[test]
 fn unsupported_fields_skip_the_rule_with_a_located_reason() {
     let l = load(
-        "- macro: caps\n  condition: proc.env contains LD_PRELOAD\n\
-         - rule: r\n  desc: d\n  condition: evt.type = execve and caps\n  output: o %proc.env\n  priority: INFO\n\
-         - rule: ok\n  desc: d\n  condition: evt.type = execve\n  output: o %proc.env\n  priority: INFO\n",
+        "- macro: caps\n  condition: proc.is_vpgid_leader contains LD_PRELOAD\n\
+         - rule: r\n  desc: d\n  condition: evt.type = execve and caps\n  output: o %proc.is_vpgid_leader\n  priority: INFO\n\
+         - rule: ok\n  desc: d\n  condition: evt.type = execve\n  output: o %proc.is_vpgid_leader\n  priority: INFO\n",
     );
     assert!(errors(&l).is_empty());
     assert_eq!(l.ruleset.rules.len(), 1);
     let s = &l.ruleset.skipped[0];
     assert_eq!(s.name, "r");
-    assert!(s.reason.contains("`proc.env` (through macro `caps`)"), "{}", s.reason);
+    assert!(s.reason.contains("`proc.is_vpgid_leader` (through macro `caps`)"), "{}", s.reason);
     assert_eq!(s.span.to_string(), "test.yaml:2:14");
 }
 

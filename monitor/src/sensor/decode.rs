@@ -34,6 +34,7 @@ pub enum RawEvent<'a> {
         cwd: &'a [u8],
         cgroup: &'a [u8],
         argv: &'a [u8],
+        env: &'a [u8],
     },
     Fork(ForkEvent),
     Exit(ExitEvent),
@@ -121,9 +122,9 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent<'_>, DecodeError> {
         EventKind::Exec => {
             let ev: ExecEvent = read_fixed(bytes, name)?;
             let rest = &bytes[size_of::<ExecEvent>()..];
-            let [exe, filename, cwd, cgroup, argv] =
-                sections(rest, [ev.exe_len, ev.script_len, ev.cwd_len, ev.cgroup_len, ev.argv_len], name)?;
-            RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv }
+            let lens = [ev.exe_len, ev.script_len, ev.cwd_len, ev.cgroup_len, ev.argv_len, ev.env_len];
+            let [exe, filename, cwd, cgroup, argv, env] = sections(rest, lens, name)?;
+            RawEvent::Exec { ev, exe, filename, cwd, cgroup, argv, env }
         }
         EventKind::Fork => RawEvent::Fork(read_fixed(bytes, name)?),
         EventKind::Exit => RawEvent::Exit(read_fixed(bytes, name)?),

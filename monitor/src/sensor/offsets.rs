@@ -266,6 +266,8 @@ impl BtfOffsets {
             mm_exe_file: o("mm_struct", "exe_file")?,
             mm_arg_start: o("mm_struct", "arg_start")?,
             mm_arg_end: o("mm_struct", "arg_end")?,
+            mm_env_start: o("mm_struct", "env_start")?,
+            mm_env_end: o("mm_struct", "env_end")?,
             signal_tty: o("signal_struct", "tty")?,
             signal_live: o("signal_struct", "live")?,
             signal_group_exit_code: o("signal_struct", "group_exit_code")?,

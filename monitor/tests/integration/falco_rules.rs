@@ -287,3 +287,35 @@ fn linux_kernel_module_injection_detected() {
     let a = d.wait_for(&format!("`{RULE}` for pid {pid}"), |v| alert_for(v, RULE, pid));
     assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
 }
+
+/// Falco's incubating rules that read the environment at exec (`proc.env`).
+#[test]
+fn environment_rules_of_the_incubating_file() {
+    require_root!();
+    let curl = require_tool!("curl");
+    const PROXY: &str = "Program run with disallowed http proxy env";
+    const TUNABLES: &str = "Potential Local Privilege Escalation via Environment Variables Misuse";
+    let rules = common::falco_dir().join("falco-incubating_rules.yaml");
+    let d = Daemon::start_run(&[
+        "--config",
+        "/dev/null",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--set",
+        "rate_limit.per_second=0",
+    ]);
+    let curl = curl.to_str().unwrap();
+    let with_env =
+        |vars: &[&str], program: &[&str]| common::run(Command::new("env").args(vars).args(program));
+    // Benign twins: curl without a proxy, and a program with an ordinary variable.
+    let plain_curl = with_env(&["NO_PROXY_SET=1"], &[curl, "--version"]);
+    let ordinary = with_env(&["MONITOR_TEST=1"], &["true"]);
+    let proxied = with_env(&["HTTP_PROXY=http://127.0.0.1:9"], &[curl, "--version"]);
+    let tunables = with_env(&["GLIBC_TUNABLES=glibc.malloc.mxfast=0"], &["true"]);
+    let a = expect_alert(&d, PROXY, proxied);
+    assert!(field_str(&a, "proc.env").contains("HTTP_PROXY=http://127.0.0.1:9"), "{a}");
+    let a = expect_alert(&d, TUNABLES, tunables);
+    assert!(field_str(&a, "proc.env").contains("GLIBC_TUNABLES=glibc.malloc.mxfast=0"), "{a}");
+    assert_no_alert(&d, PROXY, plain_curl, "curl without a proxy");
+    assert_no_alert(&d, TUNABLES, ordinary, "an ordinary environment variable");
+}

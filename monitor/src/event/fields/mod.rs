@@ -42,6 +42,8 @@ pub enum ArgKind {
     None,
     /// `proc.aname[2]`; without it, the field stands for every ancestor.
     OptionalIndex,
+    /// `proc.env[HOME]`; without it, the field's whole value (`proc.env`).
+    OptionalKey,
     /// `k8s.pod.label[app]`.
     Key,
 }
@@ -166,7 +168,8 @@ impl Field {
         };
         let mut field = Self { def, written, index: None, key: None, call_param };
         match (def.arg, arg) {
-            (ArgKind::None, None) | (ArgKind::OptionalIndex, None) => {}
+            (ArgKind::None, None) | (ArgKind::OptionalIndex, None) | (ArgKind::OptionalKey, None) => {}
+            (ArgKind::OptionalKey, Some(k)) => field.key = Some(k.to_owned()),
             (ArgKind::None, Some(_)) => {
                 return Err(FieldError::BadArgument(format!("{name} takes no argument")));
             }
@@ -265,6 +268,7 @@ pub fn listing() -> impl Iterator<Item = (String, &'static FieldDef)> {
             let shown = match d.arg {
                 ArgKind::None => n.to_owned(),
                 ArgKind::OptionalIndex => format!("{n}[N]"),
+                ArgKind::OptionalKey => format!("{n}[key]"),
                 ArgKind::Key => format!("{n}[key]"),
             };
             (shown, d)

@@ -487,6 +487,24 @@ registry! {
             d.process().argv = v.as_array().map(|a| a.iter().map(json_text).collect()).unwrap_or_default()
         }),
     }
+    ProcEnv {
+        name: "proc.env", arg: ArgKind::OptionalKey, scope: Scope::Process,
+        doc: "The environment at exec (its first 4 KiB) as NAME=value pairs joined by spaces; proc.env[NAME] is one variable's value",
+        extract: |f, ev, _| proc(ev, |p| match f.key.as_deref() {
+            Some(name) => opt(p.env_var(name)),
+            None => s(p.env_text()),
+        }),
+        // A value with a space in it comes back as two pairs: proc.env reads the same.
+        record: Record::Kept(|d, _, v| {
+            d.process().env = json_text(v).split(' ').filter(|e| !e.is_empty()).map(str::to_owned).collect()
+        }),
+    }
+    ProcEnvTruncated {
+        name: "proc.env_truncated", ty: FieldType::Bool, scope: Scope::Process,
+        doc: "The environment was longer than the kernel reports (4 KiB) and was cut",
+        extract: |_, ev, _| proc(ev, |p| V::Bool(p.env_truncated)),
+        record: Record::Kept(|d, _, v| d.process().env_truncated = v.as_bool().unwrap_or(false)),
+    }
     ProcArgsTruncated {
         name: "proc.args_truncated", ty: FieldType::Bool, scope: Scope::Process,
         doc: "argv was longer than the kernel reports (4 KiB) and was cut",

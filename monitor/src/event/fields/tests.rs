@@ -7,12 +7,14 @@ fn lookup_checks_arguments() {
     assert!(Field::lookup("proc.aname", None).unwrap().is_multi());
     assert!(matches!(Field::lookup("proc.aname", Some("x")), Err(FieldError::BadArgument(_))));
     assert!(matches!(Field::lookup("proc.name", Some("1")), Err(FieldError::BadArgument(_))));
-    assert_eq!(Field::lookup("proc.env", None).unwrap_err(), FieldError::Unsupported);
+    assert_eq!(Field::lookup("proc.is_vpgid_leader", None).unwrap_err(), FieldError::Unsupported);
     assert_eq!(Field::lookup("evt.arg.no_such_parameter", None).unwrap_err(), FieldError::Unsupported);
     assert_eq!(Field::lookup("evt.arg.newpath", None).unwrap().name(), "evt.arg.newpath");
     assert_eq!(Field::lookup("evt.rawarg.request", None).unwrap().ty(), FieldType::Int);
     assert_eq!(Field::lookup("evt.arg.flags", None).unwrap().name(), "evt.arg.flags");
     assert_eq!(Field::lookup("k8s.pod.label.app", None).unwrap().name(), "k8s.pod.label[app]");
+    assert_eq!(Field::lookup("proc.env", Some("HOME")).unwrap().name(), "proc.env[HOME]");
+    assert!(Field::lookup("proc.env", None).is_ok());
 }
 
 mod registry_walk {
@@ -184,6 +186,7 @@ mod registry_walk {
             let shown = match def.arg {
                 ArgKind::None => def.name.to_owned(),
                 ArgKind::OptionalIndex => format!("{}[N]", def.name),
+                ArgKind::OptionalKey => format!("{}[key]", def.name),
                 ArgKind::Key => format!("{}[key]", def.name),
             };
             assert!(listed.contains(&shown), "{shown} is not listed by `monitor rules fields`");
