@@ -19,6 +19,16 @@ pub const PATH_STRING: u8 = 1;
 /// `dirfd` argument, or the cwd when [`PathSpec::dirfd`] is [`NO_ARG`]) resolved when the
 /// string is relative.
 pub const PATH_AT: u8 = 2;
+/// Bytes the call moved into the caller's buffer: the first [`CALL_BUFFER_MAX`] of them, as
+/// many as the call's result says there are.
+pub const PATH_BUFFER: u8 = 3;
+/// A socket address the call wrote for the caller (a datagram's sender).
+pub const PATH_SOCKADDR: u8 = 4;
+/// Or'ed into a [`PathSpec::kind`]: the argument is a `struct msghdr *`, and the buffer is its
+/// first iovec, the address its msg_name.
+pub const PATH_IN_MSGHDR: u8 = 0x80;
+/// How much of a received buffer is copied: Falco's default snapshot length.
+pub const CALL_BUFFER_MAX: u32 = 80;
 
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -57,6 +67,8 @@ pub enum ParamSource {
     Arg(u8),
     /// Path section `i` (0 or 1).
     Path(u8),
+    /// The call's socket's two ends, as Falco's `tuple` (`client:port->server:port`).
+    Tuple,
 }
 
 /// How a parameter is written, as Falco writes it.
@@ -86,6 +98,8 @@ pub enum ParamFormat {
     Path,
     /// A string as the caller wrote it.
     Text,
+    /// Data moved by the call, printable bytes as they are and others as `.`, as Falco writes it.
+    Buffer,
 }
 
 /// One of a call's parameters, under Falco's name.
@@ -113,6 +127,12 @@ pub struct CallDef {
     pub ia32: &'static [u16],
     pub shape: CallShape,
     pub params: &'static [Param],
+    /// Its number among ia32 socketcall(2)'s calls (include/uapi/linux/net.h), 0 for none.
+    pub socketcall: u8,
+    /// The call is the server's side of a connection (accept, listen): the socket's local end
+    /// is the server, its peer the client. A received datagram whose sender the call names
+    /// makes its socket the server too (see the daemon's call decoding).
+    pub inbound: bool,
 }
 
 const fn p(name: &'static str, source: ParamSource, format: ParamFormat) -> Param {
@@ -148,11 +168,35 @@ const fn call(
         ia32,
         shape: CallShape { valid: 1, evt_type: evt_type as u8, args, paths, fd, _pad: [0; 3] },
         params,
+        socketcall: 0,
+        inbound: false,
     }
+}
+
+/// A call ia32 programs may also make through socketcall(2), as call `n`.
+const fn via_socketcall(n: u8, c: CallDef) -> CallDef {
+    CallDef { socketcall: n, ..c }
+}
+
+const fn inbound(c: CallDef) -> CallDef {
+    CallDef { inbound: true, ..c }
+}
+
+const fn buffer(arg: u8) -> PathSpec {
+    PathSpec { kind: PATH_BUFFER, arg, dirfd: NO_ARG }
+}
+
+const fn sockaddr(arg: u8) -> PathSpec {
+    PathSpec { kind: PATH_SOCKADDR, arg, dirfd: NO_ARG }
+}
+
+const fn in_msghdr(p: PathSpec) -> PathSpec {
+    PathSpec { kind: p.kind | PATH_IN_MSGHDR, ..p }
 }
 
 const N: u8 = NO_ARG;
 const RES: Param = p("res", Res, F::Int);
+const TUPLE: Param = p("tuple", ParamSource::Tuple, F::Text);
 
 /// renameat's, and renameat2's flags after them.
 const RENAMEAT2_PARAMS: &[Param] = &[
@@ -243,19 +287,22 @@ pub const CALLS: &[CallDef] = &[
         0,
         &[RES, p("fd", Arg(0), F::Fd), p("uargs", Path(0), F::Text), p("flags", Arg(1), F::Hex)],
     ),
-    call(
-        EventType::Socket,
-        Subject::Network,
-        &[359],
-        [0, 1, 2, N],
-        [NONE, NONE],
-        FD_RESULT,
-        &[
-            p("fd", Res, F::Fd),
-            p("domain", Arg(0), F::SocketDomain),
-            p("type", Arg(1), F::SocketType),
-            p("proto", Arg(2), F::Int),
-        ],
+    via_socketcall(
+        1,
+        call(
+            EventType::Socket,
+            Subject::Network,
+            &[359],
+            [0, 1, 2, N],
+            [NONE, NONE],
+            FD_RESULT,
+            &[
+                p("fd", Res, F::Fd),
+                p("domain", Arg(0), F::SocketDomain),
+                p("type", Arg(1), F::SocketType),
+                p("proto", Arg(2), F::Int),
+            ],
+        ),
     ),
     call(
         EventType::Dup,
@@ -464,6 +511,66 @@ pub const CALLS: &[CallDef] = &[
         N,
         &[p("fd", Res, F::Fd), p("name", Path(0), F::Text), p("flags", Arg(0), F::Hex)],
     ),
+    via_socketcall(
+        5,
+        inbound(call(
+            EventType::Accept,
+            Subject::Network,
+            &[],
+            [N; 4],
+            [NONE, NONE],
+            FD_RESULT,
+            &[p("fd", Res, F::Fd), TUPLE],
+        )),
+    ),
+    via_socketcall(
+        18,
+        inbound(call(
+            EventType::Accept4,
+            Subject::Network,
+            &[364],
+            [3, N, N, N],
+            [NONE, NONE],
+            FD_RESULT,
+            &[p("fd", Res, F::Fd), TUPLE, p("flags", Arg(0), F::Hex)],
+        )),
+    ),
+    via_socketcall(
+        4,
+        inbound(call(
+            EventType::Listen,
+            Subject::Network,
+            &[363],
+            [0, 1, N, N],
+            [NONE, NONE],
+            0,
+            &[RES, p("fd", Arg(0), F::Fd), p("backlog", Arg(1), F::Int)],
+        )),
+    ),
+    via_socketcall(
+        12,
+        call(
+            EventType::Recvfrom,
+            Subject::Network,
+            &[371],
+            [0, 2, N, N],
+            [buffer(1), sockaddr(4)],
+            0,
+            &[RES, p("data", Path(0), F::Buffer), TUPLE, p("fd", Arg(0), F::Fd), p("size", Arg(1), F::Int)],
+        ),
+    ),
+    via_socketcall(
+        17,
+        call(
+            EventType::Recvmsg,
+            Subject::Network,
+            &[372],
+            [0, N, N, N],
+            [in_msghdr(buffer(1)), in_msghdr(sockaddr(1))],
+            0,
+            &[RES, p("data", Path(0), F::Buffer), TUPLE, p("fd", Arg(0), F::Fd)],
+        ),
+    ),
 ];
 
 /// io_uring_setup is reported from the ring's creation, not by the generic program; its
@@ -485,6 +592,8 @@ pub fn params(t: EventType) -> &'static [Param] {
 
 /// Entries of the kernel's shape maps (indexed by syscall number).
 pub const CALL_SHAPE_SLOTS: u32 = 512;
+/// Entries of the socketcall shape map (socketcall's call numbers end at 20, SYS_SENDMMSG).
+pub const SOCKETCALL_SLOTS: u32 = 32;
 
 #[cfg(test)]
 mod tests {
@@ -506,7 +615,12 @@ mod tests {
                         assert_ne!(c.shape.paths[i as usize].kind, PATH_NONE, "{}", p.name)
                     }
                     ParamSource::Result => {}
+                    ParamSource::Tuple => assert_ne!(c.shape.fd, NO_ARG, "{}", p.name),
                 }
+            }
+            if c.socketcall != 0 {
+                assert!((c.socketcall as u32) < SOCKETCALL_SLOTS);
+                assert_eq!(CALLS.iter().filter(|o| o.socketcall == c.socketcall).count(), 1);
             }
             for n in c.ia32 {
                 assert!((*n as u32) < CALL_SHAPE_SLOTS);

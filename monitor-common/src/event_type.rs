@@ -50,6 +50,11 @@ pub enum EventType {
     Bpf = 42,
     Userfaultfd = 43,
     MemfdCreate = 44,
+    Accept = 45,
+    Accept4 = 46,
+    Listen = 47,
+    Recvfrom = 48,
+    Recvmsg = 49,
 }
 
 /// What an event is about, for everything that depends on its kind rather than its syscall.
@@ -71,7 +76,7 @@ pub enum EventClass {
 
 impl EventType {
     /// In index order.
-    pub const ALL: [EventType; 45] = [
+    pub const ALL: [EventType; 50] = [
         Self::Execve,
         Self::Execveat,
         Self::Clone,
@@ -117,6 +122,11 @@ impl EventType {
         Self::Bpf,
         Self::Userfaultfd,
         Self::MemfdCreate,
+        Self::Accept,
+        Self::Accept4,
+        Self::Listen,
+        Self::Recvfrom,
+        Self::Recvmsg,
     ];
 
     pub const fn index(self) -> usize {
@@ -175,6 +185,11 @@ impl EventType {
             Self::Bpf => "bpf",
             Self::Userfaultfd => "userfaultfd",
             Self::MemfdCreate => "memfd_create",
+            Self::Accept => "accept",
+            Self::Accept4 => "accept4",
+            Self::Listen => "listen",
+            Self::Recvfrom => "recvfrom",
+            Self::Recvmsg => "recvmsg",
         }
     }
 

@@ -58,6 +58,8 @@ pub const FILTERED_MAP: &str = "FILTERED";
 pub const CALL_SHAPES_MAP: &str = "CALL_SHAPES";
 /// The same for ia32 syscall numbers.
 pub const IA32_CALL_SHAPES_MAP: &str = "IA32_CALL_SHAPES";
+/// The calls' shapes by ia32 socketcall(2) call number (SYS_LISTEN, ...).
+pub const SOCKETCALL_SHAPES_MAP: &str = "SOCKETCALL_SHAPES";
 /// Slots of FILTERED: room for every event type, present and to come.
 pub const TYPE_SLOTS: u32 = 64;
 

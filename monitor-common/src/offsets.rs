@@ -78,6 +78,8 @@ pub struct KernelOffsets {
     pub mm_env_end: u32,
 
     pub signal_tty: u32,
+    /// signal_struct.pids: the process group's and session's struct pid (PIDTYPE_PGID, _SID).
+    pub signal_pids: u32,
     pub signal_live: u32,
     pub signal_group_exit_code: u32,
     pub tty_index: u32,

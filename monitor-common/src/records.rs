@@ -156,7 +156,11 @@ pub struct ExecEvent {
     pub cgroup_len: u16,
     pub argv_len: u16,
     pub env_len: u16,
-    pub _pad: [u16; 2],
+    /// The process group's and the session's ids in the task's own pid namespace (0 when
+    /// the group or session lies outside it).
+    pub vpgid: u32,
+    pub vsid: u32,
+    pub _pad: u32,
 }
 
 /// A new process (not a thread), from sched_process_fork. The header's pid/tid are the child's.
@@ -263,7 +267,9 @@ pub struct SockInfo {
     pub protocol: u16,
     pub sport: u16,
     pub dport: u16,
-    pub _pad: [u16; 3],
+    /// skc_state: TCP_* for TCP; a connected UDP socket is TCP_ESTABLISHED too.
+    pub state: u8,
+    pub _pad: [u8; 5],
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
 }

@@ -46,7 +46,7 @@ pub enum Call {
     /// The call the event type names (an `openat` event from openat).
     #[default]
     Same = 0,
-    /// ia32 socketcall(2), which multiplexes connect, sendto, sendmsg and sendmmsg.
+    /// ia32 socketcall(2), which multiplexes the socket calls (connect, sendto, listen, ...).
     Socketcall = 1,
     /// One message of sendmmsg(2), reported as a sendmsg.
     Sendmmsg = 2,

@@ -29,7 +29,7 @@ const CONNECT: i64 = 362;
 const SENDTO: i64 = 369;
 const SENDMSG: i64 = 370;
 const SENDMMSG: i64 = 345;
-const SOCKETCALL: i64 = 102;
+pub const SOCKETCALL: i64 = 102;
 const RENAME: i64 = 38;
 const RENAMEAT: i64 = 302;
 const RENAMEAT2: i64 = 353;
@@ -56,7 +56,8 @@ pub fn sys_exit_ia32(ctx: BtfTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let nr: i64 = rd(regs + off!(regs_nr));
-    if exit(nr, ret, Args::ia32(regs)) == Next::Call && calls::ia32_is_call(nr) {
+    let a = Args::ia32(regs);
+    if exit(nr, ret, a) == Next::Call && calls::ia32_is_call(nr, a) {
         // The calls' code in this program would take it past the verifier's limit: it runs
         // in its own program, which this one hands the same context to.
         unsafe {
@@ -84,7 +85,7 @@ pub fn sys_exit_ia32_call(ctx: BtfTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let nr: i64 = rd(regs + off!(regs_nr));
-    calls::ia32_call_exit(nr, ret, Args::ia32(regs));
+    calls::ia32_call_exit(nr, ret, Args::ia32(regs), regs);
     0
 }
 
@@ -131,7 +132,8 @@ fn exit(nr: i64, ret: i64, a: Args) -> Next {
         SENDMSG => SockCall::new(EventType::Sendmsg, a.int(0), a.get(1), 0, Call::Same),
         SENDMMSG => SockCall::many(a.int(0), a.get(1), a.get(2), Call::Sendmmsg),
         SOCKETCALL => {
-            let Some(s) = socketcall(a.get(0) as u32, a.get(1)) else { return Next::Done };
+            // Its other calls (listen, accept, recvfrom, ...) may be among the calls.
+            let Some(s) = socketcall(a.get(0) as u32, a.get(1)) else { return Next::Call };
             s
         }
         RENAME | RENAMEAT | RENAMEAT2 | RMDIR | MOUNT | UMOUNT | UMOUNT2 | MOVE_MOUNT | PIVOT_ROOT => {

@@ -152,18 +152,37 @@ impl Task {
         rd(leader + off!(task_start_boottime))
     }
 
-    /// The task's pid in its own pid namespace, and that namespace's inode number.
+    /// The task's pid in its own pid namespace, that namespace's inode number, and its level
+    /// (how deep it is nested).
     #[inline(always)]
-    pub fn vpid_and_pidns(self) -> (u32, u32) {
+    pub fn vpid_pidns_level(self) -> (u32, u32, u32) {
         let pid: u64 = rd(self.0 + off!(task_thread_pid));
         if pid == 0 {
-            return (0, 0);
+            return (0, 0, 0);
         }
         let level: u32 = rd(pid + off!(pid_level));
         let upid = pid + off!(pid_numbers) + ((level & 31) as u64) * off!(upid_size);
         let nr: u32 = rd(upid + off!(upid_nr));
         let ns: u64 = rd(upid + off!(upid_ns));
-        (nr, rd(ns + off!(pid_namespace_inum)))
+        (nr, rd(ns + off!(pid_namespace_inum)), level)
+    }
+
+    /// The ids of the task's process group and session as seen from pid namespace `level`
+    /// (the task's own): 0 for one made outside that namespace, as pid_nr_ns() gives.
+    #[inline(always)]
+    pub fn vpgid_vsid(self, level: u32) -> (u32, u32) {
+        /// PIDTYPE_PGID (include/linux/pid_types.h) as an index of pids[]; PIDTYPE_SID
+        /// follows it, so one read takes both.
+        const PGID: u64 = 2;
+        let signal: u64 = rd(self.0 + off!(task_signal));
+        let pids: [u64; 2] = rd(signal + off!(signal_pids) + PGID * 8);
+        let nr_at = |pid: u64| -> u32 {
+            if pid == 0 || rd::<u32>(pid + off!(pid_level)) < level {
+                return 0;
+            }
+            rd(pid + off!(pid_numbers) + ((level & 31) as u64) * off!(upid_size) + off!(upid_nr))
+        };
+        (nr_at(pids[0]), nr_at(pids[1]))
     }
 
     #[inline(always)]

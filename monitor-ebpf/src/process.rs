@@ -43,9 +43,10 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     ev.cap_permitted = rd(cred + off!(cred_cap_permitted));
     ev.cap_inheritable = rd(cred + off!(cred_cap_inheritable));
     ev.loginuid = rd(task.0 + off!(task_loginuid));
-    let (vpid, pidns) = task.vpid_and_pidns();
+    let (vpid, pidns, level) = task.vpid_pidns_level();
     ev.vpid = vpid;
     ev.pidns = pidns;
+    (ev.vpgid, ev.vsid) = task.vpgid_vsid(level);
     ev.mntns = task.mntns();
     let (major, minor) = task.tty();
     ev.tty_major = major;

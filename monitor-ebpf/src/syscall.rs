@@ -34,25 +34,30 @@ pub fn nr(ctx: &TracePointContext) -> i32 {
 pub struct Args {
     regs: u64,
     ia32: bool,
+    /// ia32 socketcall(2)'s argument array in user memory (u32 each), or 0.
+    array: u64,
 }
 
 impl Args {
     /// The current native syscall's.
     #[inline(always)]
     pub fn current() -> Self {
-        Self { regs: kernel::syscall_regs(), ia32: false }
+        Self { regs: kernel::syscall_regs(), ia32: false, array: 0 }
     }
 
     /// A 32-bit syscall's, from its pt_regs.
     #[inline(always)]
     pub fn ia32(regs: u64) -> Self {
-        Self { regs, ia32: true }
+        Self { regs, ia32: true, array: 0 }
     }
 
     /// Argument `n` (0-5). A 32-bit syscall's arguments are 32 bits wide: pointers among them
     /// point below 4 GiB, and a negative int comes sign-extended.
     #[inline(always)]
     pub fn get(self, n: u32) -> u64 {
+        if self.array != 0 {
+            return kernel::user::<u32>(self.array + 4 * (n as u64 & 7)) as u64;
+        }
         if !self.ia32 {
             return kernel::syscall_arg(self.regs, n);
         }
@@ -67,6 +72,12 @@ impl Args {
         rd::<u32>(self.regs + o) as u64
     }
 
+    /// The arguments of a call an ia32 socketcall(2) made, from its array.
+    #[inline(always)]
+    pub fn socketcall(regs: u64, array: u64) -> Self {
+        Self { regs, ia32: true, array }
+    }
+
     /// Argument `n` as a C int.
     #[inline(always)]
     pub fn int(self, n: u32) -> i32 {
@@ -76,6 +87,12 @@ impl Args {
     #[inline(always)]
     pub fn via(self) -> Via {
         if self.ia32 { Via::Ia32 } else { Via::Syscall }
+    }
+
+    /// The layout of the user structures this syscall takes.
+    #[inline(always)]
+    pub fn abi(self) -> Abi {
+        if self.ia32 { Abi::IA32 } else { Abi::NATIVE }
     }
 }
 

@@ -118,7 +118,7 @@ mod tests {
         assert!(matches!(&t.segments[0], Segment::Text(s) if s == "100% sure: file="));
         assert!(matches!(t.segments.last(), Some(Segment::Text(s)) if s == ")%"));
         // Fields the monitor does not know are kept as placeholders with no definition.
-        let t = OutputTemplate::parse("%container.mount.dest[/etc] %proc.is_vpgid_leader");
+        let t = OutputTemplate::parse("%thread.vmrss[1] %proc.vpgid.name");
         assert!(t.segments.iter().all(|s| !matches!(s, Segment::Field(_, Some(_)))));
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    ContainerFilter, ContainerStatusRequest, ListContainersRequest, PodSandboxStatusRequest, VersionRequest,
+    ContainerFilter, ContainerStatusRequest, ListContainersRequest, MountPropagation,
+    PodSandboxStatusRequest, VersionRequest,
 };
 use tonic::transport::Channel;
 
-use super::metadata::ContainerMeta;
+use super::metadata::{ContainerMeta, ContainerMount};
 
 /// Where CRI runtimes usually listen.
 pub const DEFAULT_CRI_SOCKETS: &[&str] = &[
@@ -114,8 +115,22 @@ impl CriClient {
         }
         let image = status.image.map(|i| i.image).filter(|i| !i.is_empty());
         let name = status.metadata.map(|m| m.name);
+        let mounts = status.mounts.iter().map(|m| ContainerMount {
+            source: m.host_path.clone(),
+            dest: m.container_path.clone(),
+            mode: String::new(),
+            rdwr: !m.readonly,
+            // As Linux names them.
+            propagation: match m.propagation() {
+                MountPropagation::PropagationPrivate => "rprivate",
+                MountPropagation::PropagationHostToContainer => "rslave",
+                MountPropagation::PropagationBidirectional => "rshared",
+            }
+            .to_owned(),
+        });
         Some(ContainerMeta {
             image_id: Some(status.image_ref).filter(|r| !r.is_empty()),
+            mounts: mounts.collect(),
             labels,
             pod_labels,
             ..ContainerMeta::named(name, image, "cri")

@@ -31,11 +31,44 @@ pub struct ContainerMeta {
     pub labels: HashMap<String, String>,
     /// The pod's labels, from the CRI.
     pub pod_labels: HashMap<String, String>,
+    /// The container's mounts, in the runtime's order.
+    pub mounts: Vec<ContainerMount>,
     /// Which API answered: "docker-api" or "cri".
     pub source: &'static str,
 }
 
+/// One of a container's mounts, as the runtime reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerMount {
+    /// The host side (a path, or a volume's name).
+    pub source: String,
+    /// Where the container sees it.
+    pub dest: String,
+    /// The runtime's mode string (Docker's `z`, `ro`, ...; empty from the CRI).
+    pub mode: String,
+    pub rdwr: bool,
+    pub propagation: String,
+}
+
+impl ContainerMount {
+    /// As Falco's container.mounts lists it: `source:dest:mode:rdwr:propagation`.
+    pub fn text(&self) -> String {
+        format!("{}:{}:{}:{}:{}", self.source, self.dest, self.mode, self.rdwr, self.propagation)
+    }
+}
+
 impl ContainerMeta {
+    /// A mount named as Falco's container.mount* fields name one: by its index (`0`), or by a
+    /// glob over its source, or over its destination when `by_dest` (`*` matches `/` too, as
+    /// fnmatch without FNM_PATHNAME does); the first that matches.
+    pub fn mount(&self, key: &str, by_dest: bool) -> Option<&ContainerMount> {
+        if let Ok(i) = key.parse::<usize>() {
+            return self.mounts.get(i);
+        }
+        let glob = globset::Glob::new(key).ok()?.compile_matcher();
+        self.mounts.iter().find(|m| glob.is_match(if by_dest { &m.dest } else { &m.source }))
+    }
+
     /// Kubernetes pod fields, from the labels kubelet puts on containers it starts.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
@@ -300,6 +333,18 @@ fn meta_from_inspect(r: bollard::models::ContainerInspectResponse) -> ContainerM
         image_id: r.image,
         privileged: r.host_config.and_then(|h| h.privileged),
         labels: config.labels.unwrap_or_default(),
+        mounts: r
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| ContainerMount {
+                source: m.source.or(m.name).unwrap_or_default(),
+                dest: m.destination.unwrap_or_default(),
+                mode: m.mode.unwrap_or_default(),
+                rdwr: m.rw.unwrap_or(false),
+                propagation: m.propagation.unwrap_or_default(),
+            })
+            .collect(),
         ..ContainerMeta::named(
             r.name.map(|n| n.trim_start_matches('/').to_owned()),
             config.image,

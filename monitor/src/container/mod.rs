@@ -11,6 +11,7 @@ pub use id::{
     ContainerId, ContainerRuntime, PodCgroup, container_from_cgroup_path, is_hex64, pod_from_cgroup_path,
 };
 pub use metadata::{
-    ContainerDirectory, ContainerMeta, DEFAULT_DOCKER_SOCKETS, DirectoryStats, Lookup, Sources,
+    ContainerDirectory, ContainerMeta, ContainerMount, DEFAULT_DOCKER_SOCKETS, DirectoryStats, Lookup,
+    Sources,
 };
 pub use snapshot::{SNAPSHOT_FILE, to_json, write_snapshot};

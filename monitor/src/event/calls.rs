@@ -26,8 +26,10 @@ pub struct CallInfo {
     pub paths: [Option<CallPath>; 2],
     /// The call's descriptor's file, when it is one (setns's namespace, fchmod's file).
     pub fd_path: Option<String>,
-    /// The call's descriptor's socket, when it is one (socket, dup of a socket).
+    /// The call's descriptor's socket, when it is one (socket, dup of a socket, accept).
     pub sock: Option<NetInfo>,
+    /// The start of the data a receiving call moved (at most CALL_BUFFER_MAX bytes).
+    pub buffer: Option<Vec<u8>>,
     /// A path was cut at the kernel's walk limit.
     pub truncated: bool,
 }
@@ -44,25 +46,23 @@ pub struct FsPaths {
 }
 
 pub fn fs_paths(t: EventType, info: &CallInfo) -> FsPaths {
-    use monitor_common::calls::{PATH_NONE, PATH_STRING, call_def};
+    use monitor_common::calls::{PATH_AT, PATH_STRING, call_def};
     let Some(def) = call_def(t) else { return FsPaths::default() };
     let [first, second] = def.shape.paths.map(|p| p.kind);
     let folded = |p: &CallPath| lexical(&p.path);
     let [a, b] = [&info.paths[0], &info.paths[1]];
     match (first, second) {
         // symlink(target, linkpath)
-        (PATH_STRING, k) if k != PATH_NONE => {
+        (PATH_STRING, PATH_AT) => {
             let target = b.as_ref().map(folded);
             let source =
                 a.as_ref().zip(target.as_deref()).map(|(s, link)| lexical(&join(dirname(link), &s.raw)));
             FsPaths { name: None, source, target }
         }
-        (f, k) if f != PATH_NONE && f != PATH_STRING && k != PATH_NONE => {
+        (PATH_AT, PATH_AT) => {
             FsPaths { name: None, source: a.as_ref().map(folded), target: b.as_ref().map(folded) }
         }
-        (f, _) if f != PATH_NONE && f != PATH_STRING => {
-            FsPaths { name: a.as_ref().map(folded), source: None, target: None }
-        }
+        (PATH_AT, _) => FsPaths { name: a.as_ref().map(folded), source: None, target: None },
         // A call on a descriptor (fchmod): its file.
         _ if def.shape.fd != monitor_common::calls::NO_ARG && info.sock.is_none() => {
             FsPaths { name: info.fd_path.clone(), source: None, target: None }
@@ -94,7 +94,7 @@ pub fn raw_value(ev: &Event, info: &CallInfo, p: &Param) -> Option<i64> {
     match p.source {
         ParamSource::Result => Some(ev.res),
         ParamSource::Arg(i) => Some(arg_as_int(info.args[i as usize], p.format)),
-        ParamSource::Path(_) => None,
+        ParamSource::Path(_) | ParamSource::Tuple => None,
     }
 }
 
@@ -120,6 +120,12 @@ pub fn text<'e>(
         ParamSource::Result => {
             return Some(if ev.res < 0 { errno_name(ev.res) } else { Cow::Owned(ev.res.to_string()) });
         }
+        ParamSource::Path(_) if p.format == ParamFormat::Buffer => {
+            return info.buffer.as_deref().map(|b| Cow::Owned(buffer_text(b)));
+        }
+        ParamSource::Tuple => {
+            return info.sock.as_ref().map(|n| Cow::Owned(super::format::connection_name(n)));
+        }
         ParamSource::Path(i) => {
             let path = info.paths[i as usize].as_ref()?;
             return Some(Cow::Borrowed(if p.format == ParamFormat::Text { &path.raw } else { &path.path }));
@@ -142,7 +148,7 @@ pub fn text<'e>(
         ParamFormat::AtFlags => flags_text(v, AT_FLAGS),
         ParamFormat::RenameFlags => flags_text(v, RENAME_FLAGS),
         ParamFormat::BpfCmd => named(int, BPF_CMDS),
-        ParamFormat::Path | ParamFormat::Text => return None,
+        ParamFormat::Path | ParamFormat::Text | ParamFormat::Buffer => return None,
     }))
 }
 
@@ -177,6 +183,11 @@ fn pairs<'p>(
         out.push_str(&text(ev, info, p, cx).map_or_else(|| "<NA>".to_owned(), &show));
     }
     out
+}
+
+/// Received data as Falco prints a buffer: printable ASCII as it is, other bytes as `.`.
+pub fn buffer_text(b: &[u8]) -> String {
+    b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '.' }).collect()
 }
 
 /// A uid or gid as Falco shows it where it knows the name: the name (rules compare

@@ -225,6 +225,8 @@ impl Enricher {
                         inheritable: ev.cap_inheritable,
                     },
                     vpid: ev.vpid,
+                    vpgid: ev.vpgid,
+                    vsid: ev.vsid,
                     pidns: ev.pidns,
                     mntns: ev.mntns,
                     tty: encode_dev(ev.tty_major, ev.tty_minor),
@@ -304,7 +306,7 @@ impl Enricher {
                 out
             }
             RawEvent::Syscall { ev, evt_type, sections } => {
-                let info = call_info(ev, sections);
+                let info = call_info(*evt_type, ev, sections);
                 let mut out = self.base_event(&ev.header, *evt_type, ev.ret, Detail::Call(info));
                 self.attach_process(&mut out);
                 out
@@ -334,40 +336,94 @@ fn socket_info(
         cport: sport,
         unix_path: None,
         from_socket: true,
+        inbound: false,
+        connected: None,
     }
 }
 
 /// A call's record as the event holds it.
-fn call_info(ev: &SyscallEvent, sections: &[&[u8]; 5]) -> CallInfo {
+fn call_info(t: EventType, ev: &SyscallEvent, sections: &[&[u8]; 5]) -> CallInfo {
+    use monitor_common::calls::{FD_RESULT, PATH_BUFFER, PATH_IN_MSGHDR, PATH_SOCKADDR, call_def};
     let flags = ev.header.flags;
-    let path = |i: usize, has_base: u16| {
+    let def = call_def(t);
+    let kind = |i: usize| def.map_or(0, |d| d.shape.paths[i].kind & !PATH_IN_MSGHDR);
+    let mut buffer = None;
+    let mut sender = None;
+    let mut path = |i: usize, has_base: u16| {
         let raw = sections[2 * i];
-        (ev.lens[2 * i] > 0).then(|| {
-            let raw = text(raw);
-            let path =
-                if flags & has_base != 0 { join(&text(sections[2 * i + 1]), &raw) } else { raw.clone() };
-            CallPath { raw, path }
-        })
+        if ev.lens[2 * i] == 0 {
+            return None;
+        }
+        match kind(i) {
+            PATH_BUFFER => buffer = Some(raw.to_vec()),
+            PATH_SOCKADDR => sender = sockaddr(raw),
+            _ => {
+                let raw = text(raw);
+                let path =
+                    if flags & has_base != 0 { join(&text(sections[2 * i + 1]), &raw) } else { raw.clone() };
+                return Some(CallPath { raw, path });
+            }
+        }
+        None
     };
+    let paths = [path(0, CALL_PATH0_HAS_BASE), path(1, CALL_PATH1_HAS_BASE)];
     let s = &ev.sock;
     let sock = (s.family != 0).then(|| {
-        let mut n = socket_info(
-            s.family,
-            s.sock_type,
-            s.protocol,
-            ev.ret as i32,
-            (&s.daddr, s.dport),
-            (&s.saddr, s.sport),
-        );
-        // A socket not connected has no server end.
-        n.sip = n.sip.filter(|ip| !ip.is_unspecified() || s.dport != 0);
+        // A datagram received from a sender the call names came to this end as a server's.
+        let inbound = def.is_some_and(|d| d.inbound) || sender.is_some();
+        // The descriptor the call is about: its result, or the argument in its record slot.
+        let fd = match def.map(|d| d.shape) {
+            Some(shape) if shape.fd != FD_RESULT => {
+                shape.args.iter().position(|a| *a == shape.fd).map_or(-1, |slot| ev.args[slot] as i32)
+            }
+            _ => ev.ret as i32,
+        };
+        let local = (&s.saddr, s.sport);
+        let peer = (&s.daddr, s.dport);
+        let mut n = if inbound {
+            socket_info(s.family, s.sock_type, s.protocol, fd, local, peer)
+        } else {
+            socket_info(s.family, s.sock_type, s.protocol, fd, peer, local)
+        };
+        // A socket not connected has no peer.
+        let unconnected = |ip: &std::net::IpAddr, port| ip.is_unspecified() && port == 0;
+        if inbound {
+            n.cip = n.cip.filter(|ip| !unconnected(ip, s.dport));
+            n.sip = n.sip.filter(|ip| !unconnected(ip, s.sport));
+        } else {
+            n.sip = n.sip.filter(|ip| !unconnected(ip, s.dport));
+        }
+        // A datagram's sender, named by the call: the fd's peer as of this event.
+        if let Some((ip, port)) = sender {
+            (n.cip, n.cport) = (Some(ip), port);
+            n.from_socket = false;
+        }
+        n.inbound = inbound;
+        n.connected = Some(s.state == TCP_ESTABLISHED);
         n
     });
     CallInfo {
         args: ev.args,
-        paths: [path(0, CALL_PATH0_HAS_BASE), path(1, CALL_PATH1_HAS_BASE)],
+        paths,
         fd_path: (!sections[4].is_empty()).then(|| text(sections[4])),
         sock,
+        buffer,
         truncated: flags & CALL_PATH_TRUNCATED != 0,
     }
+}
+
+/// skc_state of a connected socket, TCP or UDP (include/net/tcp_states.h).
+const TCP_ESTABLISHED: u8 = 1;
+
+/// A sockaddr_in or sockaddr_in6 as the kernel wrote it for the caller: address and port.
+fn sockaddr(raw: &[u8]) -> Option<(std::net::IpAddr, u16)> {
+    let family = u16::from_ne_bytes(raw.get(..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(raw.get(2..4)?.try_into().ok()?);
+    let mut addr = [0u8; 16];
+    match family {
+        monitor_common::AF_INET => addr[..4].copy_from_slice(raw.get(4..8)?),
+        monitor_common::AF_INET6 => addr.copy_from_slice(raw.get(8..24)?),
+        _ => return None,
+    }
+    Some((ip_from_kernel(family, &addr)?, port))
 }

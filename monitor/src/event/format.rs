@@ -139,6 +139,10 @@ pub fn basename(path: &str) -> &str {
 
 /// Falco's fd.name for a socket: `client:port->server:port`.
 pub fn connection_name(n: &super::NetInfo) -> String {
+    // A listening socket has only its own end.
+    if n.inbound && n.cip.is_none() && n.cport == 0 {
+        return endpoint(n.sip, n.sport);
+    }
     format!("{}->{}", endpoint(n.cip, n.cport), endpoint(n.sip, n.sport))
 }
 

@@ -107,6 +107,24 @@ pub struct NetInfo {
     pub unix_path: Option<String>,
     /// The destination came from the kernel's socket, not the caller's sockaddr.
     pub from_socket: bool,
+    /// This end is the server (accept, listen, a datagram received): the local address is
+    /// the server's, the peer the client. Otherwise this end is the client.
+    pub inbound: bool,
+    /// The socket's state says it is connected; None where the event says so itself (a
+    /// connect, a send).
+    pub connected: Option<bool>,
+}
+
+impl NetInfo {
+    /// This end's address and port.
+    pub fn local(&self) -> (Option<IpAddr>, u16) {
+        if self.inbound { (self.sip, self.sport) } else { (self.cip, self.cport) }
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self) -> (Option<IpAddr>, u16) {
+        if self.inbound { (self.cip, self.cport) } else { (self.sip, self.sport) }
+    }
 }
 
 impl Default for NetInfo {
@@ -121,6 +139,8 @@ impl Default for NetInfo {
             cport: 0,
             unix_path: None,
             from_socket: false,
+            inbound: false,
+            connected: None,
         }
     }
 }

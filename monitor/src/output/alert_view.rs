@@ -257,7 +257,15 @@ mod tests {
             | EventType::Renameat2
             | EventType::Mkdir
             | EventType::Mkdirat => "file",
-            EventType::Connect | EventType::Sendto | EventType::Sendmsg | EventType::Socket => "network",
+            EventType::Connect
+            | EventType::Sendto
+            | EventType::Sendmsg
+            | EventType::Socket
+            | EventType::Accept
+            | EventType::Accept4
+            | EventType::Listen
+            | EventType::Recvfrom
+            | EventType::Recvmsg => "network",
             EventType::Ptrace
             | EventType::InitModule
             | EventType::FinitModule

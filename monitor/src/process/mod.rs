@@ -86,6 +86,10 @@ pub struct Process {
     /// running at start); capset(2) and set*id calls after it are not seen.
     pub caps: Capabilities,
     pub vpid: u32,
+    /// The process group and the session, as ids in the process's own pid namespace (as of
+    /// the exec: a setpgid or setsid after it is not seen; 0 when outside the namespace).
+    pub vpgid: u32,
+    pub vsid: u32,
     pub pidns: u32,
     pub mntns: u32,
     /// Controlling terminal as a device number; 0 without one (Falco's proc.tty).

@@ -131,7 +131,13 @@ impl Pass {
                 permitted: s.capprm,
                 inheritable: s.capinh,
             }),
-            vpid: pid as u32,
+            // NSpid and its kin list the ids from the outermost namespace in; the last is the
+            // process's own.
+            vpid: innermost(status.as_ref().and_then(|s| s.nspid.as_deref())).unwrap_or(pid as u32),
+            vpgid: innermost(status.as_ref().and_then(|s| s.nspgid.as_deref()))
+                .unwrap_or(stat.pgrp.max(0) as u32),
+            vsid: innermost(status.as_ref().and_then(|s| s.nssid.as_deref()))
+                .unwrap_or(stat.session.max(0) as u32),
             pidns: 0,
             mntns: 0,
             tty: stat.tty_nr.max(0) as u32,
@@ -142,6 +148,10 @@ impl Pass {
     }
 }
 
+fn innermost(ids: Option<&[i32]>) -> Option<u32> {
+    ids?.last().map(|id| (*id).max(0) as u32)
+}
+
 /// A process's start time (boot-time ns, clock-tick precision), reading only its stat.
 pub fn start_ns(pid: i32) -> Option<u64> {
     let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
@@ -150,6 +160,17 @@ pub fn start_ns(pid: i32) -> Option<u64> {
 
 pub fn all_pids() -> Vec<i32> {
     procfs::process::all_processes().map(|all| all.flatten().map(|p| p.pid).collect()).unwrap_or_default()
+}
+
+/// A running process's environment as its exec left it (/proc/<pid>/environ), `NAME=value`
+/// each, sorted (the file's order is not kept by procfs).
+fn environment(p: &procfs::process::Process) -> Vec<String> {
+    let mut env: Vec<String> = p
+        .environ()
+        .map(|m| m.into_iter().map(|(k, v)| format!("{}={}", from_os(&k), from_os(&v))).collect())
+        .unwrap_or_default();
+    env.sort();
+    env
 }
 
 #[cfg(test)]
@@ -171,15 +192,4 @@ mod tests {
         let _ = pass.stdio(&me, listener.as_raw_fd());
         assert_eq!(pass.sockets.len(), 1);
     }
-}
-
-/// A running process's environment as its exec left it (/proc/<pid>/environ), `NAME=value`
-/// each, sorted (the file's order is not kept by procfs).
-fn environment(p: &procfs::process::Process) -> Vec<String> {
-    let mut env: Vec<String> = p
-        .environ()
-        .map(|m| m.into_iter().map(|(k, v)| format!("{}={}", from_os(&k), from_os(&v))).collect())
-        .unwrap_or_default();
-    env.sort();
-    env
 }

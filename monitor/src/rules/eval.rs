@@ -63,6 +63,14 @@ impl Test {
                 !p.is_empty() && s.as_bytes().windows(p.len()).any(|w| w == p.as_slice())
             }
             (Self::BStartsWith(p), FieldValue::Str(s)) => s.as_bytes().starts_with(p),
+            (Self::BContains(p), FieldValue::Bytes(b)) => {
+                !p.is_empty() && b.windows(p.len()).any(|w| w == p.as_slice())
+            }
+            (Self::Contains(p), FieldValue::Bytes(b)) => {
+                p.is_empty() || b.windows(p.len()).any(|w| w == p.as_bytes())
+            }
+            (Self::BStartsWith(p), FieldValue::Bytes(b)) => b.starts_with(p),
+            (Self::StartsWith(p), FieldValue::Bytes(b)) => b.starts_with(p.as_bytes()),
             (Self::Glob(g), FieldValue::Str(s)) => g.is_match(s.as_ref()),
             (Self::GlobSet(g, _), FieldValue::Str(s)) => g.is_match(s.as_ref()),
             (Self::Regex(r), FieldValue::Str(s)) => r.is_match(s),

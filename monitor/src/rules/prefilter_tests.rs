@@ -444,6 +444,8 @@ fn call_events(procs: &[(Arc<Process>, Vec<Arc<Process>>)]) -> Vec<Event> {
         cport: 40000,
         unix_path: None,
         from_socket: true,
+        inbound: false,
+        connected: Some(true),
     };
     let mut out = Vec::new();
     let mut rng = Lcg(7);
@@ -456,11 +458,25 @@ fn call_events(procs: &[(Arc<Process>, Vec<Arc<Process>>)]) -> Vec<Event> {
                     let at = paths[(i + k + rng.next(paths.len())) % paths.len()];
                     Some(CallPath { raw: at.to_owned(), path: at.to_owned() })
                 };
+                // Sockets of either role, connected or not; received data with a class file's
+                // magic number and without.
+                let sock = (i % 2 == 0).then(|| NetInfo {
+                    inbound: i % 4 == 0,
+                    connected: Some(i % 3 != 0),
+                    from_socket: i % 3 != 0,
+                    ..sock.clone()
+                });
+                let buffer = match i % 3 {
+                    0 => Some(b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec()),
+                    1 => Some(b"GET / HTTP/1.0".to_vec()),
+                    _ => None,
+                };
                 let info = CallInfo {
                     args,
                     paths: [path(0), path(1)],
                     fd_path: None,
-                    sock: (i % 2 == 0).then(|| sock.clone()),
+                    sock,
+                    buffer,
                     truncated: false,
                 };
                 out.push(base(t, if i % 3 == 0 { -1 } else { 1 }, Detail::Call(info), p, i % 2 == 0));

@@ -234,7 +234,7 @@ fn rules_are_indexed_by_event_type() {
         "open,openat,openat2,creat,connect,sendto,sendmsg,open_by_handle_at,pidfd_getfd,io_uring_setup,ptrace,\
          symlink,symlinkat,link,linkat,init_module,finit_module,socket,dup,dup2,dup3,setns,unshare,setuid,setgid,\
          setresuid,setresgid,chmod,fchmod,fchmodat,unlink,unlinkat,rmdir,rename,renameat,renameat2,mkdir,mkdirat,\
-         bpf,userfaultfd,memfd_create"
+         bpf,userfaultfd,memfd_create,accept,accept4,listen,recvfrom,recvmsg"
     );
     assert_eq!(r.rules.iter().find(|x| x.name == "setuid only").unwrap().types.to_string(), "setuid");
     assert_eq!(r.skipped.len(), 1);
@@ -296,15 +296,15 @@ fn exceptions_compile_into_the_condition() {
 #[test]
 fn unsupported_fields_skip_the_rule_with_a_located_reason() {
     let l = load(
-        "- macro: caps\n  condition: proc.is_vpgid_leader contains LD_PRELOAD\n\
-         - rule: r\n  desc: d\n  condition: evt.type = execve and caps\n  output: o %proc.is_vpgid_leader\n  priority: INFO\n\
-         - rule: ok\n  desc: d\n  condition: evt.type = execve\n  output: o %proc.is_vpgid_leader\n  priority: INFO\n",
+        "- macro: caps\n  condition: thread.vmrss contains LD_PRELOAD\n\
+         - rule: r\n  desc: d\n  condition: evt.type = execve and caps\n  output: o %thread.vmrss\n  priority: INFO\n\
+         - rule: ok\n  desc: d\n  condition: evt.type = execve\n  output: o %thread.vmrss\n  priority: INFO\n",
     );
     assert!(errors(&l).is_empty());
     assert_eq!(l.ruleset.rules.len(), 1);
     let s = &l.ruleset.skipped[0];
     assert_eq!(s.name, "r");
-    assert!(s.reason.contains("`proc.is_vpgid_leader` (through macro `caps`)"), "{}", s.reason);
+    assert!(s.reason.contains("`thread.vmrss` (through macro `caps`)"), "{}", s.reason);
     assert_eq!(s.span.to_string(), "test.yaml:2:14");
 }
 

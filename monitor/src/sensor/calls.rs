@@ -5,8 +5,8 @@ use anyhow::{Context, Result, anyhow};
 use aya::Ebpf;
 use aya::maps::Array;
 use aya::programs::TracePoint;
-use monitor_common::calls::{CALL_SHAPE_SLOTS, CALLS, CallShape};
-use monitor_common::{CALL_SHAPES_MAP, EventType, IA32_CALL_SHAPES_MAP};
+use monitor_common::calls::{CALL_SHAPE_SLOTS, CALLS, CallShape, SOCKETCALL_SLOTS};
+use monitor_common::{CALL_SHAPES_MAP, EventType, IA32_CALL_SHAPES_MAP, SOCKETCALL_SHAPES_MAP};
 
 const PROGRAM: &str = "sys_exit_call";
 /// The ia32 program's tail for the calls, and the program array it is called through.
@@ -39,6 +39,11 @@ pub fn native_number(t: EventType) -> Option<i64> {
         EventType::Bpf => SYS_bpf,
         EventType::Userfaultfd => SYS_userfaultfd,
         EventType::MemfdCreate => SYS_memfd_create,
+        EventType::Accept => SYS_accept,
+        EventType::Accept4 => SYS_accept4,
+        EventType::Listen => SYS_listen,
+        EventType::Recvfrom => SYS_recvfrom,
+        EventType::Recvmsg => SYS_recvmsg,
         _ => return legacy_number(t),
     };
     Some(nr)
@@ -72,21 +77,29 @@ fn tracepoint(t: EventType) -> String {
     format!("sys_exit_{}", t.name())
 }
 
-/// Fills both shape maps; with `ia32`, the 32-bit numbers too.
+/// Fills the shape maps; with `ia32`, the 32-bit numbers and socketcall's too.
 pub fn fill_shapes(ebpf: &mut Ebpf, ia32: bool) -> Result<()> {
     let native = CALLS.iter().filter_map(|d| Some((native_number(d.evt_type)?, d.shape)));
-    fill(ebpf, CALL_SHAPES_MAP, native)?;
+    fill(ebpf, CALL_SHAPES_MAP, native, CALL_SHAPE_SLOTS)?;
     if ia32 {
         let compat = CALLS.iter().flat_map(|d| d.ia32.iter().map(|&nr| (i64::from(nr), d.shape)));
-        fill(ebpf, IA32_CALL_SHAPES_MAP, compat)?;
+        fill(ebpf, IA32_CALL_SHAPES_MAP, compat, CALL_SHAPE_SLOTS)?;
+        let multiplexed =
+            CALLS.iter().filter(|d| d.socketcall != 0).map(|d| (i64::from(d.socketcall), d.shape));
+        fill(ebpf, SOCKETCALL_SHAPES_MAP, multiplexed, SOCKETCALL_SLOTS)?;
     }
     Ok(())
 }
 
-fn fill(ebpf: &mut Ebpf, map_name: &str, shapes: impl Iterator<Item = (i64, CallShape)>) -> Result<()> {
+fn fill(
+    ebpf: &mut Ebpf,
+    map_name: &str,
+    shapes: impl Iterator<Item = (i64, CallShape)>,
+    slots: u32,
+) -> Result<()> {
     let map = ebpf.map_mut(map_name).ok_or_else(|| anyhow!("map {map_name} missing"))?;
     let mut array: Array<_, CallShape> = Array::try_from(map).with_context(|| format!("map {map_name}"))?;
-    for (nr, shape) in shapes.filter(|(nr, _)| (0..i64::from(CALL_SHAPE_SLOTS)).contains(nr)) {
+    for (nr, shape) in shapes.filter(|(nr, _)| (0..i64::from(slots)).contains(nr)) {
         array.set(nr as u32, shape, 0).with_context(|| format!("{map_name}[{nr}]"))?;
     }
     Ok(())

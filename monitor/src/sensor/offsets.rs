@@ -269,6 +269,7 @@ impl BtfOffsets {
             mm_env_start: o("mm_struct", "env_start")?,
             mm_env_end: o("mm_struct", "env_end")?,
             signal_tty: o("signal_struct", "tty")?,
+            signal_pids: o("signal_struct", "pids")?,
             signal_live: o("signal_struct", "live")?,
             signal_group_exit_code: o("signal_struct", "group_exit_code")?,
             tty_index: o("tty_struct", "index")?,

@@ -528,6 +528,8 @@ fn drop_and_execute_new_binary_in_container() {
     const RULE: &str = "Drop and execute new binary in container";
     let image = test_image();
     let d = common::falco_stable_daemon();
+    // The bundled rule for the same drift, judging the same events.
+    let bundled = common::shared_alert_daemon();
     // The image has no /tmp: the root is as writable. busybox runs the applet its name says.
     let dir = format!("/dropped-{}", std::process::id());
     let dropped = format!("{dir}/true");
@@ -540,4 +542,53 @@ fn drop_and_execute_new_binary_in_container() {
     assert_ne!(field(&a, "container.id"), &Value::from("host"), "{a}");
     let found = d.matching(|v| rule(v) == RULE && field(v, "proc.exepath") == &Value::from("/bin/busybox"));
     assert!(found.is_empty(), "the image's own busybox raised `{RULE}`: {found:?}");
+    const DRIFT: &str = crate::default_rules::DRIFT;
+    let a = bundled.wait_for(&format!("`{DRIFT}` for {dropped}"), |v| {
+        rule(v) == DRIFT && field(v, "proc.exepath") == &Value::from(dropped.as_str())
+    });
+    assert!(a["output"].as_str().unwrap().contains(&format!("program={dropped}")), "{a}");
+    let found =
+        bundled.matching(|v| rule(v) == DRIFT && field(v, "proc.exepath") == &Value::from("/bin/busybox"));
+    assert!(found.is_empty(), "the image's own busybox raised `{DRIFT}`: {found:?}");
+}
+
+/// Falco's "Launch Sensitive Mount Container": the first process of a container that has a
+/// host directory such as /proc mounted, with the mounts from the runtime's API.
+#[test]
+fn container_started_with_a_sensitive_mount() {
+    require_root!();
+    require_podman!();
+    const RULE: &str = "Launch Sensitive Mount Container";
+    let image = test_image();
+    let api = PodmanApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_sockets(dir.path(), &[&api.socket], 5000);
+    let sandbox = common::falco_dir().join("falco-sandbox_rules.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("rules: [bundled]", &format!("rules: [\"{}\"]", sandbox.display())))
+        .unwrap();
+    let d = start_daemon(&config);
+    let run = |mount: Option<&str>| -> String {
+        let cidfile = dir.path().join(format!("cid-{}", mount.is_some()));
+        let mut c = podman_run();
+        c.arg("--rm").arg("--cidfile").arg(&cidfile);
+        if let Some(m) = mount {
+            c.args(["-v", m]);
+        }
+        // Up long enough for the runtime to describe it: a removed container has no mounts to ask
+        // about.
+        let out = c.args([image, "sleep", "3"]).output().unwrap();
+        assert!(out.status.success(), "podman run: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&cidfile).unwrap().trim()[..12].to_owned()
+    };
+    // The benign twin first: the ring hands events over in order.
+    let plain = run(None);
+    let mounted = run(Some("/proc:/host/proc:ro"));
+    let in_container = |v: &Value, id: &str| rule(v) == RULE && field(v, "container.id") == &Value::from(id);
+    let a = d.wait_for(&format!("`{RULE}` in container {mounted}"), |v| in_container(v, &mounted));
+    let mounts = a["output_fields"]["container.mounts"].as_str().unwrap_or_default().to_owned();
+    assert!(mounts.split(',').any(|m| m.starts_with("/proc:/host/proc:")), "{a}");
+    let found = d.matching(|v| in_container(v, &plain));
+    assert!(found.is_empty(), "a container without host mounts raised `{RULE}`: {found:?}");
+    d.stop();
 }

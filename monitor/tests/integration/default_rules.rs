@@ -10,7 +10,6 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,8 +18,8 @@ use std::time::Duration;
 use common::raw::nr32::*;
 use common::raw::{self, AT_FDCWD, Low, MSG_FASTOPEN, O_RDONLY, Ring, Sqe, check, in_child, int80, steps};
 use common::{
-    Daemon, FakeContainer, alert_for, assert_no_alert, cmd, expect_alert, field_str, field_u64, in_container,
-    involves, py_connect, rule, run_ok, shared_alert_daemon, show,
+    Daemon, FakeContainer, LoopbackAddress, alert_for, assert_no_alert, cmd, expect_alert, field_str,
+    field_u64, in_container, involves, py_connect, rule, run_ok, shared_alert_daemon, show,
 };
 use serde_json::Value;
 
@@ -57,6 +56,9 @@ const HISTORY: &str = "Shell history deleted or truncated";
 const KERNEL_LOAD: &str = "Kernel module or BPF program loaded unexpectedly";
 const NAMESPACE_CHANGE: &str = "Namespace entered or created in a container";
 const TAMPERING: &str = "Monitor's configuration, rules or state changed";
+const LISTENER: &str = "Shell or inline interpreter listening in a container";
+/// Needs a real overlayfs container root: tested in containers.rs.
+pub const DRIFT: &str = "Program written in the container executed";
 
 /// The rules this file has a trigger and a benign twin for.
 const TESTED_RULES: &[&str] = &[
@@ -91,6 +93,8 @@ const TESTED_RULES: &[&str] = &[
     HISTORY,
     KERNEL_LOAD,
     NAMESPACE_CHANGE,
+    LISTENER,
+    DRIFT,
     TAMPERING,
 ];
 
@@ -116,56 +120,6 @@ fn tempdir() -> tempfile::TempDir {
 
 fn symlink(target: &Path, link: &Path) {
     std::os::unix::fs::symlink(target, link).unwrap();
-}
-
-/// An address on the loopback interface for the life of the value: connections to it stay on
-/// this machine, yet look like connections to that address. Tests run in parallel and two may
-/// want the same address, so the address is counted: added by the first holder, removed by the
-/// last.
-struct LoopbackAddress(&'static str);
-
-static LOOPBACK_HOLDERS: std::sync::Mutex<BTreeMap<&'static str, usize>> =
-    std::sync::Mutex::new(BTreeMap::new());
-
-impl LoopbackAddress {
-    fn add(ip: &'static str) -> Self {
-        let mut holders = LOOPBACK_HOLDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = holders.entry(ip).or_insert(0);
-        if *count == 0 {
-            let out = Command::new("ip")
-                .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
-                .output()
-                .expect("run `ip` (iproute2)");
-            let err = String::from_utf8_lossy(&out.stderr);
-            // Left over from a run that was killed: ours all the same, removed on drop. Older
-            // iproute2 says "File exists", newer "Address already assigned".
-            assert!(
-                out.status.success() || err.contains("File exists") || err.contains("already assigned"),
-                "ip addr add {ip}/32 dev lo: {err}"
-            );
-        }
-        *count += 1;
-        Self(ip)
-    }
-
-    /// A listener on the address, on a port the kernel picks.
-    fn listen(&self) -> (TcpListener, u16) {
-        let l = TcpListener::bind((self.0, 0)).unwrap();
-        let port = l.local_addr().unwrap().port();
-        (l, port)
-    }
-}
-
-impl Drop for LoopbackAddress {
-    fn drop(&mut self) {
-        let mut holders = LOOPBACK_HOLDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = holders.entry(self.0).or_insert(1);
-        *count -= 1;
-        if *count == 0 {
-            holders.remove(self.0);
-            let _ = Command::new("ip").args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"]).output();
-        }
-    }
 }
 
 fn listen_loopback() -> (TcpListener, u16) {
@@ -1499,4 +1453,37 @@ fn monitors_state_changed_by_another_program() {
     if created {
         let _ = std::fs::remove_dir(state);
     }
+}
+
+#[test]
+fn shell_or_inline_interpreter_listening_in_a_container() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = shared_alert_daemon();
+    let c = FakeContainer::new();
+    let listen = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)";
+    // A bind shell's way: code on the command line, started from a shell (which stays the
+    // parent: the command is not its last).
+    let shell = format!("{} -c \"{listen}\"; true", py.display());
+    let inline = run_ok(&mut in_container(&c, "sh", &["-c", &shell]));
+    // Benign: a service started from its script file, and the bind shell's code on the host.
+    let script = tempfile::Builder::new().suffix(".py").tempfile().unwrap();
+    std::fs::write(script.path(), listen).unwrap();
+    let service = run_ok(&mut in_container(&c, &py, &[script.path().to_str().unwrap()]));
+    let host = run_ok(cmd("sh").args(["-c", &shell]));
+    let a = d.wait_for_or_show(
+        &format!("`{LISTENER}` under pid {inline}"),
+        |v| rule(v) == LISTENER && field_u64(v, "proc.ppid") == Some(u64::from(inline)),
+        |v| involves(v, inline),
+    );
+    assert_eq!(field_str(&a, "proc.pname"), "sh", "{a}");
+    assert!(a["output"].as_str().unwrap().contains("address=127.0.0.1:"), "{a}");
+    assert_eq!(field_str(&a, "container.id"), c.short_id(), "{a}");
+    // The host's listener came later through the same ring: both twins were judged by now.
+    let later = run_ok(&mut in_container(&c, "sh", &["-c", &shell]));
+    d.wait_for(&format!("`{LISTENER}` under pid {later}"), |v| {
+        rule(v) == LISTENER && field_u64(v, "proc.ppid") == Some(u64::from(later))
+    });
+    assert_no_alert(d, LISTENER, service, "a service listening from its script file");
+    assert_no_alert(d, LISTENER, host, "the same code on the host");
 }

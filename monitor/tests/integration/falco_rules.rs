@@ -3,12 +3,13 @@
 
 use std::io::Write as _;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
 
 use crate::common::{
-    self, Daemon, FakeContainer, alert_for, assert_no_alert, expect_alert, field_str, in_container,
-    py_connect, rule, run_ok,
+    self, Daemon, FakeContainer, LoopbackAddress, alert_for, assert_no_alert, cmd, expect_alert, field_str,
+    in_container, py_connect, rule, run_ok,
 };
 
 /// A `monitor run` daemon with `rules`, in a mount namespace of its own whose /etc/hosts names
@@ -318,4 +319,145 @@ fn environment_rules_of_the_incubating_file() {
     assert!(field_str(&a, "proc.env").contains("GLIBC_TUNABLES=glibc.malloc.mxfast=0"), "{a}");
     assert_no_alert(&d, PROXY, plain_curl, "curl without a proxy");
     assert_no_alert(&d, TUNABLES, ordinary, "an ordinary environment variable");
+}
+
+/// Falco's three stock files loaded together, with the sandbox's disabled network rules
+/// switched on as a user would (a later file setting `enabled: true`).
+fn falco_all_daemon() -> &'static Daemon {
+    static DAEMON: std::sync::OnceLock<&'static Daemon> = std::sync::OnceLock::new();
+    static ENABLE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    let enable = ENABLE.get_or_init(|| {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        for name in [UNEXPECTED_INBOUND, INTERPRETED_INBOUND, JAVA_CLASS_DOWNLOAD] {
+            writeln!(file, "- rule: {name}\n  enabled: true").unwrap();
+        }
+        file.flush().unwrap();
+        file
+    });
+    let dir = common::falco_dir();
+    let files = ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"];
+    let mut args = vec!["--config".to_owned(), "/dev/null".to_owned()];
+    for f in files.iter().map(|f| dir.join(f)).chain([enable.path().to_owned()]) {
+        args.extend(["--rules".to_owned(), f.to_str().unwrap().to_owned()]);
+    }
+    args.extend(["--set".to_owned(), "rate_limit.per_second=0".to_owned()]);
+    common::shared_daemon(&DAEMON, args)
+}
+
+const UNEXPECTED_INBOUND: &str = "Unexpected inbound connection source";
+const INTERPRETED_INBOUND: &str = "Interpreted procs inbound network activity";
+const JAVA_CLASS_DOWNLOAD: &str = "Java Process Class File Download";
+
+/// A Python program that listens on `ip`, connects to itself and accepts.
+fn py_accept(ip: &str) -> String {
+    format!(
+        "import socket\nl = socket.socket(); l.bind(('{ip}', 0)); l.listen(1)\n\
+         c = socket.create_connection(l.getsockname()); s, _ = l.accept()"
+    )
+}
+
+#[test]
+fn inbound_connections_accepted_and_datagrams_received() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = falco_all_daemon();
+    let outside = LoopbackAddress::add("192.0.2.77");
+    let accepted = common::run(Command::new(&py).args(["-c", &py_accept("192.0.2.77")]));
+    // A datagram from an address the socket is not connected to: the sender is the fd's new
+    // peer. The connected twin reads its peer's datagram: no name changes.
+    let datagram = |connect: bool, call: &str| {
+        format!(
+            "import socket\nu = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('192.0.2.77', 0))\n\
+             v = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); v.bind(('192.0.2.77', 0))\n\
+             if {}: u.connect(v.getsockname())\n\
+             v.sendto(b'ping', u.getsockname()); u.{call}(100)",
+            if connect { "True" } else { "False" }
+        )
+    };
+    let received = run_ok(Command::new(&py).args(["-c", &datagram(false, "recvfrom")]));
+    let received_msg = run_ok(Command::new(&py).args(["-c", &datagram(false, "recvmsg")]));
+    let connected = run_ok(Command::new(&py).args(["-c", &datagram(true, "recvfrom")]));
+    // Loopback's own network is not inbound by Falco's macro.
+    let local = common::run(Command::new(&py).args(["-c", &py_accept("127.0.0.1")]));
+    let a = d.wait_for_or_show(
+        &format!("`{UNEXPECTED_INBOUND}` on accept for pid {accepted}"),
+        |v| alert_for(v, UNEXPECTED_INBOUND, accepted) && field_str(v, "evt.type").starts_with("accept"),
+        |v| common::involves(v, accepted),
+    );
+    let port = |v: &serde_json::Value, f| common::field_u64(v, f).unwrap();
+    // The accepted socket's local end is the listener's port; its peer the connecting socket.
+    assert_ne!(port(&a, "fd.lport"), port(&a, "fd.rport"), "{a}");
+    let out = a["output"].as_str().unwrap();
+    assert!(out.contains(&format!("lport={}", port(&a, "fd.lport"))), "{a}");
+    assert!(field_str(&a, "fd.name").starts_with("192.0.2.77:"), "{a}");
+    let i = d.wait_for_or_show(
+        &format!("`{INTERPRETED_INBOUND}` for pid {accepted}"),
+        |v| alert_for(v, INTERPRETED_INBOUND, accepted),
+        |v| common::involves(v, accepted),
+    );
+    assert!(["accept", "accept4", "listen"].contains(&field_str(&i, "evt.type")), "{i}");
+    for pid in [received, received_msg] {
+        let r = d.wait_for_or_show(
+            &format!("`{INTERPRETED_INBOUND}` on a datagram for pid {pid}"),
+            |v| alert_for(v, INTERPRETED_INBOUND, pid),
+            |v| common::involves(v, pid),
+        );
+        assert!(["recvfrom", "recvmsg"].contains(&field_str(&r, "evt.type")), "{r}");
+        assert_eq!(field_str(&r, "fd.l4proto"), "udp", "{r}");
+        // The sender is the client; this socket the server.
+        let name = field_str(&r, "fd.name");
+        assert!(name.starts_with("192.0.2.77:") && name.contains("->192.0.2.77:"), "{r}");
+    }
+    assert_no_alert(d, INTERPRETED_INBOUND, connected, "a datagram on a connected socket");
+    assert_no_alert(d, INTERPRETED_INBOUND, local, "an accept on 127.0.0.1");
+    assert_no_alert(d, UNEXPECTED_INBOUND, local, "an accept on 127.0.0.1");
+    drop(outside);
+}
+
+#[test]
+fn java_process_class_file_download() {
+    require_root!();
+    let py = require_tool!("python3");
+    let d = falco_all_daemon();
+    // A "java" (argv[0], which proc.exe is) reading a class file's magic number off a socket;
+    // the same program reading anything else is its benign twin.
+    let receive = |payload: &str| {
+        let code = format!(
+            "import socket\nl = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n\
+             c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n\
+             s.sendall({payload}); c.recv(100)"
+        );
+        common::run(Command::new(&py).arg0("/opt/jdk/bin/java").args(["-c", &code]))
+    };
+    let plain = receive("b'GET / HTTP/1.0'");
+    let class = receive("b'\\xca\\xfe\\xba\\xbe\\x00\\x00\\x00\\x34'");
+    let a = expect_alert(d, JAVA_CLASS_DOWNLOAD, class);
+    assert_eq!(field_str(&a, "evt.type"), "recvfrom", "{a}");
+    assert_no_alert(d, JAVA_CLASS_DOWNLOAD, plain, "a java process reading a plain request");
+}
+
+#[test]
+fn basic_interactive_reconnaissance() {
+    require_root!();
+    let script = require_tool!("script");
+    const RULE: &str = "Basic Interactive Reconnaissance";
+    let d = falco_all_daemon();
+    // `script` starts a session on a new terminal: a command exec'd by its shell leads its
+    // process group, as one a user typed at an interactive shell does. One a script runs
+    // among others shares the script's group: not interactive. The script's shell writes down
+    // its pid, the parent of the command it runs.
+    let shell_pid = tempfile::NamedTempFile::new().unwrap();
+    let script_text = format!("echo $$ > {}; id; true", shell_pid.path().display());
+    run_ok(cmd(&script).env("SHELL", "/bin/sh").args(["-qc", &script_text, "/dev/null"]));
+    let scripted: u32 = std::fs::read_to_string(shell_pid.path()).unwrap().trim().parse().unwrap();
+    // Its parent is `script`: `exec` keeps the shell's pid and group.
+    let typed = run_ok(cmd(&script).env("SHELL", "/bin/sh").args(["-qc", "exec id", "/dev/null"]));
+    let a = d.wait_for_or_show(
+        &format!("`{RULE}` under pid {typed}"),
+        |v| rule(v) == RULE && field_str(v, "proc.name") == "id" && common::involves(v, typed),
+        |v| common::involves(v, typed),
+    );
+    assert_ne!(common::field_u64(&a, "proc.tty"), Some(0), "{a}");
+    // The typed command came later through the same ordered ring: the scripted one was judged.
+    assert_no_alert(d, RULE, scripted, "an id run by a script on a terminal");
 }

@@ -220,6 +220,76 @@ fn ia32_connects_and_sends_through_int_0x80_and_socketcall() {
     d.stop();
 }
 
+/// The receiving calls through the ia32 doors, direct and through socketcall(2): a bind shell
+/// made of 32-bit calls is seen as one made of 64-bit calls is.
+#[test]
+fn ia32_listens_accepts_and_receives_directly_and_through_socketcall() {
+    require_root!();
+    require_ia32!();
+    use std::os::fd::AsRawFd as _;
+    // Connections and datagrams queued before the child runs: its calls find them waiting.
+    let (listener, at) = tcp_listener();
+    let _queued = [std::net::TcpStream::connect(at).unwrap(), std::net::TcpStream::connect(at).unwrap()];
+    let (receiver, port) = udp_listener();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..2 {
+        sender.send_to(b"dgram", loopback(port)).unwrap();
+    }
+    let (lfd, ufd) = (listener.as_raw_fd() as u32, receiver.as_raw_fd() as u32);
+    let low = Low::new();
+    let buf = low.bytes(&[0; 64]);
+    let from = low.bytes(&[0; 16]);
+    let from_len = low.put(16u32);
+    let sc_args = |args: &[u32]| {
+        let mut a = [0u32; 6];
+        a[..args.len()].copy_from_slice(args);
+        low.put(a)
+    };
+    let sc_socket = sc_args(&[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0]);
+    let sc_listen = sc_args(&[0, 1]);
+    let sc_accept = sc_args(&[lfd, 0, 0]);
+    let sc_recvfrom = sc_args(&[ufd, buf, 64, 0, from, from_len]);
+    let d = Daemon::start();
+    let pid = in_child(|| {
+        steps(|| {
+            let t = int80(IA32_SOCKET, &[libc::AF_INET as u32, libc::SOCK_STREAM as u32, 0]);
+            check(1, int80(IA32_LISTEN, &[t as u32, 1]).into())?;
+            let t2 = int80(IA32_SOCKETCALL, &[SYS_SOCKET, sc_socket]);
+            check(2, t2.into())?;
+            // SAFETY: the args array put in low memory before the fork.
+            unsafe { (sc_listen as usize as *mut u32).write(t2 as u32) };
+            check(3, int80(IA32_SOCKETCALL, &[SYS_LISTEN, sc_listen]).into())?;
+            check(4, int80(IA32_ACCEPT4, &[lfd, 0, 0, 0]).into())?;
+            check(5, int80(IA32_SOCKETCALL, &[SYS_ACCEPT, sc_accept]).into())?;
+            check(6, int80(IA32_RECVFROM, &[ufd, buf, 64, 0, from, from_len]).into())?;
+            check(7, int80(IA32_SOCKETCALL, &[SYS_RECVFROM, sc_recvfrom]).into())?;
+            Ok(())
+        })
+    });
+    let is =
+        |v: &Value, evt_type: &str, call: &str| s(v, "evt.type") == evt_type && door(v) == ("ia32", call);
+    for (evt_type, call) in [
+        ("socket", "socketcall"),
+        ("listen", "listen"),
+        ("listen", "socketcall"),
+        ("accept4", "accept4"),
+        ("accept", "socketcall"),
+        ("recvfrom", "recvfrom"),
+        ("recvfrom", "socketcall"),
+    ] {
+        let ev = expect(&d, &format!("ia32 {evt_type} via {call}"), pid, |v| is(v, evt_type, call));
+        if evt_type.starts_with("accept") {
+            assert_eq!(s(&ev, "fd.name").rsplit_once(':').unwrap().1, at.port().to_string(), "{ev}");
+        }
+        if evt_type == "recvfrom" {
+            // The sender, named by the call, is the client; the receiving socket the server.
+            let sender_port = sender.local_addr().unwrap().port();
+            assert_eq!(s(&ev, "fd.name"), format!("127.0.0.1:{sender_port}->127.0.0.1:{port}"), "{ev}");
+        }
+    }
+    d.stop();
+}
+
 #[test]
 fn ia32_exec_through_int_0x80_is_an_execve() {
     require_root!();

@@ -284,6 +284,9 @@ pub enum FieldValue<'a> {
     Int(i64),
     Bool(bool),
     Ip(IpAddr),
+    /// Data as it was moved (evt.buffer): compared byte by byte, printed as Falco prints a
+    /// buffer.
+    Bytes(Cow<'a, [u8]>),
     /// Fields with one value per ancestor or per endpoint.
     List(Vec<FieldValue<'a>>),
 }
@@ -299,6 +302,7 @@ impl FieldValue<'_> {
         match self {
             Self::Null => out.push_str("<NA>"),
             Self::Str(s) => out.push_str(s),
+            Self::Bytes(b) => out.push_str(&crate::event::calls::buffer_text(b)),
             Self::Int(i) => {
                 let _ = write!(out, "{i}");
             }
@@ -327,6 +331,9 @@ impl FieldValue<'_> {
                 super::text::escape(s, scratch);
                 // Writing a string into a Vec cannot fail.
                 let _ = serde_json::to_writer(&mut *out, scratch.as_str());
+            }
+            Self::Bytes(b) => {
+                let _ = serde_json::to_writer(&mut *out, &crate::event::calls::buffer_text(b));
             }
             Self::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
             Self::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
@@ -357,6 +364,7 @@ impl FieldValue<'_> {
             Self::Int(i) => J::from(*i),
             Self::Bool(b) => J::Bool(*b),
             Self::Ip(ip) => J::String(ip.to_string()),
+            Self::Bytes(b) => J::String(crate::event::calls::buffer_text(b)),
             Self::List(items) => J::Array(items.iter().map(Self::to_json).collect()),
         }
     }

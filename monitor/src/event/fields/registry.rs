@@ -157,6 +157,21 @@ fn ancestors<'e>(f: &Field, ev: &'e Event, v: impl Fn(&'e Process) -> V<'e>) -> 
     }
 }
 
+/// The leader of the event's process's session among the process and its known ancestors.
+fn session_leader(ev: &Event) -> Option<&Process> {
+    let p = ev.process.as_deref()?;
+    let in_session = |a: &&Process| a.pidns == p.pidns && a.vsid == p.vsid;
+    let line = std::iter::once(p).chain(ev.ancestors.iter().map(|a| &**a));
+    let mut eldest = None;
+    for a in line.take_while(|a| in_session(a)) {
+        if a.vpid == p.vsid {
+            return Some(a);
+        }
+        eldest = Some(a);
+    }
+    eldest
+}
+
 fn fd_type(ev: &Event) -> Option<FdType> {
     match &ev.detail {
         Detail::Open(o) if o.flags & 0o200000 != 0 => Some(FdType::Directory),
@@ -208,6 +223,23 @@ fn container_meta<'e>(
         Some(meta) => f(&meta),
         None => V::Null,
     }
+}
+
+/// One of the container's mounts, picked by the field's key. In a container it is "N/A" when
+/// no mount matches or the runtime's answer is missing, the value Falco's rules test for
+/// (`not container.mount.dest[/proc*] in ("<NA>","N/A")`): a container the runtime cannot
+/// describe is not taken for one with every mount. Null on the host.
+fn mount_field<'e>(
+    f: &Field,
+    ev: &Event,
+    cx: &FieldContext,
+    by_dest: bool,
+    pick: impl FnOnce(&crate::container::ContainerMount) -> String,
+) -> V<'e> {
+    let Some(c) = &ev.container else { return V::Null };
+    let key = f.key.as_deref().unwrap_or_default();
+    let meta = cx.containers.as_ref().and_then(|d| d.known(&c.full));
+    owned(meta.and_then(|m| m.mount(key, by_dest).map(pick)).unwrap_or_else(|| "N/A".to_owned()))
 }
 
 fn meta_str<'e>(v: &Option<String>) -> V<'e> {
@@ -325,6 +357,14 @@ registry! {
         name: "evt.rawarg.flags", ty: FieldType::Int, carried_by: OPEN, doc: "The open's flags as a number",
         extract: |_, ev, _| open(ev).map_or(V::Null, |o| int(o.flags)),
         record: Record::Kept(|d, _, v| d.open.flags = json_int(v) as u32),
+    }
+    EvtBuffer {
+        name: "evt.buffer", carried_by: CALL,
+        doc: "The start of the data a receiving call moved (recvfrom, recvmsg; at most 80 bytes), compared byte by byte (bcontains cafebabe)",
+        extract: |_, ev, _| match &ev.detail {
+            Detail::Call(c) => c.buffer.as_deref().map_or(V::Null, |b| V::Bytes(Cow::Borrowed(b))),
+            _ => V::Null,
+        },
     }
     EvtArgRes {
         name: "evt.arg.res", doc: "The syscall's result, as text",
@@ -568,6 +608,33 @@ registry! {
         name: "proc.vpid", ty: FieldType::Int, scope: Scope::Process, doc: "The process id in its own pid namespace",
         extract: |_, ev, _| proc(ev, |p| int(p.vpid)),
         record: Record::Kept(|d, _, v| d.process().vpid = json_int(v) as u32),
+    }
+    ProcVpgid {
+        name: "proc.vpgid", ty: FieldType::Int, scope: Scope::Process,
+        doc: "The process group's id in the process's pid namespace, as of the exec",
+        extract: |_, ev, _| proc(ev, |p| int(p.vpgid)),
+        record: Record::Kept(|d, _, v| d.process().vpgid = json_int(v) as u32),
+    }
+    ProcIsVpgidLeader {
+        name: "proc.is_vpgid_leader", ty: FieldType::Bool, scope: Scope::Process,
+        doc: "The process leads its process group: a command a shell with job control started, typed at a terminal rather than run by a script",
+        extract: |_, ev, _| proc(ev, |p| if p.vpid == 0 { V::Null } else { V::Bool(p.vpgid == p.vpid) }),
+    }
+    ProcSid {
+        name: "proc.sid", ty: FieldType::Int, scope: Scope::Process,
+        doc: "The session's id in the process's pid namespace, as of the exec",
+        extract: |_, ev, _| proc(ev, |p| int(p.vsid)),
+        record: Record::Kept(|d, _, v| d.process().vsid = json_int(v) as u32),
+    }
+    ProcIsSidLeader {
+        name: "proc.is_sid_leader", ty: FieldType::Bool, scope: Scope::Process,
+        doc: "The process leads its session (a login shell, a daemon that called setsid)",
+        extract: |_, ev, _| proc(ev, |p| if p.vpid == 0 { V::Null } else { V::Bool(p.vsid == p.vpid) }),
+    }
+    ProcSname {
+        name: "proc.sname", scope: Scope::Process,
+        doc: "The name of the session's leader: the ancestor whose pid is the session's id, else the eldest known ancestor in the session",
+        extract: |_, ev, _| session_leader(ev).map_or(V::Null, |p| s(&p.comm)),
     }
     ProcStartTs {
         name: "proc.start_ts", ty: FieldType::Int, scope: Scope::Process,
@@ -854,32 +921,32 @@ registry! {
         })),
     }
     FdSip {
-        name: "fd.sip", aliases: &["fd.rip"], ty: FieldType::Ip, carried_by: NET, doc: "The server's (destination's) address",
+        name: "fd.sip", ty: FieldType::Ip, carried_by: NET, doc: "The server's (destination's) address",
         extract: |_, ev, _| ip(net(ev).and_then(|n| n.sip)),
         record: Record::Kept(|d, _, v| d.net.sip = json_text(v).parse().ok()),
     }
     FdSport {
-        name: "fd.sport", aliases: &["fd.rport"], ty: FieldType::Int, carried_by: NET, doc: "The server's (destination's) port",
+        name: "fd.sport", ty: FieldType::Int, carried_by: NET, doc: "The server's (destination's) port",
         extract: |_, ev, _| inet(ev, |n| int(n.sport)),
         record: Record::Kept(|d, _, v| d.net.sport = json_int(v) as u16),
     }
     FdCip {
-        name: "fd.cip", aliases: &["fd.lip"], ty: FieldType::Ip, carried_by: NET, doc: "The client's (source's) address, when bound",
+        name: "fd.cip", ty: FieldType::Ip, carried_by: NET, doc: "The client's (source's) address, when bound",
         extract: |_, ev, _| ip(net(ev).and_then(|n| n.cip)),
         record: Record::Kept(|d, _, v| d.net.cip = json_text(v).parse().ok()),
     }
     FdSipName {
-        name: "fd.sip.name", aliases: &["fd.rip.name"], scope: Scope::HostNames, carried_by: NET,
+        name: "fd.sip.name", scope: Scope::HostNames, carried_by: NET,
         doc: "The host names, of those the rules compare this field with, that resolve to the server's address",
         extract: |_, ev, cx| names_of(net(ev).and_then(|n| n.sip), cx),
     }
     FdCipName {
-        name: "fd.cip.name", aliases: &["fd.lip.name"], scope: Scope::HostNames, carried_by: NET,
+        name: "fd.cip.name", scope: Scope::HostNames, carried_by: NET,
         doc: "The host names, of those the rules compare this field with, that resolve to the client's address",
         extract: |_, ev, cx| names_of(net(ev).and_then(|n| n.cip), cx),
     }
     FdCport {
-        name: "fd.cport", aliases: &["fd.lport"], ty: FieldType::Int, carried_by: NET, doc: "The client's (source's) port",
+        name: "fd.cport", ty: FieldType::Int, carried_by: NET, doc: "The client's (source's) port",
         extract: |_, ev, _| inet(ev, |n| int(n.cport)),
         record: Record::Kept(|d, _, v| d.net.cport = json_int(v) as u16),
     }
@@ -896,12 +963,54 @@ registry! {
         extract: |_, ev, _| net(ev).map_or(V::Null, |n| V::List(n.sip.into_iter().chain(n.cip).map(V::Ip).collect())),
     }
     FdSnet {
-        name: "fd.snet", aliases: &["fd.rnet"], ty: FieldType::Net, carried_by: NET, doc: "The server's address, compared with networks",
+        name: "fd.snet", ty: FieldType::Net, carried_by: NET, doc: "The server's address, compared with networks",
         extract: |_, ev, _| ip(net(ev).and_then(|n| n.sip)),
     }
     FdCnet {
-        name: "fd.cnet", aliases: &["fd.lnet"], ty: FieldType::Net, carried_by: NET, doc: "The client's address, compared with networks",
+        name: "fd.cnet", ty: FieldType::Net, carried_by: NET, doc: "The client's address, compared with networks",
         extract: |_, ev, _| ip(net(ev).and_then(|n| n.cip)),
+    }
+    // Local and remote follow the role: a connect's local end is the client, an accept's the
+    // server.
+    FdLip {
+        name: "fd.lip", ty: FieldType::Ip, carried_by: NET, doc: "This end's address",
+        extract: |_, ev, _| ip(net(ev).and_then(|n| n.local().0)),
+    }
+    FdRip {
+        name: "fd.rip", ty: FieldType::Ip, carried_by: NET, doc: "The peer's address",
+        extract: |_, ev, _| ip(net(ev).and_then(|n| n.remote().0)),
+    }
+    FdLport {
+        name: "fd.lport", ty: FieldType::Int, carried_by: NET, doc: "This end's port",
+        extract: |_, ev, _| inet(ev, |n| int(n.local().1)),
+    }
+    FdRport {
+        name: "fd.rport", ty: FieldType::Int, carried_by: NET, doc: "The peer's port",
+        extract: |_, ev, _| inet(ev, |n| int(n.remote().1)),
+    }
+    FdLnet {
+        name: "fd.lnet", ty: FieldType::Net, carried_by: NET, doc: "This end's address, compared with networks",
+        extract: |_, ev, _| ip(net(ev).and_then(|n| n.local().0)),
+    }
+    FdRnet {
+        name: "fd.rnet", ty: FieldType::Net, carried_by: NET, doc: "The peer's address, compared with networks",
+        extract: |_, ev, _| ip(net(ev).and_then(|n| n.remote().0)),
+    }
+    FdLipName {
+        name: "fd.lip.name", scope: Scope::HostNames, carried_by: NET,
+        doc: "The host names, of those the rules compare this field with, that resolve to this end's address",
+        extract: |_, ev, cx| names_of(net(ev).and_then(|n| n.local().0), cx),
+    }
+    FdRipName {
+        name: "fd.rip.name", scope: Scope::HostNames, carried_by: NET,
+        doc: "The host names, of those the rules compare this field with, that resolve to the peer's address",
+        extract: |_, ev, cx| names_of(net(ev).and_then(|n| n.remote().0), cx),
+    }
+    FdIsServer {
+        name: "fd.is_server", ty: FieldType::Bool, carried_by: NET,
+        doc: "This end is the server: the event accepted, listened or received",
+        extract: |_, ev, _| net(ev).map_or(V::Null, |n| V::Bool(n.inbound)),
+        record: Record::Kept(|d, _, v| d.net.inbound = v.as_bool().unwrap_or(false)),
     }
     // Without per-fd state: a connect connects (or is under way); a send on a connected socket
     // takes its peer from the socket.
@@ -909,7 +1018,7 @@ registry! {
         name: "fd.connected", ty: FieldType::Bool, carried_by: NET, doc: "The socket is connected",
         extract: |_, ev, _| net(ev).map_or(V::Null, |n| match ev.evt_type {
             monitor_common::EventType::Connect => V::Bool(ev.res == 0 || ev.res == -115),
-            _ => V::Bool(n.from_socket),
+            _ => V::Bool(n.connected.unwrap_or(n.from_socket)),
         }),
     }
     // A send that names its destination may change the fd's peer; counting each one as a change
@@ -987,6 +1096,41 @@ registry! {
     ContainerPrivileged {
         name: "container.privileged", ty: FieldType::Bool, scope: Scope::Runtime, doc: "The container runs privileged",
         extract: |_, ev, cx| container_meta(ev, cx, |m| m.privileged.map_or(V::Null, V::Bool)),
+    }
+    ContainerMounts {
+        name: "container.mounts", scope: Scope::Runtime,
+        doc: "The container's mounts, comma-separated, each source:dest:mode:rdwr:propagation",
+        extract: |_, ev, cx| container_meta(ev, cx, |m| owned(m.mounts.iter().map(|m| m.text()).collect::<Vec<_>>().join(","))),
+    }
+    ContainerMount {
+        name: "container.mount", arg: ArgKind::Key, scope: Scope::Runtime,
+        doc: "One mount as source:dest:mode:rdwr:propagation, by index (container.mount[0]) or by a glob over its source (container.mount[/proc*]); N/A in a container without it",
+        extract: |f, ev, cx| mount_field(f, ev, cx, false, |m| m.text()),
+    }
+    ContainerMountSource {
+        name: "container.mount.source", arg: ArgKind::Key, scope: Scope::Runtime,
+        doc: "A mount's source, by index or by a glob over its destination; N/A in a container without it",
+        extract: |f, ev, cx| mount_field(f, ev, cx, true, |m| m.source.clone()),
+    }
+    ContainerMountDest {
+        name: "container.mount.dest", arg: ArgKind::Key, scope: Scope::Runtime,
+        doc: "A mount's destination, by index or by a glob over its source (container.mount.dest[/var/run/docker.sock]); N/A in a container without it",
+        extract: |f, ev, cx| mount_field(f, ev, cx, false, |m| m.dest.clone()),
+    }
+    ContainerMountMode {
+        name: "container.mount.mode", arg: ArgKind::Key, scope: Scope::Runtime,
+        doc: "A mount's mode string, by index or by a glob over its source",
+        extract: |f, ev, cx| mount_field(f, ev, cx, false, |m| m.mode.clone()),
+    }
+    ContainerMountRdwr {
+        name: "container.mount.rdwr", arg: ArgKind::Key, scope: Scope::Runtime,
+        doc: "Whether a mount is writable (true or false), by index or by a glob over its source",
+        extract: |f, ev, cx| mount_field(f, ev, cx, false, |m| m.rdwr.to_string()),
+    }
+    ContainerMountPropagation {
+        name: "container.mount.propagation", arg: ArgKind::Key, scope: Scope::Runtime,
+        doc: "A mount's propagation (rprivate, rslave, rshared, ...), by index or by a glob over its source",
+        extract: |f, ev, cx| mount_field(f, ev, cx, false, |m| m.propagation.clone()),
     }
     K8sNsName {
         name: "k8s.ns.name", scope: Scope::Runtime, doc: "The pod's namespace",

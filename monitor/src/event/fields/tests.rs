@@ -7,7 +7,7 @@ fn lookup_checks_arguments() {
     assert!(Field::lookup("proc.aname", None).unwrap().is_multi());
     assert!(matches!(Field::lookup("proc.aname", Some("x")), Err(FieldError::BadArgument(_))));
     assert!(matches!(Field::lookup("proc.name", Some("1")), Err(FieldError::BadArgument(_))));
-    assert_eq!(Field::lookup("proc.is_vpgid_leader", None).unwrap_err(), FieldError::Unsupported);
+    assert_eq!(Field::lookup("thread.vmrss", None).unwrap_err(), FieldError::Unsupported);
     assert_eq!(Field::lookup("evt.arg.no_such_parameter", None).unwrap_err(), FieldError::Unsupported);
     assert_eq!(Field::lookup("evt.arg.newpath", None).unwrap().name(), "evt.arg.newpath");
     assert_eq!(Field::lookup("evt.rawarg.request", None).unwrap().ty(), FieldType::Int);
@@ -116,6 +116,7 @@ mod registry_walk {
                 cport: 40000,
                 unix_path: None,
                 from_socket: true,
+                ..Default::default()
             })
         };
         vec![
@@ -166,6 +167,11 @@ mod registry_walk {
 
     /// proc.aexe and proc.acmdline of ancestors beyond the parent (and of all ancestors at once).
     fn beyond_the_parent(name: &str) -> bool {
+        // The session leader is found by the ancestors' session ids, which the stream does not
+        // carry.
+        if name == "proc.sname" {
+            return true;
+        }
         let Some(rest) = name.strip_prefix("proc.aexe").or_else(|| name.strip_prefix("proc.acmdline")) else {
             return false;
         };

@@ -3,6 +3,7 @@
 //! the events or alerts of its own processes; runs programs, finds tools, makes fake
 //! containers and marker directories.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -565,7 +566,10 @@ impl Drop for FakeContainer {
 /// A `monitor run` daemon shared by every test of a test binary that asks for it: the tests
 /// run in parallel and each picks out the alerts of its own processes. It is started from a
 /// thread that never ends, so PDEATHSIG fires only when the test process exits.
-fn shared_daemon(cell: &'static std::sync::OnceLock<&'static Daemon>, args: Vec<String>) -> &'static Daemon {
+pub fn shared_daemon(
+    cell: &'static std::sync::OnceLock<&'static Daemon>,
+    args: Vec<String>,
+) -> &'static Daemon {
     cell.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -699,4 +703,53 @@ pub fn field_str<'a>(v: &'a Value, key: &str) -> &'a str {
 /// An output field of an alert as a number.
 pub fn field_u64(v: &Value, key: &str) -> Option<u64> {
     field(v, key).as_u64()
+}
+
+/// An address on the loopback interface for the life of the value: connections to it stay on
+/// this machine, yet look like connections to that address. Tests run in parallel and two may
+/// want the same address, so the address is counted: added by the first holder, removed by the
+/// last.
+pub struct LoopbackAddress(&'static str);
+
+static LOOPBACK_HOLDERS: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
+
+impl LoopbackAddress {
+    pub fn add(ip: &'static str) -> Self {
+        let mut holders = LOOPBACK_HOLDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = holders.entry(ip).or_insert(0);
+        if *count == 0 {
+            let out = Command::new("ip")
+                .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+                .output()
+                .expect("run `ip` (iproute2)");
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Left over from a run that was killed: ours all the same, removed on drop. Older
+            // iproute2 says "File exists", newer "Address already assigned".
+            assert!(
+                out.status.success() || err.contains("File exists") || err.contains("already assigned"),
+                "ip addr add {ip}/32 dev lo: {err}"
+            );
+        }
+        *count += 1;
+        Self(ip)
+    }
+
+    /// A listener on the address, on a port the kernel picks.
+    pub fn listen(&self) -> (std::net::TcpListener, u16) {
+        let l = std::net::TcpListener::bind((self.0, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, port)
+    }
+}
+
+impl Drop for LoopbackAddress {
+    fn drop(&mut self) {
+        let mut holders = LOOPBACK_HOLDERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = holders.entry(self.0).or_insert(1);
+        *count -= 1;
+        if *count == 0 {
+            holders.remove(self.0);
+            let _ = Command::new("ip").args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"]).output();
+        }
+    }
 }

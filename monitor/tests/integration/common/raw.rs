@@ -162,10 +162,17 @@ pub mod nr32 {
     pub const IA32_SENDMMSG: u32 = 345;
     pub const IA32_SOCKET: u32 = 359;
     pub const IA32_CONNECT: u32 = 362;
+    pub const IA32_LISTEN: u32 = 363;
+    pub const IA32_ACCEPT4: u32 = 364;
+    pub const IA32_RECVFROM: u32 = 371;
     pub const IA32_SENDTO: u32 = 369;
     pub const IA32_SENDMSG: u32 = 370;
     pub const IA32_OPENAT2: u32 = 437;
+    pub const SYS_SOCKET: u32 = 1;
     pub const SYS_CONNECT: u32 = 3;
+    pub const SYS_LISTEN: u32 = 4;
+    pub const SYS_ACCEPT: u32 = 5;
+    pub const SYS_RECVFROM: u32 = 12;
     pub const SYS_SENDTO: u32 = 11;
     pub const SYS_SENDMSG: u32 = 16;
     pub const SYS_SENDMMSG: u32 = 20;
