@@ -42,22 +42,25 @@ pub fn sys_exit_call(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The shape at `index` of one of the ia32 shape maps, if it is one of the calls.
+#[inline(always)]
+fn valid_shape(map: &'static Array<CallShape>, slots: u32, index: i64) -> Option<&'static CallShape> {
+    if !(0..slots as i64).contains(&index) {
+        return None;
+    }
+    map.get(index as u32).filter(|s| s.valid != 0)
+}
+
 /// The shape of an ia32 syscall that is one of the calls.
 #[inline(always)]
 fn ia32_shape(nr: i64) -> Option<&'static CallShape> {
-    if !(0..CALL_SHAPE_SLOTS as i64).contains(&nr) {
-        return None;
-    }
-    IA32_CALL_SHAPES.get(nr as u32).filter(|s| s.valid != 0)
+    valid_shape(&IA32_CALL_SHAPES, CALL_SHAPE_SLOTS, nr)
 }
 
 /// The shape of a socketcall(2) call that is one of the calls.
 #[inline(always)]
 fn socketcall_shape(sub: u64) -> Option<&'static CallShape> {
-    if sub >= SOCKETCALL_SLOTS as u64 {
-        return None;
-    }
-    SOCKETCALL_SHAPES.get(sub as u32).filter(|s| s.valid != 0)
+    valid_shape(&SOCKETCALL_SHAPES, SOCKETCALL_SLOTS, sub as i64)
 }
 
 /// Whether an ia32 syscall is one of the calls, socketcall's included (`a` are its

@@ -115,6 +115,12 @@ pub fn is_daemon() -> bool {
     (bpf_get_current_pid_tgid() >> 32) as u32 == daemon
 }
 
+/// A struct pid's number entry (struct upid) for pid-namespace `level`.
+#[inline(always)]
+fn upid_at(pid: u64, level: u32) -> u64 {
+    pid + off!(pid_numbers) + ((level & 31) as u64) * off!(upid_size)
+}
+
 #[derive(Copy, Clone)]
 pub struct Task(pub u64);
 
@@ -161,10 +167,9 @@ impl Task {
             return (0, 0, 0);
         }
         let level: u32 = rd(pid + off!(pid_level));
-        let upid = pid + off!(pid_numbers) + ((level & 31) as u64) * off!(upid_size);
-        let nr: u32 = rd(upid + off!(upid_nr));
+        let upid = upid_at(pid, level);
         let ns: u64 = rd(upid + off!(upid_ns));
-        (nr, rd(ns + off!(pid_namespace_inum)), level)
+        (rd(upid + off!(upid_nr)), rd(ns + off!(pid_namespace_inum)), level)
     }
 
     /// The ids of the task's process group and session as seen from pid namespace `level`
@@ -180,7 +185,7 @@ impl Task {
             if pid == 0 || rd::<u32>(pid + off!(pid_level)) < level {
                 return 0;
             }
-            rd(pid + off!(pid_numbers) + ((level & 31) as u64) * off!(upid_size) + off!(upid_nr))
+            rd(upid_at(pid, level) + off!(upid_nr))
         };
         (nr_at(pids[0]), nr_at(pids[1]))
     }

@@ -93,25 +93,15 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     rec.fixed().cwd_len = clen;
     let glen = rec.append_cgroup_path(task.cgroup_kn());
     rec.fixed().cgroup_len = glen;
-    let arg_start: u64 = rd(mm + off!(mm_arg_start));
-    let arg_end: u64 = rd(mm + off!(mm_arg_end));
-    let mut total = arg_end.wrapping_sub(arg_start);
-    if total > MAX_ARGV as u64 - 1 {
+    let (alen, acut) =
+        append_user_area(&mut rec, rd(mm + off!(mm_arg_start)), rd(mm + off!(mm_arg_end)), MAX_ARGV);
+    if acut {
         flags |= EXEC_ARGV_TRUNCATED;
-        total = MAX_ARGV as u64 - 1;
     }
-    let alen = rec.append_user_bytes(arg_start, total);
     rec.fixed().argv_len = alen;
-    let env_start: u64 = rd(mm + off!(mm_env_start));
-    let env_end: u64 = rd(mm + off!(mm_env_end));
-    let mut env_total = env_end.wrapping_sub(env_start);
-    if env_total > MAX_ENV as u64 - 1 {
-        flags |= EXEC_ENV_TRUNCATED;
-        env_total = MAX_ENV as u64 - 1;
-    }
-    let elen = rec.append_user_bytes(env_start, env_total);
-    // The record's room may cut it too.
-    if (elen as u64) < env_total {
+    let (elen, ecut) =
+        append_user_area(&mut rec, rd(mm + off!(mm_env_start)), rd(mm + off!(mm_env_end)), MAX_ENV);
+    if ecut {
         flags |= EXEC_ENV_TRUNCATED;
     }
     rec.fixed().env_len = elen;
@@ -203,4 +193,14 @@ fn overlay_layer(inode: u64, sb: u64) -> u16 {
     }
     let upper: u64 = rd(inode - vfs_inode + off!(ovl_inode_upperdentry));
     if upper != 0 { EXEC_EXE_UPPER_LAYER } else { EXEC_EXE_LOWER_LAYER }
+}
+
+/// Appends the user memory from `start` to `end` (argv's or the environment's area), at most
+/// `max` - 1 bytes; returns its length and whether it was cut, by `max` or by the record's room.
+#[inline(always)]
+fn append_user_area(rec: &mut Record<ExecEvent>, start: u64, end: u64, max: usize) -> (u16, bool) {
+    let total = end.wrapping_sub(start);
+    let want = total.min(max as u64 - 1);
+    let len = rec.append_user_bytes(start, want);
+    (len, want < total || (len as u64) < want)
 }
